@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Every check and test: format, lints (server, browser and combined builds),
+# unit and integration tests, then the Playwright suite in Chromium against
+# the real server on a fresh database. Run through `make test`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/env.sh
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "clippy (ssr + hydrate, all targets)"
+cargo clippy --all-features --all-targets -- -D warnings
+step "clippy (hydrate, wasm32)"
+cargo clippy --lib --no-default-features --features hydrate --target wasm32-unknown-unknown -- -D warnings
+
+step "unit and integration tests"
+cargo test --features ssr
+
+step "end-to-end (cargo leptos end-to-end, Chromium)"
+mkdir -p target/e2e
+rm -f target/e2e/e2e.db*
+TANDEM_DATABASE_URL="sqlite://target/e2e/e2e.db" cargo leptos end-to-end

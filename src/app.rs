@@ -1,0 +1,66 @@
+//! The HTML shell and the router; pages live in `routes/`.
+
+use crate::features::identity::{provide_identity, NameBadge};
+use crate::routes::{home::HomePage, room::RoomPage};
+use crate::sync::{provide_live_client, use_live_client};
+use leptos::prelude::*;
+use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
+use leptos_router::components::{Route, Router, Routes};
+use leptos_router::{path, SsrMode};
+
+/// The document around the app, rendered on the server.
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8" />
+                <meta name="viewport" content="width=device-width, initial-scale=1" />
+                <AutoReload options=options.clone() />
+                <HydrationScripts options />
+                <MetaTags />
+            </head>
+            <body>
+                <App />
+            </body>
+        </html>
+    }
+}
+
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    provide_live_client();
+    provide_identity();
+    view! {
+        <Stylesheet id="leptos" href="/pkg/tandem.css" />
+        <Title text="tandem" />
+        <Router>
+            <header class="top">
+                <a href="/" class="brand">"tandem"</a>
+                <NameBadge />
+                <LinkBadge />
+            </header>
+            <main>
+                <Routes fallback=|| view! { <p class="error">"Page not found."</p> }>
+                    // Async rendering: Suspense content is in the HTML where it
+                    // belongs (pages read fine without JavaScript), and a missing room
+                    // can still answer 404.
+                    <Route path=path!("/") view=HomePage ssr=SsrMode::Async />
+                    <Route path=path!("/rooms/:id") view=RoomPage ssr=SsrMode::Async />
+                </Routes>
+            </main>
+        </Router>
+    }
+}
+
+/// The live connection's state: live / reconnecting / offline.
+#[component]
+fn LinkBadge() -> impl IntoView {
+    let status = use_live_client().status();
+    view! {
+        <span class="link-status" data-testid="link-status" data-status=move || status.get().label()>
+            {move || status.get().label()}
+        </span>
+    }
+}

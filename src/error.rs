@@ -1,0 +1,77 @@
+//! `AppError`: the one error type server functions return, carried to the
+//! browser as JSON and shown to users as its `Display` text. Both builds.
+//!
+//! Internals (database errors and the like) are logged on the server and
+//! reach the client only as `Internal`.
+
+use crate::protocol::ErrorCode;
+use leptos::server_fn::codec::JsonEncoding;
+use leptos::server_fn::error::{FromServerFnError, ServerFnErrorErr};
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+#[serde(tag = "code", content = "message", rename_all = "snake_case")]
+pub enum AppError {
+    /// The input was refused; the text says why.
+    #[error("{0}")]
+    Validation(String),
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("choose a display name first")]
+    NameRequired,
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    #[error("the server had a problem; please try again")]
+    Internal,
+    /// The request never got a proper answer (network down, server restarting).
+    #[error("could not reach the server: {0}")]
+    Transport(String),
+}
+
+impl AppError {
+    /// Whether retrying the same request (with the same client id) may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, AppError::Transport(_) | AppError::Internal)
+    }
+
+    /// The HTTP status a server function answers with for this error.
+    pub fn status(&self) -> u16 {
+        match self {
+            AppError::Validation(_) | AppError::NameRequired => 400,
+            AppError::NotFound(_) => 404,
+            AppError::Conflict(_) => 409,
+            AppError::Forbidden(_) => 403,
+            AppError::Internal | AppError::Transport(_) => 500,
+        }
+    }
+
+    /// The WebSocket error code for this error.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            AppError::Validation(_) => ErrorCode::Validation,
+            AppError::NotFound(_) => ErrorCode::NotFound,
+            AppError::Conflict(_) => ErrorCode::Conflict,
+            AppError::NameRequired => ErrorCode::NameRequired,
+            AppError::Forbidden(_) => ErrorCode::Limit,
+            AppError::Internal | AppError::Transport(_) => ErrorCode::Internal,
+        }
+    }
+}
+
+impl FromServerFnError for AppError {
+    type Encoder = JsonEncoding;
+
+    fn from_server_fn_error(value: ServerFnErrorErr) -> Self {
+        match value {
+            ServerFnErrorErr::Args(m) | ServerFnErrorErr::MissingArg(m) => {
+                AppError::Validation(format!("bad request: {m}"))
+            }
+            ServerFnErrorErr::Request(m) | ServerFnErrorErr::Deserialization(m) => {
+                AppError::Transport(m)
+            }
+            other => AppError::Transport(other.to_string()),
+        }
+    }
+}

@@ -1,0 +1,96 @@
+//! Who is typing: the display name chosen on first visit, kept in the
+//! `tandem_name` cookie (accounts come later). Server functions to read and
+//! set it, and the form that sets it (works without JavaScript).
+
+use crate::error::AppError;
+use leptos::prelude::*;
+use leptos::server_fn::codec::GetUrl;
+
+/// The caller's display name, if one was chosen.
+#[server(endpoint = "current_name", input = GetUrl)]
+pub async fn current_name() -> Result<Option<String>, AppError> {
+    let headers: http::HeaderMap = leptos_axum::extract()
+        .await
+        .map_err(|_| AppError::Internal)?;
+    Ok(crate::server::security::display_name(&headers))
+}
+
+/// Chooses the caller's display name; returns it normalized.
+#[server(endpoint = "set_display_name")]
+pub async fn set_display_name(name: String) -> Result<String, AppError> {
+    use http::header::{HeaderValue, SET_COOKIE};
+    let name = crate::validate::display_name(&name)?;
+    let cookie = HeaderValue::from_str(&crate::server::security::name_cookie(&name))
+        .map_err(|_| AppError::Internal)?;
+    expect_context::<leptos_axum::ResponseOptions>().insert_header(SET_COOKIE, cookie);
+    Ok(name)
+}
+
+/// The display name as the whole page sees it.
+#[derive(Clone, Copy)]
+pub struct Identity {
+    pub name: Resource<Result<Option<String>, AppError>>,
+    pub set: ServerAction<SetDisplayName>,
+}
+
+impl Identity {
+    /// The chosen name, once known.
+    pub fn current(&self) -> Option<String> {
+        self.name.get_untracked().and_then(Result::ok).flatten()
+    }
+}
+
+pub fn provide_identity() -> Identity {
+    let set = ServerAction::<SetDisplayName>::new();
+    let name = Resource::new(move || set.version().get(), |_| current_name());
+    let identity = Identity { name, set };
+    provide_context(identity);
+    identity
+}
+
+pub fn use_identity() -> Identity {
+    expect_context::<Identity>()
+}
+
+/// Shows the name, or the form to choose one.
+#[component]
+pub fn NameBadge() -> impl IntoView {
+    let identity = use_identity();
+    let editing = RwSignal::new(false);
+    let error = move || match identity.set.value().get() {
+        Some(Err(e)) => Some(e.to_string()),
+        _ => None,
+    };
+    Effect::new(move |_| {
+        if let Some(Ok(_)) = identity.set.value().get() {
+            editing.set(false);
+        }
+    });
+    view! {
+        <Transition fallback=|| ()>
+            {move || Suspend::new(async move {
+                let name = identity.name.await.ok().flatten();
+                match name {
+                    Some(name) if !editing.get() => view! {
+                        <span class="whoami">
+                            "You are " <strong data-testid="display-name">{name}</strong>
+                            <button class="link" on:click=move |_| editing.set(true)>"change"</button>
+                        </span>
+                    }.into_any(),
+                    current => view! {
+                        <ActionForm action=identity.set attr:class="name-form">
+                            <label>
+                                "Display name "
+                                <input name="name" required maxlength="32" autocomplete="nickname"
+                                    placeholder="pick a name" value=current.unwrap_or_default()
+                                    data-testid="name-input" />
+                            </label>
+                            <button type="submit" data-testid="name-submit">"Save"</button>
+                            <span class="error" role="alert">{error}</span>
+                        </ActionForm>
+                    }.into_any(),
+                }
+            })}
+        </Transition>
+    }
+}

@@ -1,0 +1,41 @@
+//! Chat messages over request/response: the room snapshot (the SSR payload),
+//! older pages, and sending. Sending is idempotent by `client_id`.
+
+use crate::error::AppError;
+use crate::model::{RoomSnapshot, Snapshot};
+use crate::protocol::Event;
+use leptos::prelude::*;
+use leptos::server_fn::codec::GetUrl;
+use uuid::Uuid;
+
+/// A room and its newest messages, with the version they reflect: subscribe
+/// from `log.version` to continue exactly after it.
+#[server(endpoint = "room_snapshot", input = GetUrl)]
+pub async fn load_room(room_id: i64) -> Result<RoomSnapshot, AppError> {
+    let state = crate::server::app_state()?;
+    crate::server::chat::room_snapshot(&state, room_id).await
+}
+
+/// Up to `history-page` messages before seq `before`, oldest first.
+#[server(endpoint = "older_messages", input = GetUrl)]
+pub async fn older_messages(room_id: i64, before: u64) -> Result<Snapshot, AppError> {
+    let state = crate::server::app_state()?;
+    let topic = crate::protocol::Topic::room(room_id);
+    Ok(state
+        .store
+        .page(&topic, Some(before), state.settings.history_page)
+        .await?)
+}
+
+/// Posts a message as the caller's display name. Persisted, then broadcast;
+/// a retry with the same `client_id` returns the original event.
+#[server(endpoint = "send_message")]
+pub async fn send_message(room_id: i64, client_id: Uuid, body: String) -> Result<Event, AppError> {
+    let state = crate::server::app_state()?;
+    let headers: http::HeaderMap = leptos_axum::extract()
+        .await
+        .map_err(|_| AppError::Internal)?;
+    let author = crate::server::security::display_name(&headers);
+    let topic = crate::protocol::Topic::room(room_id);
+    crate::server::chat::post_message(&state, &topic, client_id, author.as_deref(), &body).await
+}

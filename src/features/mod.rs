@@ -1,0 +1,9 @@
+//! Features: each file holds components together with the server functions
+//! they call (both builds; server-function bodies run on the server only and
+//! reach server code through `crate::server`).
+
+pub mod chat_room;
+pub mod events;
+pub mod identity;
+pub mod messages;
+pub mod rooms;

@@ -1,0 +1,63 @@
+//! The room list: list and create rooms (server functions) and the lobby's
+//! components. Creating a room works without JavaScript (a plain form post).
+
+use crate::error::AppError;
+use crate::model::{Room, RoomSummary};
+use leptos::prelude::*;
+use leptos::server_fn::codec::GetUrl;
+
+#[server(endpoint = "list_rooms", input = GetUrl)]
+pub async fn list_rooms() -> Result<Vec<RoomSummary>, AppError> {
+    let state = crate::server::app_state()?;
+    Ok(state.store.list_rooms().await?)
+}
+
+#[server(endpoint = "create_room")]
+pub async fn create_room(name: String) -> Result<Room, AppError> {
+    let state = crate::server::app_state()?;
+    crate::server::chat::create_room(&state, &name).await
+}
+
+/// The lobby: every room, and a form to open a new one.
+#[component]
+pub fn RoomList() -> impl IntoView {
+    let create = ServerAction::<CreateRoom>::new();
+    let rooms = Resource::new(move || create.version().get(), |_| list_rooms());
+    let navigate = leptos_router::hooks::use_navigate();
+    Effect::new(move |_| {
+        if let Some(Ok(room)) = create.value().get() {
+            navigate(&format!("/rooms/{}", room.id), Default::default());
+        }
+    });
+    let error = move || match create.value().get() {
+        Some(Err(e)) => Some(e.to_string()),
+        _ => None,
+    };
+    view! {
+        <section class="rooms">
+            <h2>"Rooms"</h2>
+            <Transition fallback=|| view! { <p>"Loading rooms…"</p> }>
+                {move || Suspend::new(async move {
+                    match rooms.await {
+                        Ok(list) => view! {
+                            <ul class="room-list" data-testid="room-list">
+                                {list.into_iter().map(|s| view! {
+                                    <li>
+                                        <a href=format!("/rooms/{}", s.room.id)>{s.room.name}</a>
+                                        <span class="count">{format!("{} messages", s.messages)}</span>
+                                    </li>
+                                }).collect_view()}
+                            </ul>
+                        }.into_any(),
+                        Err(e) => view! { <p class="error">{e.to_string()}</p> }.into_any(),
+                    }
+                })}
+            </Transition>
+            <ActionForm action=create attr:class="create-room">
+                <input name="name" required maxlength="64" placeholder="new room name" data-testid="room-name" />
+                <button type="submit">"Create room"</button>
+                <span class="error" role="alert">{error}</span>
+            </ActionForm>
+        </section>
+    }
+}

@@ -1,0 +1,56 @@
+//! Domain types that server functions return and the store produces: rooms,
+//! snapshots and backfills. Both builds (they cross the server-function
+//! boundary as JSON).
+
+use crate::protocol::{Event, Topic, Version};
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Room {
+    pub id: i64,
+    pub name: String,
+    /// Unix time in milliseconds.
+    pub created_at: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomSummary {
+    pub room: Room,
+    /// How many messages the room has (its topic's head seq).
+    pub messages: u64,
+}
+
+/// A page of a topic's log and the version it reflects.
+///
+/// `events` are ascending by seq. `version` is the topic's head when the page
+/// was read, in the same read transaction, so subscribing from `version`
+/// continues exactly after this snapshot.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub topic: Topic,
+    pub version: Version,
+    pub events: Vec<Event>,
+    /// Whether events older than `events[0]` exist.
+    pub has_older: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RoomSnapshot {
+    pub room: Room,
+    pub log: Snapshot,
+}
+
+/// The answer to `events_since(topic, version)`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Backfill {
+    pub topic: Topic,
+    /// The topic's head when read.
+    pub version: Version,
+    /// Events after the asked version, ascending, at most the page limit.
+    pub events: Vec<Event>,
+    /// More events follow the last one returned: ask again from it.
+    pub has_more: bool,
+    /// The asked version cannot be continued (another epoch, or a seq past the
+    /// head): reload the snapshot. `events` is then empty.
+    pub reset: bool,
+}

@@ -1,0 +1,39 @@
+//! `/rooms/:id`: one chat room. Its recent messages are in the server-rendered
+//! HTML (readable without JavaScript); the page then hydrates and goes live.
+
+use crate::error::AppError;
+use crate::features::chat_room::ChatRoom;
+use crate::features::messages::load_room;
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::hooks::use_params_map;
+
+#[component]
+pub fn RoomPage() -> impl IntoView {
+    let params = use_params_map();
+    let room_id = move || params.read().get("id").and_then(|s| s.parse::<i64>().ok());
+    let snapshot = Resource::new(room_id, |id| async move {
+        match id {
+            Some(id) => load_room(id).await,
+            None => Err(AppError::NotFound("room".into())),
+        }
+    });
+    view! {
+        <p class="crumbs"><a href="/">"← all rooms"</a></p>
+        <Suspense fallback=|| view! { <p>"Loading room…"</p> }>
+            {move || Suspend::new(async move {
+                match snapshot.await {
+                    Ok(s) => view! {
+                        <Title text=format!("{} · tandem", s.room.name) />
+                        <ChatRoom snapshot=s />
+                    }.into_any(),
+                    Err(e) => {
+                        #[cfg(feature = "ssr")]
+                        crate::server::set_page_status(e.status());
+                        view! { <p class="error" data-testid="room-error">{e.to_string()}</p> }.into_any()
+                    }
+                }
+            })}
+        </Suspense>
+    }
+}

@@ -1,0 +1,192 @@
+//! `Broker`: fan-out of persisted events to the connections subscribed to
+//! their topic (ssr only). In-process now (`LocalBroker`); a PostgreSQL
+//! LISTEN/NOTIFY backplane will implement the same trait.
+//!
+//! Concurrency: `publish` never blocks and never awaits. Each event is
+//! serialized once into a `Delivery` whose frame bytes every subscriber
+//! shares. Each connection owns a bounded `Outbox`; when it is full the
+//! delivery is dropped *for that connection only* and the topic is marked
+//! lagged, and the connection repairs the gap from the store (durable topics
+//! are never silently lost). A slow consumer never slows the publisher or
+//! other consumers. The subscriber map is behind a std `RwLock` held only for
+//! map operations, never across an await.
+
+use crate::protocol::{Event, ServerFrame, Topic, Version};
+use axum::extract::ws::Utf8Bytes;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, RwLock};
+use tokio::sync::{mpsc, Notify};
+
+pub type ConnId = u64;
+
+/// One event, ready to write to any number of sockets.
+#[derive(Debug)]
+pub struct Delivery {
+    pub topic: Topic,
+    pub version: Version,
+    /// The `event` server frame, serialized once.
+    pub frame: Utf8Bytes,
+}
+
+impl Delivery {
+    pub fn new(event: &Event) -> Arc<Self> {
+        Arc::new(Delivery {
+            topic: event.topic.clone(),
+            version: event.version,
+            frame: ServerFrame::Event(event.clone()).to_json().into(),
+        })
+    }
+}
+
+/// A connection's inbound queue of deliveries.
+pub struct Outbox {
+    tx: mpsc::Sender<Arc<Delivery>>,
+    lagged: Mutex<HashSet<Topic>>,
+    notify: Notify,
+}
+
+impl Outbox {
+    pub fn new(capacity: usize) -> (Arc<Self>, mpsc::Receiver<Arc<Delivery>>) {
+        let (tx, rx) = mpsc::channel(capacity);
+        let outbox = Arc::new(Outbox {
+            tx,
+            lagged: Mutex::new(HashSet::new()),
+            notify: Notify::new(),
+        });
+        (outbox, rx)
+    }
+
+    fn push(&self, delivery: &Arc<Delivery>) {
+        match self.tx.try_send(delivery.clone()) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                if let Ok(mut lagged) = self.lagged.lock() {
+                    lagged.insert(delivery.topic.clone());
+                }
+                self.notify.notify_one();
+            }
+            // The connection is ending; it unsubscribes itself.
+            Err(mpsc::error::TrySendError::Closed(_)) => {}
+        }
+    }
+
+    /// Waits until a delivery was dropped for lack of room.
+    pub async fn lagged(&self) {
+        self.notify.notified().await
+    }
+
+    /// The topics whose deliveries were dropped since the last call.
+    pub fn take_lagged(&self) -> Vec<Topic> {
+        match self.lagged.lock() {
+            Ok(mut set) => set.drain().collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+}
+
+pub trait Broker: Send + Sync + 'static {
+    /// Delivers to every current subscriber of `delivery.topic`. Called only
+    /// after the event is persisted.
+    fn publish(&self, delivery: Arc<Delivery>);
+    fn subscribe(&self, topic: &Topic, conn: ConnId, outbox: Arc<Outbox>);
+    fn unsubscribe(&self, topic: &Topic, conn: ConnId);
+    fn subscribers(&self, topic: &Topic) -> usize;
+}
+
+/// Fan-out within this process.
+#[derive(Default)]
+pub struct LocalBroker {
+    topics: RwLock<HashMap<Topic, HashMap<ConnId, Arc<Outbox>>>>,
+}
+
+impl Broker for LocalBroker {
+    fn publish(&self, delivery: Arc<Delivery>) {
+        let Ok(topics) = self.topics.read() else {
+            return;
+        };
+        if let Some(subs) = topics.get(&delivery.topic) {
+            for outbox in subs.values() {
+                outbox.push(&delivery);
+            }
+        }
+    }
+
+    fn subscribe(&self, topic: &Topic, conn: ConnId, outbox: Arc<Outbox>) {
+        if let Ok(mut topics) = self.topics.write() {
+            topics
+                .entry(topic.clone())
+                .or_default()
+                .insert(conn, outbox);
+        }
+    }
+
+    fn unsubscribe(&self, topic: &Topic, conn: ConnId) {
+        if let Ok(mut topics) = self.topics.write() {
+            if let Some(subs) = topics.get_mut(topic) {
+                subs.remove(&conn);
+                if subs.is_empty() {
+                    topics.remove(topic);
+                }
+            }
+        }
+    }
+
+    fn subscribers(&self, topic: &Topic) -> usize {
+        self.topics
+            .read()
+            .map(|t| t.get(topic).map_or(0, HashMap::len))
+            .unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{ChatMessage, EventData};
+
+    fn delivery(seq: u64) -> Arc<Delivery> {
+        Delivery::new(&Event {
+            topic: Topic::room(1),
+            version: Version::new(1, seq),
+            data: EventData::Message(ChatMessage {
+                client_id: uuid::Uuid::from_u128(seq as u128),
+                author: "a".into(),
+                body: "b".into(),
+                sent_at: 0,
+            }),
+        })
+    }
+
+    #[tokio::test]
+    async fn fans_out_to_subscribers_of_the_topic_only() {
+        let broker = LocalBroker::default();
+        let (a, mut ra) = Outbox::new(8);
+        let (b, mut rb) = Outbox::new(8);
+        broker.subscribe(&Topic::room(1), 1, a);
+        broker.subscribe(&Topic::room(2), 2, b);
+        broker.publish(delivery(1));
+        let got = ra.recv().await.unwrap();
+        assert_eq!(got.version.seq, 1);
+        assert!(got.frame.as_str().starts_with(r#"{"type":"event""#));
+        assert!(rb.try_recv().is_err());
+        broker.unsubscribe(&Topic::room(1), 1);
+        assert_eq!(broker.subscribers(&Topic::room(1)), 0);
+    }
+
+    #[tokio::test]
+    async fn a_full_outbox_marks_the_topic_lagged_without_blocking() {
+        let broker = LocalBroker::default();
+        let (slow, _rx) = Outbox::new(1);
+        let (fast, mut rf) = Outbox::new(8);
+        broker.subscribe(&Topic::room(1), 1, slow.clone());
+        broker.subscribe(&Topic::room(1), 2, fast);
+        for s in 1..=3 {
+            broker.publish(delivery(s));
+        }
+        assert_eq!(slow.take_lagged(), vec![Topic::room(1)]);
+        assert!(slow.take_lagged().is_empty());
+        for s in 1..=3 {
+            assert_eq!(rf.recv().await.unwrap().version.seq, s);
+        }
+    }
+}

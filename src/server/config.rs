@@ -1,0 +1,219 @@
+//! Runtime configuration, read once at start from `Leptos.toml` (ssr only).
+//!
+//! The file has two parts: `[tandem]`, this app's settings, and
+//! `[package.metadata.leptos]`, Leptos's own (site address, site root, ...),
+//! which must come last in the file because Leptos reads from its header to
+//! the end. Every key can be overridden by an environment variable:
+//! `LEPTOS_<KEY>` for Leptos's keys, `TANDEM_<KEY>` for ours (key upper-cased,
+//! dashes as underscores). Without a file, built-in defaults apply.
+
+use leptos::config::LeptosOptions;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// This app's settings; see `Leptos.toml` for what each key means.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Settings {
+    pub database_url: String,
+    pub seed_demo_data: bool,
+    pub allowed_origins: Vec<String>,
+    pub max_frame_bytes: usize,
+    pub max_ws_message_bytes: usize,
+    pub heartbeat_interval_ms: u64,
+    pub heartbeat_timeout_ms: u64,
+    pub outbox_capacity: usize,
+    pub max_subscriptions: usize,
+    pub max_bad_frames: u32,
+    pub catch_up_limit: u32,
+    pub history_page: u32,
+    pub max_message_chars: usize,
+    pub max_room_name_chars: usize,
+    pub shutdown_grace_ms: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            database_url: "sqlite://tandem.db".into(),
+            seed_demo_data: true,
+            allowed_origins: Vec::new(),
+            max_frame_bytes: 16 * 1024,
+            max_ws_message_bytes: 64 * 1024,
+            heartbeat_interval_ms: 20_000,
+            heartbeat_timeout_ms: 45_000,
+            outbox_capacity: 512,
+            max_subscriptions: 64,
+            max_bad_frames: 20,
+            catch_up_limit: 1000,
+            history_page: 50,
+            max_message_chars: 2000,
+            max_room_name_chars: 64,
+            shutdown_grace_ms: 500,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("invalid TOML in {path}: {source}")]
+    Toml {
+        path: String,
+        source: Box<toml::de::Error>,
+    },
+    #[error("invalid [tandem] settings: {0}")]
+    Settings(String),
+    #[error("invalid Leptos settings: {0}")]
+    Leptos(String),
+}
+
+/// Everything the server needs to start.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub leptos: LeptosOptions,
+    pub settings: Settings,
+}
+
+impl Config {
+    /// Reads `path` if it exists, else uses defaults; then applies env overrides.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let shown = path.display().to_string();
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => Some(text),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(source) => {
+                return Err(ConfigError::Read {
+                    path: shown,
+                    source,
+                })
+            }
+        };
+        let (table, leptos) = match &text {
+            Some(text) => {
+                let doc: toml::Table = toml::from_str(text).map_err(|e| ConfigError::Toml {
+                    path: shown.clone(),
+                    source: Box::new(e),
+                })?;
+                let table = match doc.get("tandem") {
+                    Some(toml::Value::Table(t)) => t.clone(),
+                    _ => toml::Table::new(),
+                };
+                let leptos = leptos::config::get_config_from_str(text)
+                    .map_err(|e| ConfigError::Leptos(e.to_string()))?;
+                (table, leptos)
+            }
+            None => (
+                toml::Table::new(),
+                leptos::config::get_configuration(None)
+                    .map_err(|e| ConfigError::Leptos(e.to_string()))?
+                    .leptos_options,
+            ),
+        };
+        let settings = settings_from(table, |k| std::env::var(k).ok())?;
+        Ok(Config { leptos, settings })
+    }
+}
+
+/// Builds settings from the `[tandem]` table, each key overridable by `TANDEM_<KEY>`.
+/// An env value is read as TOML (numbers, booleans, arrays) and else as a string.
+pub fn settings_from(
+    mut table: toml::Table,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<Settings, ConfigError> {
+    let defaults = toml::Table::try_from(Settings::default())
+        .map_err(|e| ConfigError::Settings(e.to_string()))?;
+    for key in defaults.keys() {
+        let var = format!("TANDEM_{}", key.to_uppercase().replace('-', "_"));
+        if let Some(raw) = env(&var) {
+            let value = toml::from_str::<toml::Table>(&format!("v = {raw}"))
+                .ok()
+                .and_then(|mut t| t.remove("v"))
+                .unwrap_or(toml::Value::String(raw));
+            table.insert(key.clone(), value);
+        }
+    }
+    let settings: Settings = toml::Value::Table(table)
+        .try_into()
+        .map_err(|e: toml::de::Error| ConfigError::Settings(e.to_string()))?;
+    settings.check()?;
+    Ok(settings)
+}
+
+impl Settings {
+    fn check(&self) -> Result<(), ConfigError> {
+        let fail = |m: &str| Err(ConfigError::Settings(m.to_owned()));
+        if self.max_frame_bytes < 256 || self.max_frame_bytes > self.max_ws_message_bytes {
+            return fail("max-frame-bytes must be at least 256 and at most max-ws-message-bytes");
+        }
+        if self.heartbeat_interval_ms == 0
+            || self.heartbeat_timeout_ms <= self.heartbeat_interval_ms
+        {
+            return fail("heartbeat-timeout-ms must exceed heartbeat-interval-ms (> 0)");
+        }
+        if self.outbox_capacity == 0 || self.history_page == 0 || self.catch_up_limit == 0 {
+            return fail("outbox-capacity, history-page and catch-up-limit must be positive");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_file_values_and_env_overrides_layer() {
+        let table: toml::Table =
+            toml::from_str("max-frame-bytes = 4096\ndatabase-url = \"sqlite://a.db\"").unwrap();
+        let s = settings_from(table, |k| match k {
+            "TANDEM_DATABASE_URL" => Some("sqlite://b.db".into()),
+            "TANDEM_SEED_DEMO_DATA" => Some("false".into()),
+            "TANDEM_ALLOWED_ORIGINS" => Some("[\"https://x.example\"]".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(s.max_frame_bytes, 4096);
+        assert_eq!(s.database_url, "sqlite://b.db");
+        assert!(!s.seed_demo_data);
+        assert_eq!(s.allowed_origins, vec!["https://x.example".to_string()]);
+        assert_eq!(
+            s.heartbeat_interval_ms,
+            Settings::default().heartbeat_interval_ms
+        );
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_refused() {
+        let t: toml::Table = toml::from_str("max-fram-bytes = 1").unwrap();
+        assert!(settings_from(t, |_| None).is_err());
+        let t: toml::Table =
+            toml::from_str("heartbeat-timeout-ms = 10\nheartbeat-interval-ms = 20").unwrap();
+        assert!(settings_from(t, |_| None).is_err());
+        assert!(
+            settings_from(toml::Table::new(), |k| (k == "TANDEM_MAX_FRAME_BYTES")
+                .then(|| "lots".into()))
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn the_shipped_leptos_toml_parses() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("Leptos.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let doc: toml::Table = toml::from_str(&text).unwrap();
+        let table = doc["tandem"].as_table().unwrap().clone();
+        let shipped = settings_from(table, |_| None).unwrap();
+        assert_eq!(
+            shipped,
+            Settings::default(),
+            "Leptos.toml documents the defaults"
+        );
+        let leptos = leptos::config::get_config_from_str(&text).unwrap();
+        assert_eq!(leptos.site_addr.to_string(), "127.0.0.1:3000");
+    }
+}

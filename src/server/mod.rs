@@ -1,0 +1,134 @@
+//! Everything that runs only on the server (ssr), gated once in `lib.rs`.
+//!
+//! `run` is the whole server: open the store (migrating and seeding it), build
+//! the shared `AppState`, serve HTTP and WebSocket on the given listener until
+//! the shutdown signal, then let sessions say goodbye and close the store.
+
+pub mod broker;
+pub mod chat;
+pub mod config;
+pub mod realtime;
+pub mod security;
+pub mod shutdown;
+pub mod state;
+pub mod store;
+
+use crate::app::{shell, App};
+use axum::routing::get;
+use axum::Router;
+use broker::LocalBroker;
+use config::Config;
+use leptos_axum::{generate_route_list, LeptosRoutes};
+use shutdown::Shutdown;
+use state::AppState;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tower_http::compression::CompressionLayer;
+
+/// The HTTP routes: `/ws`, `/healthz`, the Leptos pages and server functions
+/// (`/api/...`), and static files from the site root.
+pub fn router(state: AppState) -> Router {
+    let routes = generate_route_list(App);
+    let options = state.leptos.clone();
+    Router::new()
+        .route("/ws", get(realtime::ws::upgrade))
+        .route("/healthz", get(|| async { "ok" }))
+        .leptos_routes(&state, routes, move || shell(options.clone()))
+        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .layer(axum::middleware::from_fn(api_error_status))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            security::guard,
+        ))
+        .layer(CompressionLayer::new())
+        .with_state(state)
+}
+
+/// Gives server-function errors their proper HTTP status (400, 404, 409...).
+/// Leptos answers every failed server function with 500, including when it
+/// could not decode the arguments; the body is our `AppError`, which knows
+/// its status. (A plain form post without JavaScript is answered with a
+/// redirect back instead, and is left alone.)
+async fn api_error_status(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::http::StatusCode;
+    let is_api = req.uri().path().starts_with("/api/");
+    let res = next.run(req).await;
+    if !is_api || res.status() != StatusCode::INTERNAL_SERVER_ERROR {
+        return res;
+    }
+    let (mut parts, body) = res.into_parts();
+    let bytes = axum::body::to_bytes(body, 64 * 1024)
+        .await
+        .unwrap_or_default();
+    if let Ok(err) = serde_json::from_slice::<crate::error::AppError>(&bytes) {
+        parts.status = StatusCode::from_u16(err.status()).unwrap_or(parts.status);
+    }
+    axum::response::Response::from_parts(parts, axum::body::Body::from(bytes))
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// Serves until `shutdown` is triggered. Returns once every session has
+/// closed (or the grace period ran out) and the store is closed.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: Shutdown,
+) -> Result<(), ServeError> {
+    let settings = config.settings;
+    let store = store::open(&settings.database_url).await?;
+    if settings.seed_demo_data && store::seed_demo(store.as_ref()).await? {
+        tracing::info!("seeded demo rooms into the empty database");
+    }
+    let grace = Duration::from_millis(settings.shutdown_grace_ms);
+    let state = AppState::new(
+        config.leptos,
+        settings,
+        store.clone(),
+        Arc::new(LocalBroker::default()),
+        shutdown.clone(),
+    );
+    tracing::info!(addr = %listener.local_addr()?, "listening");
+    let signal = shutdown.clone();
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(async move { signal.wait().await })
+        .await?;
+    // Sessions were told to reconnect as soon as the signal fired; give them
+    // the grace period to flush and close.
+    let _ = tokio::time::timeout(
+        grace.max(Duration::from_millis(100)) * 4,
+        shutdown.drained(),
+    )
+    .await;
+    store.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Sets the HTTP status of the page being rendered (server-side rendering only).
+pub fn set_page_status(status: u16) {
+    if let Some(res) = leptos::prelude::use_context::<leptos_axum::ResponseOptions>() {
+        res.set_status(
+            axum::http::StatusCode::from_u16(status)
+                .unwrap_or(axum::http::StatusCode::INTERNAL_SERVER_ERROR),
+        );
+    }
+}
+
+/// The shared state, inside a server function.
+pub fn app_state() -> Result<AppState, crate::error::AppError> {
+    leptos::prelude::use_context::<AppState>().ok_or_else(|| {
+        tracing::error!("AppState missing from the server-function context");
+        crate::error::AppError::Internal
+    })
+}

@@ -1,0 +1,132 @@
+//! `Store`: durable state behind one trait (ssr only). It persists events and
+//! assigns their versions atomically, and answers snapshots and backfills.
+//!
+//! Contract for every backend:
+//! - `append` assigns `seq = head + 1` in the same transaction that inserts the
+//!   event, so seqs are gapless and a committed seq is never reused. A second
+//!   append with the same `(topic, client_id)` changes nothing and returns the
+//!   original event with `created = false`.
+//! - `page` and `since` read the head and the events in one read transaction,
+//!   so the version they report matches the events they return.
+//! - Backends are chosen once, from the database URL's scheme (`open`).
+//!
+//! Implementations are `Send + Sync` and shared by every request and session.
+
+mod sqlite;
+
+use crate::model::{Backfill, Room, RoomSummary, Snapshot};
+use crate::protocol::{Event, EventData, Topic, Version};
+use async_trait::async_trait;
+use std::sync::Arc;
+
+pub use sqlite::SqliteStore;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("unsupported database URL `{0}` (expected sqlite://...)")]
+    UnsupportedUrl(String),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+    #[error(transparent)]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+/// The result of an append.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Appended {
+    pub event: Event,
+    /// `false` when the client id was already stored: `event` is the original.
+    pub created: bool,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    async fn list_rooms(&self) -> Result<Vec<RoomSummary>, StoreError>;
+    /// Creates a room and its topic. Names are unique, ignoring case.
+    async fn create_room(&self, name: &str) -> Result<Room, StoreError>;
+    async fn room(&self, id: i64) -> Result<Room, StoreError>;
+    /// Persists an event and assigns its version (see the module contract).
+    async fn append(&self, topic: &Topic, data: &EventData) -> Result<Appended, StoreError>;
+    /// The topic's current head.
+    async fn head(&self, topic: &Topic) -> Result<Version, StoreError>;
+    /// Up to `limit` newest events with `seq < before` (all, if `None`).
+    async fn page(
+        &self,
+        topic: &Topic,
+        before: Option<u64>,
+        limit: u32,
+    ) -> Result<Snapshot, StoreError>;
+    /// Up to `limit` events after `after`, or `reset` if `after` cannot be continued.
+    async fn since(
+        &self,
+        topic: &Topic,
+        after: Version,
+        limit: u32,
+    ) -> Result<Backfill, StoreError>;
+    /// Flushes and closes; called once at shutdown.
+    async fn close(&self);
+}
+
+/// Opens the store named by `url`, creating and migrating it as needed.
+pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(SqliteStore::open(url).await?))
+    } else {
+        Err(StoreError::UnsupportedUrl(url.to_owned()))
+    }
+}
+
+/// Fills an empty database with two demo rooms and a few messages.
+pub async fn seed_demo(store: &dyn Store) -> Result<bool, StoreError> {
+    if !store.list_rooms().await?.is_empty() {
+        return Ok(false);
+    }
+    let now = now_ms();
+    let rooms: [(&str, &[(&str, &str)]); 2] = [
+        (
+            "general",
+            &[
+                (
+                    "tandem",
+                    "Welcome to tandem! Messages here are live in every open tab.",
+                ),
+                ("ada", "Open this room in two windows and say hello."),
+                (
+                    "grace",
+                    "Kill your network for a moment: nothing gets lost.",
+                ),
+            ],
+        ),
+        (
+            "random",
+            &[("tandem", "Anything goes."), ("linus", "First!")],
+        ),
+    ];
+    for (name, messages) in rooms {
+        let room = store.create_room(name).await?;
+        for (i, (author, body)) in messages.iter().enumerate() {
+            let data = EventData::Message(crate::protocol::ChatMessage {
+                client_id: uuid::Uuid::from_u128(((room.id as u128) << 64) | i as u128),
+                author: (*author).into(),
+                body: (*body).into(),
+                sent_at: now,
+            });
+            store.append(&Topic::room(room.id), &data).await?;
+        }
+    }
+    Ok(true)
+}
+
+/// Unix time in milliseconds.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

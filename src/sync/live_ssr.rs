@@ -1,0 +1,55 @@
+//! Server-build stand-in for the live client: same API, does nothing (there
+//! is no socket during server rendering).
+
+use super::{LinkStatus, TopicHandler};
+use crate::error::AppError;
+use crate::protocol::{Event, Topic};
+use leptos::prelude::*;
+use std::rc::Rc;
+use uuid::Uuid;
+
+#[derive(Clone, Copy)]
+pub struct LiveClient {
+    status: RwSignal<LinkStatus>,
+}
+
+pub fn provide_live_client() -> LiveClient {
+    let client = LiveClient {
+        status: RwSignal::new(LinkStatus::Connecting),
+    };
+    provide_context(client);
+    client
+}
+
+pub fn use_live_client() -> LiveClient {
+    use_context::<LiveClient>().unwrap_or_else(provide_live_client)
+}
+
+impl LiveClient {
+    pub fn status(&self) -> Signal<LinkStatus> {
+        self.status.into()
+    }
+
+    pub fn subscribe(&self, _topic: Topic, _handler: Rc<dyn TopicHandler>) {}
+
+    pub fn unsubscribe(&self, _topic: &Topic) {}
+
+    pub async fn send_message(
+        &self,
+        _topic: Topic,
+        _client_id: Uuid,
+        _body: String,
+    ) -> Result<Event, AppError> {
+        Err(AppError::Transport(
+            "no live connection on the server".into(),
+        ))
+    }
+}
+
+/// A fresh random client id.
+pub fn new_client_id() -> Uuid {
+    uuid::Builder::from_random_bytes(rand::random::<[u8; 16]>()).into_uuid()
+}
+
+/// Never awaited in the server build (only browser-side code waits).
+pub async fn sleep_ms(_ms: u32) {}

@@ -1,0 +1,106 @@
+//! Validation of user input: display names, room names, message bodies.
+//! Pure; both builds (the server enforces it, the client may pre-check).
+//! Each function returns the normalized value or a `Validation` error.
+
+use crate::error::AppError;
+
+/// Longest display name, in characters.
+pub const MAX_DISPLAY_NAME_CHARS: usize = 32;
+
+fn has_control(s: &str, allow_newlines: bool) -> bool {
+    s.chars()
+        .any(|c| c.is_control() && !(allow_newlines && (c == '\n' || c == '\t')))
+}
+
+/// A display name: trimmed, 1..=32 characters, no control characters.
+pub fn display_name(raw: &str) -> Result<String, AppError> {
+    let name = raw.trim();
+    let len = name.chars().count();
+    if len == 0 || len > MAX_DISPLAY_NAME_CHARS {
+        return Err(AppError::Validation(format!(
+            "a display name has 1 to {MAX_DISPLAY_NAME_CHARS} characters"
+        )));
+    }
+    if has_control(name, false) {
+        return Err(AppError::Validation(
+            "a display name cannot contain control characters".into(),
+        ));
+    }
+    Ok(name.to_owned())
+}
+
+/// A room name: trimmed, 1..=`max` characters, no control characters.
+pub fn room_name(raw: &str, max: usize) -> Result<String, AppError> {
+    let name = raw.trim();
+    let len = name.chars().count();
+    if len == 0 || len > max {
+        return Err(AppError::Validation(format!(
+            "a room name has 1 to {max} characters"
+        )));
+    }
+    if has_control(name, false) {
+        return Err(AppError::Validation(
+            "a room name cannot contain control characters".into(),
+        ));
+    }
+    Ok(name.to_owned())
+}
+
+/// A message body: trailing/leading whitespace trimmed, 1..=`max` characters,
+/// newlines and tabs allowed, other control characters refused.
+pub fn message_body(raw: &str, max: usize) -> Result<String, AppError> {
+    let body = raw.trim();
+    if body.is_empty() {
+        return Err(AppError::Validation("a message cannot be empty".into()));
+    }
+    if body.chars().count() > max {
+        return Err(AppError::Validation(format!(
+            "a message has at most {max} characters"
+        )));
+    }
+    if has_control(body, true) {
+        return Err(AppError::Validation(
+            "a message cannot contain control characters".into(),
+        ));
+    }
+    Ok(body.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_names() {
+        assert_eq!(display_name("  Ada  "), Ok("Ada".into()));
+        assert_eq!(display_name("Zoë 李"), Ok("Zoë 李".into()));
+        assert!(display_name("   ").is_err());
+        assert!(display_name(&"x".repeat(33)).is_err());
+        assert!(
+            display_name(&"é".repeat(32)).is_ok(),
+            "counted in characters, not bytes"
+        );
+        assert!(display_name("a\u{0}b").is_err());
+    }
+
+    #[test]
+    fn room_names() {
+        assert_eq!(room_name(" general ", 64), Ok("general".into()));
+        assert!(room_name("", 64).is_err());
+        assert!(room_name(&"r".repeat(65), 64).is_err());
+        assert!(room_name("a\nb", 64).is_err());
+    }
+
+    #[test]
+    fn message_bodies() {
+        assert_eq!(message_body(" hi\nthere ", 10), Ok("hi\nthere".into()));
+        assert!(message_body(" \n ", 10).is_err());
+        assert!(message_body(&"m".repeat(11), 10).is_err());
+        assert!(message_body("bell\u{7}", 10).is_err());
+        assert_eq!(
+            message_body("<script>", 10),
+            Ok("<script>".into()),
+            "markup is text; the view escapes it"
+        );
+    }
+}
