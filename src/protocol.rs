@@ -212,7 +212,7 @@ pub enum ServerFrame {
 pub struct ErrorFrame {
     pub code: ErrorCode,
     pub message: String,
-    /// Set when the error answers a subscribe or unsubscribe.
+    /// Set when the error answers a `subscribe` or a `send`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub topic: Option<Topic>,
     /// Set when the error answers a `send`.

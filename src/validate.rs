@@ -46,10 +46,11 @@ pub fn room_name(raw: &str, max: usize) -> Result<String, AppError> {
     Ok(name.to_owned())
 }
 
-/// A message body: trailing/leading whitespace trimmed, 1..=`max` characters,
-/// newlines and tabs allowed, other control characters refused.
+/// A message body: CRLF turned into LF, leading/trailing whitespace trimmed,
+/// 1..=`max` characters, newlines and tabs allowed, other control characters refused.
 pub fn message_body(raw: &str, max: usize) -> Result<String, AppError> {
-    let body = raw.trim();
+    let normalized = raw.replace("\r\n", "\n");
+    let body = normalized.trim();
     if body.is_empty() {
         return Err(AppError::Validation("a message cannot be empty".into()));
     }
@@ -94,6 +95,8 @@ mod tests {
     #[test]
     fn message_bodies() {
         assert_eq!(message_body(" hi\nthere ", 10), Ok("hi\nthere".into()));
+        assert_eq!(message_body("a\r\nb", 10), Ok("a\nb".into()), "CRLF from a textarea");
+        assert!(message_body("a\rb", 10).is_err(), "a lone CR is a control character");
         assert!(message_body(" \n ", 10).is_err());
         assert!(message_body(&"m".repeat(11), 10).is_err());
         assert!(message_body("bell\u{7}", 10).is_err());

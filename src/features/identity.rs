@@ -61,9 +61,12 @@ pub fn NameBadge() -> impl IntoView {
         Some(Err(e)) => Some(e.to_string()),
         _ => None,
     };
+    let live = crate::sync::use_live_client();
     Effect::new(move |_| {
         if let Some(Ok(_)) = identity.set.value().get() {
             editing.set(false);
+            // The socket learns the name at its upgrade: give it a new one.
+            live.reconnect();
         }
     });
     view! {

@@ -101,6 +101,14 @@ impl LiveClient {
         }
     }
 
+    /// Drops the socket and connects again at once, e.g. after the display
+    /// name changed (the server reads it from the cookie at the upgrade).
+    pub fn reconnect(&self) {
+        if let Some(kick) = self.inner.try_get_value().and_then(|i| i.kick.borrow_mut().take()) {
+            let _ = kick.send(());
+        }
+    }
+
     /// Sends a chat message over the socket and waits for its `ack`.
     pub async fn send_message(
         &self,

@@ -34,6 +34,8 @@ impl LiveClient {
 
     pub fn unsubscribe(&self, _topic: &Topic) {}
 
+    pub fn reconnect(&self) {}
+
     pub async fn send_message(
         &self,
         _topic: Topic,
