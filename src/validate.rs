@@ -95,8 +95,15 @@ mod tests {
     #[test]
     fn message_bodies() {
         assert_eq!(message_body(" hi\nthere ", 10), Ok("hi\nthere".into()));
-        assert_eq!(message_body("a\r\nb", 10), Ok("a\nb".into()), "CRLF from a textarea");
-        assert!(message_body("a\rb", 10).is_err(), "a lone CR is a control character");
+        assert_eq!(
+            message_body("a\r\nb", 10),
+            Ok("a\nb".into()),
+            "CRLF from a textarea"
+        );
+        assert!(
+            message_body("a\rb", 10).is_err(),
+            "a lone CR is a control character"
+        );
         assert!(message_body(" \n ", 10).is_err());
         assert!(message_body(&"m".repeat(11), 10).is_err());
         assert!(message_body("bell\u{7}", 10).is_err());

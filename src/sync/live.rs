@@ -104,7 +104,11 @@ impl LiveClient {
     /// Drops the socket and connects again at once, e.g. after the display
     /// name changed (the server reads it from the cookie at the upgrade).
     pub fn reconnect(&self) {
-        if let Some(kick) = self.inner.try_get_value().and_then(|i| i.kick.borrow_mut().take()) {
+        if let Some(kick) = self
+            .inner
+            .try_get_value()
+            .and_then(|i| i.kick.borrow_mut().take())
+        {
             let _ = kick.send(());
         }
     }
