@@ -54,7 +54,7 @@ impl AppError {
             AppError::NotFound(_) => ErrorCode::NotFound,
             AppError::Conflict(_) => ErrorCode::Conflict,
             AppError::NameRequired => ErrorCode::NameRequired,
-            AppError::Forbidden(_) => ErrorCode::Limit,
+            AppError::Forbidden(_) => ErrorCode::Forbidden,
             AppError::Internal | AppError::Transport(_) => ErrorCode::Internal,
         }
     }

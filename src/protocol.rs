@@ -20,18 +20,29 @@ pub const MAX_TOPIC_LEN: usize = 128;
 #[serde(try_from = "String", into = "String")]
 pub struct Topic(String);
 
-/// The kinds of topic this server knows. Later issues add `user`, `ticker`,
-/// `doc` and `presence`.
+/// The kinds of topic this server knows. Later issues add `user`, `doc` and
+/// `presence`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TopicKind {
-    /// A chat room's message log; durable.
+    /// A chat room's message log; durable (persisted before broadcast).
     Room(i64),
+    /// A price feed, `ticker:<SYMBOL>`; ephemeral (a bounded in-memory window,
+    /// a new epoch whenever the server restarts).
+    Ticker,
 }
+
+/// Longest ticker symbol.
+pub const MAX_SYMBOL_LEN: usize = 16;
 
 impl Topic {
     /// The topic of chat room `id`.
     pub fn room(id: i64) -> Self {
         Topic(format!("room:{id}"))
+    }
+
+    /// The price feed of `symbol` (validated).
+    pub fn ticker(symbol: &str) -> Result<Self, ProtocolError> {
+        Topic::parse(&format!("ticker:{symbol}"))
     }
 
     pub fn as_str(&self) -> &str {
@@ -42,7 +53,7 @@ impl Topic {
         // Proven by `parse`: every Topic was validated to one of these shapes.
         match self.0.split_once(':') {
             Some(("room", id)) => TopicKind::Room(id.parse().unwrap_or_default()),
-            _ => TopicKind::Room(0),
+            _ => TopicKind::Ticker,
         }
     }
 
@@ -60,8 +71,20 @@ impl Topic {
                     "`{id}` is not a room id (a positive integer)"
                 ))),
             },
+            Some(("ticker", sym))
+                if !sym.is_empty()
+                    && sym.len() <= MAX_SYMBOL_LEN
+                    && sym.bytes().all(|b| {
+                        b.is_ascii_uppercase() || b.is_ascii_digit() || b"._-".contains(&b)
+                    }) =>
+            {
+                Ok(Topic(name.to_owned()))
+            }
+            Some(("ticker", sym)) => Err(ProtocolError::InvalidTopic(format!(
+                "`{sym}` is not a ticker symbol (1 to {MAX_SYMBOL_LEN} of A-Z 0-9 . _ -)"
+            ))),
             _ => Err(ProtocolError::InvalidTopic(format!(
-                "unknown topic kind in `{name}` (expected `room:<id>`)"
+                "unknown topic kind in `{name}` (expected `room:<id>` or `ticker:<SYMBOL>`)"
             ))),
         }
     }
@@ -119,15 +142,26 @@ pub struct Event {
 pub enum EventData {
     /// A chat message posted to a room.
     Message(ChatMessage),
+    /// A price update on a ticker.
+    Tick(Tick),
 }
 
 impl EventData {
     /// The id the writer generated for this event, if it came from a client.
-    pub fn client_id(&self) -> Uuid {
+    pub fn client_id(&self) -> Option<Uuid> {
         match self {
-            EventData::Message(m) => m.client_id,
+            EventData::Message(m) => Some(m.client_id),
+            EventData::Tick(_) => None,
         }
     }
+}
+
+/// A price update. `ts` is the publisher's clock in microseconds since the
+/// Unix epoch (feed time; also what latency is measured from).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Tick {
+    pub price: f64,
+    pub ts: i64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -160,6 +194,13 @@ pub enum ClientFrame {
         topic: Topic,
         client_id: Uuid,
         body: String,
+    },
+    /// Publish a tick to a `ticker:` topic. Only connections that presented
+    /// the server's publish token may publish; no ack (a feed is fire-and-forget),
+    /// refusals answer with `error`.
+    Publish {
+        topic: Topic,
+        tick: Tick,
     },
     Ping {},
     Pong {},
@@ -237,6 +278,8 @@ pub enum ErrorCode {
     NameRequired,
     /// A per-connection limit was reached (e.g. too many subscriptions).
     Limit,
+    /// Not allowed on this connection (e.g. publishing without the token).
+    Forbidden,
     Conflict,
     Internal,
 }
@@ -303,7 +346,14 @@ impl ProtocolError {
     }
 }
 
-const CLIENT_TYPES: [&str; 5] = ["subscribe", "unsubscribe", "send", "ping", "pong"];
+const CLIENT_TYPES: [&str; 6] = [
+    "subscribe",
+    "unsubscribe",
+    "send",
+    "publish",
+    "ping",
+    "pong",
+];
 
 impl ClientFrame {
     /// Decodes one text frame, refusing frames above `max_len` bytes before
@@ -363,7 +413,14 @@ mod tests {
             Topic::parse("room:42").map(|t| t.kind()),
             Ok(TopicKind::Room(42))
         );
+        assert_eq!(
+            Topic::parse("ticker:BTC-USD").map(|t| t.kind()),
+            Ok(TopicKind::Ticker)
+        );
         for bad in [
+            "ticker:",
+            "ticker:btc",
+            "ticker:ABCDEFGHIJKLMNOPQ",
             "",
             "room:",
             "room:0",
@@ -396,6 +453,10 @@ mod tests {
                 topic: Topic::room(1),
                 client_id: Uuid::from_u128(7),
                 body: "hi".into(),
+            },
+            ClientFrame::Publish {
+                topic: Topic::ticker("ABC").unwrap(),
+                tick: Tick { price: 1.5, ts: 7 },
             },
             ClientFrame::Ping {},
             ClientFrame::Pong {},

@@ -1,6 +1,7 @@
 //! The live layer over a real WebSocket: subscriptions, broadcast, sends over
 //! both paths, resume without loss or duplicates, limits and bad frames,
 //! heartbeats, Origin check and graceful shutdown.
+#![allow(clippy::unwrap_used)] // tests may unwrap
 
 mod common;
 
@@ -37,10 +38,11 @@ async fn event(ws: &mut Ws) -> Event {
 fn body(e: &Event) -> &str {
     match &e.data {
         EventData::Message(m) => &m.body,
+        other => panic!("not a message: {other:?}"),
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_sent_over_http_reaches_every_subscriber_once() {
     let server = TestServer::start().await;
     let (mut a, mut b) = (server.ws().await, server.ws().await);
@@ -59,7 +61,7 @@ async fn a_message_sent_over_http_reaches_every_subscriber_once() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_sent_over_the_socket_is_acked_and_broadcast() {
     let server = TestServer::start().await;
     let mut sender = server.ws_as("bob").await;
@@ -90,7 +92,7 @@ async fn a_message_sent_over_the_socket_is_acked_and_broadcast() {
     watcher.expect_silence(Duration::from_millis(300)).await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn socket_sends_without_a_name_or_with_bad_content_get_error_frames() {
     let server = TestServer::start().await;
     let mut anon = server.ws().await;
@@ -129,7 +131,7 @@ async fn socket_sends_without_a_name_or_with_bad_content_get_error_frames() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resume_after_a_dropped_socket_loses_and_doubles_nothing() {
     let server = TestServer::start().await;
     let ann = server.user("ann").await;
@@ -165,7 +167,7 @@ async fn resume_after_a_dropped_socket_loses_and_doubles_nothing() {
     ws.expect_silence(Duration::from_millis(200)).await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stale_or_foreign_version_gets_a_reset() {
     let server = TestServer::with(|s| s.catch_up_limit = 3).await;
     let ann = server.user("ann").await;
@@ -194,7 +196,7 @@ async fn a_stale_or_foreign_version_gets_a_reset() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_bursts_arrive_complete_and_in_order_with_a_tiny_outbox() {
     let server = TestServer::with(|s| s.outbox_capacity = 1).await;
     let ann = server.user("ann").await;
@@ -216,7 +218,7 @@ async fn concurrent_bursts_arrive_complete_and_in_order_with_a_tiny_outbox() {
     ws.expect_silence(Duration::from_millis(300)).await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_unknown_and_oversized_frames_get_error_frames_and_the_socket_stays() {
     let server = TestServer::with(|s| {
         s.max_frame_bytes = 1024;
@@ -264,7 +266,7 @@ async fn malformed_unknown_and_oversized_frames_get_error_frames_and_the_socket_
     assert_eq!(subscribe(&mut other, room(1), None).await.seq, 3);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn too_many_bad_frames_close_with_4400() {
     let server = TestServer::with(|s| s.max_bad_frames = 3).await;
     let mut ws = server.ws().await;
@@ -274,7 +276,7 @@ async fn too_many_bad_frames_close_with_4400() {
     assert_eq!(ws.closed_with().await, 4400);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subscriptions_are_limited_per_connection() {
     let server = TestServer::with(|s| s.max_subscriptions = 1).await;
     let mut ws = server.ws().await;
@@ -290,7 +292,7 @@ async fn subscriptions_are_limited_per_connection() {
     subscribe(&mut ws, room(2), None).await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_foreign_origin_is_refused_with_403() {
     let server = TestServer::start().await;
     let err = Ws::connect(&server, Some("http://evil.example"), None)
@@ -306,7 +308,7 @@ async fn a_foreign_origin_is_refused_with_403() {
         .is_ok());
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_server_pings_and_closes_a_silent_peer() {
     let server = TestServer::with(|s| {
         s.heartbeat_interval_ms = 100;
@@ -333,7 +335,7 @@ async fn the_server_pings_and_closes_a_silent_peer() {
     assert_eq!(alive.recv().await, ServerFrame::Pong {});
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_tells_clients_to_reconnect_and_keeps_acknowledged_writes() {
     let mut server = TestServer::start().await;
     let ann = server.user("ann").await;
@@ -362,4 +364,120 @@ async fn shutdown_tells_clients_to_reconnect_and_keeps_acknowledged_writes() {
         .unwrap()
         .clone();
     assert_eq!(last, acked);
+}
+
+async fn publisher(server: &TestServer, token: &str) -> Ws {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut req = format!("ws://{}/ws", server.addr)
+        .into_client_request()
+        .unwrap();
+    req.headers_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    let (stream, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    let mut ws = Ws { stream };
+    assert!(matches!(ws.recv().await, ServerFrame::Hello { .. }));
+    ws
+}
+
+fn tick(price: f64) -> tandem::protocol::Tick {
+    tandem::protocol::Tick { price, ts: 1 }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ticks_need_the_publish_token_and_fan_out_in_order() {
+    let server = TestServer::with(|s| s.publish_token = "s3cret".into()).await;
+    let topic = Topic::ticker("ACME").unwrap();
+    let mut sub = server.ws().await;
+    let v = subscribe(&mut sub, topic.clone(), None).await;
+    assert_eq!(v.seq, 0, "a ticker starts empty");
+
+    let mut stranger = publisher(&server, "wrong").await;
+    stranger
+        .send(&ClientFrame::Publish {
+            topic: topic.clone(),
+            tick: tick(1.0),
+        })
+        .await;
+    assert!(
+        matches!(stranger.recv().await, ServerFrame::Error(e) if e.code == ErrorCode::Forbidden)
+    );
+    let mut feed = publisher(&server, "s3cret").await;
+    feed.send(&ClientFrame::Publish {
+        topic: room(1),
+        tick: tick(1.0),
+    })
+    .await;
+    assert!(matches!(feed.recv().await, ServerFrame::Error(e) if e.code == ErrorCode::Validation));
+    sub.expect_silence(Duration::from_millis(100)).await;
+
+    for i in 1..=5 {
+        feed.send(&ClientFrame::Publish {
+            topic: topic.clone(),
+            tick: tick(i as f64),
+        })
+        .await;
+    }
+    for i in 1..=5u64 {
+        let e = event(&mut sub).await;
+        assert_eq!(e.version, Version::new(v.epoch, i));
+        assert!(matches!(e.data, EventData::Tick(t) if t.price == i as f64));
+    }
+    // A late subscriber resumes from the in-memory window.
+    let mut late = server.ws().await;
+    late.send(&ClientFrame::Subscribe {
+        topic: topic.clone(),
+        since: Some(Version::new(v.epoch, 3)),
+    })
+    .await;
+    assert_eq!(event(&mut late).await.version.seq, 4);
+    assert_eq!(event(&mut late).await.version.seq, 5);
+    assert!(
+        matches!(late.recv().await, ServerFrame::Subscribed { version, .. } if version.seq == 5)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ticker_resume_past_its_window_or_across_a_restart_resets() {
+    let mut server = TestServer::with(|s| {
+        s.publish_token = "t".into();
+        s.ephemeral_window = 2;
+    })
+    .await;
+    let topic = Topic::ticker("W").unwrap();
+    let mut feed = publisher(&server, "t").await;
+    let mut sub = server.ws().await;
+    let v = subscribe(&mut sub, topic.clone(), None).await;
+    for i in 1..=4 {
+        feed.send(&ClientFrame::Publish {
+            topic: topic.clone(),
+            tick: tick(i as f64),
+        })
+        .await;
+        event(&mut sub).await;
+    }
+    let mut late = server.ws().await;
+    late.send(&ClientFrame::Subscribe {
+        topic: topic.clone(),
+        since: Some(Version::new(v.epoch, 1)),
+    })
+    .await;
+    assert!(
+        matches!(late.recv().await, ServerFrame::Reset { .. }),
+        "seq 2 left the window"
+    );
+
+    server.stop().await;
+    let again = TestServer::launch(common::settings(&server.db)).await;
+    let mut back = again.ws().await;
+    back.send(&ClientFrame::Subscribe {
+        topic,
+        since: Some(Version::new(v.epoch, 4)),
+    })
+    .await;
+    match back.recv().await {
+        ServerFrame::Reset { version, .. } => {
+            assert_ne!(version.epoch, v.epoch, "a restart is a new epoch")
+        }
+        other => panic!("{other:?}"),
+    }
 }

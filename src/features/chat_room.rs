@@ -247,7 +247,10 @@ fn MessageList(sync: RoomSync) -> impl IntoView {
 
 #[component]
 fn MessageRow(event: Event) -> impl IntoView {
-    let EventData::Message(m) = event.data;
+    // Room topics carry only messages.
+    let EventData::Message(m) = event.data else {
+        return ().into_any();
+    };
     view! {
         <li class="message" data-seq=event.version.seq data-testid="message">
             <span class="author">{m.author}</span>
@@ -255,6 +258,7 @@ fn MessageRow(event: Event) -> impl IntoView {
             <p class="body">{m.body}</p>
         </li>
     }
+    .into_any()
 }
 
 /// `HH:MM` (UTC) of a unix-millisecond time; the same in both builds, so

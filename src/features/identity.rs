@@ -26,24 +26,47 @@ pub async fn set_display_name(name: String) -> Result<String, AppError> {
     Ok(name)
 }
 
-/// The display name as the whole page sees it.
+/// The display name as the whole page sees it. Known at render time (read
+/// from the request's cookie on the server and carried to the browser with
+/// the page), so it needs no resource and no `<Suspense>`.
 #[derive(Clone, Copy)]
 pub struct Identity {
-    pub name: Resource<Result<Option<String>, AppError>>,
+    pub name: RwSignal<Option<String>>,
     pub set: ServerAction<SetDisplayName>,
 }
 
 impl Identity {
-    /// The chosen name, once known.
+    /// The chosen name, if any.
     pub fn current(&self) -> Option<String> {
-        self.name.get_untracked().and_then(Result::ok).flatten()
+        self.name.get_untracked()
+    }
+}
+
+/// The name in the cookie of the request being rendered (server only).
+fn name_from_request() -> Option<String> {
+    #[cfg(feature = "ssr")]
+    {
+        use_context::<http::request::Parts>()
+            .and_then(|parts| crate::server::security::display_name(&parts.headers))
+    }
+    #[cfg(not(feature = "ssr"))]
+    {
+        None
     }
 }
 
 pub fn provide_identity() -> Identity {
     let set = ServerAction::<SetDisplayName>::new();
-    let name = Resource::new(move || set.version().get(), |_| current_name());
-    let identity = Identity { name, set };
+    let initial = leptos::server::SharedValue::new(name_from_request).into_inner();
+    let identity = Identity {
+        name: RwSignal::new(initial),
+        set,
+    };
+    Effect::new(move |_| {
+        if let Some(Ok(name)) = set.value().get() {
+            identity.name.set(Some(name));
+        }
+    });
     provide_context(identity);
     identity
 }
@@ -69,31 +92,26 @@ pub fn NameBadge() -> impl IntoView {
             live.reconnect();
         }
     });
-    view! {
-        <Transition fallback=|| ()>
-            {move || Suspend::new(async move {
-                let name = identity.name.await.ok().flatten();
-                match name {
-                    Some(name) if !editing.get() => view! {
-                        <span class="whoami">
-                            "You are " <strong data-testid="display-name">{name}</strong>
-                            <button class="link" on:click=move |_| editing.set(true)>"change"</button>
-                        </span>
-                    }.into_any(),
-                    current => view! {
-                        <ActionForm action=identity.set attr:class="name-form">
-                            <label>
-                                "Display name "
-                                <input name="name" required maxlength="32" autocomplete="nickname"
-                                    placeholder="pick a name" value=current.unwrap_or_default()
-                                    data-testid="name-input" />
-                            </label>
-                            <button type="submit" data-testid="name-submit">"Save"</button>
-                            <span class="error" role="alert">{error}</span>
-                        </ActionForm>
-                    }.into_any(),
-                }
-            })}
-        </Transition>
+    move || match identity.name.get() {
+        Some(name) if !editing.get() => view! {
+            <span class="whoami">
+                "You are " <strong data-testid="display-name">{name}</strong>
+                <button class="link" on:click=move |_| editing.set(true)>"change"</button>
+            </span>
+        }
+        .into_any(),
+        current => view! {
+            <ActionForm action=identity.set attr:class="name-form">
+                <label>
+                    "Display name "
+                    <input name="name" required maxlength="32" autocomplete="nickname"
+                        placeholder="pick a name" value=current.unwrap_or_default()
+                        data-testid="name-input" />
+                </label>
+                <button type="submit" data-testid="name-submit">"Save"</button>
+                <span class="error" role="alert">{error}</span>
+            </ActionForm>
+        }
+        .into_any(),
     }
 }

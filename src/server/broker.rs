@@ -43,15 +43,25 @@ pub struct Outbox {
     tx: mpsc::Sender<Arc<Delivery>>,
     lagged: Mutex<HashSet<Topic>>,
     notify: Notify,
+    dropped: Option<metrics::Counter>,
 }
 
 impl Outbox {
     pub fn new(capacity: usize) -> (Arc<Self>, mpsc::Receiver<Arc<Delivery>>) {
+        Self::counted(capacity, None)
+    }
+
+    /// An outbox that counts the deliveries it drops for lack of room.
+    pub fn counted(
+        capacity: usize,
+        dropped: Option<metrics::Counter>,
+    ) -> (Arc<Self>, mpsc::Receiver<Arc<Delivery>>) {
         let (tx, rx) = mpsc::channel(capacity);
         let outbox = Arc::new(Outbox {
             tx,
             lagged: Mutex::new(HashSet::new()),
             notify: Notify::new(),
+            dropped,
         });
         (outbox, rx)
     }
@@ -60,6 +70,9 @@ impl Outbox {
         match self.tx.try_send(delivery.clone()) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(_)) => {
+                if let Some(c) = &self.dropped {
+                    c.increment(1);
+                }
                 if let Ok(mut lagged) = self.lagged.lock() {
                     lagged.insert(delivery.topic.clone());
                 }

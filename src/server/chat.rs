@@ -15,6 +15,7 @@ impl From<StoreError> for AppError {
         match e {
             StoreError::NotFound(what) => AppError::NotFound(what),
             StoreError::Conflict(msg) => AppError::Conflict(msg),
+            StoreError::Invalid(msg) => AppError::Validation(msg),
             other => {
                 tracing::error!(error = %other, "store failure");
                 AppError::Internal
@@ -32,7 +33,9 @@ pub async fn post_message(
     author: Option<&str>,
     body: &str,
 ) -> Result<Event, AppError> {
-    let TopicKind::Room(_) = topic.kind();
+    if !matches!(topic.kind(), TopicKind::Room(_)) {
+        return Err(AppError::Validation(format!("{topic} is not a chat room")));
+    }
     let author = validate::display_name(author.ok_or(AppError::NameRequired)?)
         .map_err(|_| AppError::NameRequired)?;
     let body = validate::message_body(body, state.settings.max_message_chars)?;

@@ -30,6 +30,9 @@ pub struct Settings {
     pub max_message_chars: usize,
     pub max_room_name_chars: usize,
     pub shutdown_grace_ms: u64,
+    pub publish_token: String,
+    pub ephemeral_window: usize,
+    pub metrics: bool,
 }
 
 impl Default for Settings {
@@ -50,6 +53,9 @@ impl Default for Settings {
             max_message_chars: 2000,
             max_room_name_chars: 64,
             shutdown_grace_ms: 500,
+            publish_token: String::new(),
+            ephemeral_window: 1024,
+            metrics: true,
         }
     }
 }

@@ -7,6 +7,8 @@
 pub mod broker;
 pub mod chat;
 pub mod config;
+pub mod ephemeral;
+pub mod metrics;
 pub mod realtime;
 pub mod security;
 pub mod shutdown;
@@ -31,7 +33,11 @@ use tower_http::compression::CompressionLayer;
 pub fn router(state: AppState) -> Router {
     let routes = generate_route_list(App);
     let options = state.leptos.clone();
-    Router::new()
+    let mut router = Router::new();
+    if state.settings.metrics {
+        router = router.route("/metrics", get(metrics_text));
+    }
+    router
         .route("/ws", get(realtime::ws::upgrade))
         .route("/healthz", get(|| async { "ok" }))
         .leptos_routes(&state, routes, move || shell(options.clone()))
@@ -43,6 +49,16 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(CompressionLayer::new())
         .with_state(state)
+}
+
+async fn metrics_text() -> impl axum::response::IntoResponse {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        metrics::render(),
+    )
 }
 
 /// Gives server-function errors their proper HTTP status (400, 404, 409...).

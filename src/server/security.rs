@@ -45,6 +45,7 @@ pub async fn guard(State(state): State<AppState>, req: Request, next: Next) -> R
     let changes_state = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     if changes_state && !origin_allowed(req.headers(), &state.settings.allowed_origins) {
         tracing::warn!(path = %req.uri().path(), "cross-origin request refused");
+        super::metrics::reject("cross_origin_request");
         return (StatusCode::FORBIDDEN, "cross-origin request refused").into_response();
     }
     let mut res = next.run(req).await;
@@ -80,6 +81,25 @@ pub fn display_name(headers: &HeaderMap) -> Option<String> {
         .find(|(k, _)| *k == NAME_COOKIE)
         .and_then(|(_, v)| percent_decode(v))
         .and_then(|name| crate::validate::display_name(&name).ok())
+}
+
+/// Whether `headers` carry `Authorization: Bearer <token>` for a non-empty
+/// `token` (compared in constant time).
+pub fn bearer_matches(headers: &HeaderMap, token: &str) -> bool {
+    let Some(given) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+    else {
+        return false;
+    };
+    !token.is_empty()
+        && given.len() == token.len()
+        && given
+            .bytes()
+            .zip(token.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
 }
 
 /// The `Set-Cookie` value that stores `name` (already validated) for a year.
@@ -161,6 +181,19 @@ mod tests {
             &headers(&[("host", "a"), ("sec-fetch-site", "cross-site")]),
             &[]
         ));
+    }
+
+    #[test]
+    fn bearer_tokens() {
+        let h = headers(&[("authorization", "Bearer s3cret")]);
+        assert!(bearer_matches(&h, "s3cret"));
+        assert!(!bearer_matches(&h, "s3cre"));
+        assert!(!bearer_matches(&h, ""));
+        assert!(
+            !bearer_matches(&headers(&[("authorization", "Bearer ")]), ""),
+            "empty token never matches"
+        );
+        assert!(!bearer_matches(&headers(&[]), "s3cret"));
     }
 
     #[test]

@@ -7,7 +7,9 @@
 //! replaced by its confirming event, matched by client id.
 
 use super::cursor::{Cursor, Step};
-use crate::protocol::{Event, EventData, Version};
+#[cfg(test)]
+use crate::protocol::EventData;
+use crate::protocol::{Event, Version};
 use uuid::Uuid;
 
 #[derive(Clone, Debug, PartialEq)]
@@ -83,7 +85,7 @@ impl Timeline {
             Step::Apply(events) => {
                 for e in events {
                     let id = e.data.client_id();
-                    self.pending.retain(|p| p.client_id != id);
+                    self.pending.retain(|p| Some(p.client_id) != id);
                     self.confirmed.push(e);
                 }
                 Follow::Nothing
@@ -143,9 +145,10 @@ impl Timeline {
 
     /// Whether a message with this client id is confirmed in the loaded range.
     pub fn is_confirmed(&self, client_id: Uuid) -> bool {
-        self.confirmed.iter().rev().any(|e| match &e.data {
-            EventData::Message(m) => m.client_id == client_id,
-        })
+        self.confirmed
+            .iter()
+            .rev()
+            .any(|e| e.data.client_id() == Some(client_id))
     }
 }
 

@@ -139,6 +139,7 @@ impl Http {
         Http {
             client: reqwest::Client::builder()
                 .cookie_store(true)
+                .timeout(WAIT * 6)
                 .build()
                 .expect("client"),
             base: server.url("/api/"),

@@ -16,7 +16,7 @@
 
 use crate::error::AppError;
 use crate::protocol::{
-    ClientFrame, ErrorCode, ErrorFrame, ProtocolError, ServerFrame, Topic, Version,
+    ClientFrame, ErrorCode, ErrorFrame, ProtocolError, ServerFrame, Topic, TopicKind, Version,
 };
 use crate::server::broker::{ConnId, Delivery, Outbox};
 use crate::server::chat;
@@ -29,10 +29,14 @@ pub struct Session {
     pub conn: ConnId,
     state: AppState,
     author: Option<String>,
+    /// Whether this connection presented the publish token.
+    may_publish: bool,
     outbox: Arc<Outbox>,
     /// Last version written to the client, per subscribed topic.
     subs: HashMap<Topic, Version>,
     bad_frames: u32,
+    /// Event frames written since the last `flush_meters`: rooms, tickers.
+    out: [u64; 2],
 }
 
 /// Whether the session may go on after a refused frame.
@@ -53,14 +57,46 @@ fn frame(f: ServerFrame) -> Utf8Bytes {
 }
 
 impl Session {
-    pub fn new(state: AppState, author: Option<String>, outbox: Arc<Outbox>) -> Self {
+    pub fn new(
+        state: AppState,
+        author: Option<String>,
+        may_publish: bool,
+        outbox: Arc<Outbox>,
+    ) -> Self {
         Session {
             conn: state.next_conn_id(),
             state,
             author,
+            may_publish,
             outbox,
             subs: HashMap::new(),
             bad_frames: 0,
+            out: [0; 2],
+        }
+    }
+
+    /// Adds the event frames written since the last call to the metrics.
+    pub fn flush_meters(&mut self) {
+        let [room, ticker] = std::mem::take(&mut self.out);
+        if room > 0 {
+            self.state.meters.room_out.increment(room);
+        }
+        if ticker > 0 {
+            self.state.meters.ticker_out.increment(ticker);
+        }
+    }
+
+    fn count_out(&mut self, topic: &Topic, n: u64) {
+        match topic.kind() {
+            TopicKind::Room(_) => self.out[0] += n,
+            TopicKind::Ticker => self.out[1] += n,
+        }
+    }
+
+    /// Records the client's version of `topic` (a new subscription if untracked).
+    fn track(&mut self, topic: &Topic, version: Version) {
+        if self.subs.insert(topic.clone(), version).is_none() {
+            self.state.meters.subscriptions.increment(1.0);
         }
     }
 
@@ -88,6 +124,12 @@ impl Session {
     /// Answers a malformed frame with an error frame; counts it.
     pub fn refuse(&mut self, err: ProtocolError, out: &mut Vec<Utf8Bytes>) -> Verdict {
         tracing::debug!(conn_id = self.conn, error = %err, "frame refused");
+        crate::server::metrics::reject(match err.code() {
+            ErrorCode::TooLarge => "frame_too_large",
+            ErrorCode::UnknownType => "unknown_frame_type",
+            ErrorCode::InvalidTopic => "invalid_topic",
+            _ => "bad_frame",
+        });
         self.bad_frames += 1;
         out.push(error(err.code(), err.to_string(), None));
         if self.bad_frames > self.state.settings.max_bad_frames {
@@ -127,6 +169,19 @@ impl Session {
                     })),
                 });
             }
+            ClientFrame::Publish { topic, tick } => {
+                let published = if self.may_publish {
+                    self.state.publish_tick(&topic, tick).map(|_| ())
+                } else {
+                    crate::server::metrics::reject("publish_forbidden");
+                    Err(AppError::Forbidden(
+                        "this connection may not publish".into(),
+                    ))
+                };
+                if let Err(e) = published {
+                    out.push(error(e.code(), e.to_string(), Some(topic)));
+                }
+            }
             ClientFrame::Ping {} => out.push(frame(ServerFrame::Pong {})),
             ClientFrame::Pong {} => {}
         }
@@ -140,6 +195,7 @@ impl Session {
                 "at most {} subscriptions per connection",
                 self.state.settings.max_subscriptions
             );
+            crate::server::metrics::reject("subscription_limit");
             out.push(error(ErrorCode::Limit, msg, Some(topic)));
             return;
         }
@@ -148,18 +204,24 @@ impl Session {
             .broker
             .subscribe(&topic, self.conn, self.outbox.clone());
         let result = match since {
-            None => self
-                .state
-                .store
-                .head(&topic)
-                .await
-                .map(CatchUp::At)
-                .map_err(AppError::from),
-            Some(v) => self.catch_up(&topic, v, out).await,
+            None => self.state.head(&topic).await.map(CatchUp::At),
+            Some(v) => {
+                let caught = self.catch_up(&topic, v, out).await;
+                if let Ok(CatchUp::At(at)) = &caught {
+                    let m = &self.state.meters;
+                    let resumed = if *at == v {
+                        &m.resumes_current
+                    } else {
+                        &m.resumes_replayed
+                    };
+                    resumed.increment(1);
+                }
+                caught
+            }
         };
         match result {
             Ok(CatchUp::At(version)) => {
-                self.subs.insert(topic.clone(), version);
+                self.track(&topic, version);
                 out.push(frame(ServerFrame::Subscribed { topic, version }));
             }
             Ok(CatchUp::Reset(version)) => self.reset(topic, version, out),
@@ -170,18 +232,19 @@ impl Session {
         }
     }
 
-    /// Writes the events after `from` (from the store) to `out`.
+    /// Writes the events after `from` (from the topic's log) to `out`.
     async fn catch_up(
-        &self,
+        &mut self,
         topic: &Topic,
         from: Version,
         out: &mut Vec<Utf8Bytes>,
     ) -> Result<CatchUp, AppError> {
         let limit = self.state.settings.catch_up_limit;
-        let b = self.state.store.since(topic, from, limit).await?;
+        let b = self.state.since(topic, from, limit).await?;
         if b.reset || b.has_more {
             return Ok(CatchUp::Reset(b.version));
         }
+        self.count_out(topic, b.events.len() as u64);
         let mut at = from;
         for event in b.events {
             at = event.version;
@@ -191,6 +254,7 @@ impl Session {
     }
 
     fn reset(&mut self, topic: Topic, version: Version, out: &mut Vec<Utf8Bytes>) {
+        self.state.meters.resets.increment(1);
         self.drop_sub(&topic);
         out.push(frame(ServerFrame::Reset {
             topic,
@@ -200,7 +264,9 @@ impl Session {
     }
 
     fn drop_sub(&mut self, topic: &Topic) {
-        self.subs.remove(topic);
+        if self.subs.remove(topic).is_some() {
+            self.state.meters.subscriptions.decrement(1.0);
+        }
         self.state.broker.unsubscribe(topic, self.conn);
     }
 
@@ -214,21 +280,21 @@ impl Session {
             self.reset(d.topic.clone(), d.version, out);
         } else if d.version.seq == last.seq + 1 {
             out.push(d.frame.clone());
-            self.subs.insert(d.topic.clone(), d.version);
+            self.count_out(&d.topic, 1);
+            self.track(&d.topic, d.version);
         } else if d.version.seq > last.seq + 1 {
+            self.state.meters.gap_repairs.increment(1);
             self.repair(&d.topic, out).await;
         }
     }
 
-    /// Reads what the client is missing on `topic` from the store.
+    /// Reads what the client is missing on `topic` from its log.
     pub async fn repair(&mut self, topic: &Topic, out: &mut Vec<Utf8Bytes>) {
         let Some(&last) = self.subs.get(topic) else {
             return;
         };
         match self.catch_up(topic, last, out).await {
-            Ok(CatchUp::At(v)) => {
-                self.subs.insert(topic.clone(), v);
-            }
+            Ok(CatchUp::At(v)) => self.track(topic, v),
             Ok(CatchUp::Reset(v)) => self.reset(topic.clone(), v, out),
             Err(e) => {
                 tracing::warn!(conn_id = self.conn, topic = %topic, error = %e, "gap repair failed");
@@ -248,6 +314,9 @@ impl Session {
 
 impl Drop for Session {
     fn drop(&mut self) {
+        self.flush_meters();
+        let live = self.subs.len() as f64;
+        self.state.meters.subscriptions.decrement(live);
         for topic in self.subs.keys() {
             self.state.broker.unsubscribe(topic, self.conn);
         }

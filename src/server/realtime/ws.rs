@@ -34,18 +34,20 @@ pub async fn upgrade(
 ) -> Response {
     if !security::origin_allowed(&headers, &state.settings.allowed_origins) {
         tracing::warn!(origin = ?headers.get("origin"), "cross-origin WebSocket refused");
+        crate::server::metrics::reject("cross_origin_websocket");
         return (StatusCode::FORBIDDEN, "cross-origin WebSocket refused").into_response();
     }
     if state.shutdown.is_triggered() {
         return (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
     }
     let author = security::display_name(&headers);
+    let may_publish = security::bearer_matches(&headers, &state.settings.publish_token);
     let max = state.settings.max_ws_message_bytes;
     ws.read_buffer_size(4 * 1024)
         .write_buffer_size(8 * 1024)
         .max_message_size(max)
         .max_frame_size(max)
-        .on_upgrade(move |socket| run(socket, state, author))
+        .on_upgrade(move |socket| run(socket, state, author, may_publish))
 }
 
 struct Conn {
@@ -82,11 +84,15 @@ impl Conn {
     }
 }
 
-async fn run(socket: WebSocket, state: AppState, author: Option<String>) {
+async fn run(socket: WebSocket, state: AppState, author: Option<String>, may_publish: bool) {
     let _guard = state.shutdown.track_session();
     let settings = state.settings.clone();
-    let (outbox, mut inbox) = Outbox::new(settings.outbox_capacity);
-    let mut session = Session::new(state.clone(), author, outbox.clone());
+    let meters = state.meters.clone();
+    meters.ws_connects.increment(1);
+    meters.ws_connections.increment(1.0);
+    let (outbox, mut inbox) =
+        Outbox::counted(settings.outbox_capacity, Some(meters.dropped_full.clone()));
+    let mut session = Session::new(state.clone(), author, may_publish, outbox.clone());
     let mut conn = Conn {
         socket,
         deadline: Duration::from_millis(settings.heartbeat_timeout_ms),
@@ -159,9 +165,11 @@ async fn run(socket: WebSocket, state: AppState, author: Option<String>) {
                 if n == 0 {
                     break "outbox closed";
                 }
+                meters.queue_depth.record((inbox.len() + n) as f64);
                 for d in batch.drain(..) {
                     session.deliver(&d, &mut out).await;
                 }
+                session.flush_meters();
             }
             _ = outbox.lagged() => session.repair_lagged(&mut out).await,
             _ = tick.tick() => {
@@ -173,6 +181,8 @@ async fn run(socket: WebSocket, state: AppState, author: Option<String>) {
             }
         }
     };
+    drop(session);
+    meters.ws_connections.decrement(1.0);
     tracing::debug!(conn_id, reason = end, "websocket closed");
 }
 

@@ -29,6 +29,8 @@ pub enum StoreError {
     Conflict(String),
     #[error("unsupported database URL `{0}` (expected sqlite://...)")]
     UnsupportedUrl(String),
+    #[error("{0}")]
+    Invalid(String),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
     #[error(transparent)]
@@ -74,11 +76,60 @@ pub trait Store: Send + Sync + 'static {
 }
 
 /// Opens the store named by `url`, creating and migrating it as needed.
+/// Every operation's latency is recorded (`tandem_store_seconds`).
 pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
     if url.starts_with("sqlite:") {
-        Ok(Arc::new(SqliteStore::open(url).await?))
+        Ok(Arc::new(Timed(SqliteStore::open(url).await?)))
     } else {
         Err(StoreError::UnsupportedUrl(url.to_owned()))
+    }
+}
+
+/// A store that records the latency of every operation of the one it wraps.
+pub struct Timed<S>(pub S);
+
+async fn timed<T>(op: &'static str, f: impl std::future::Future<Output = T>) -> T {
+    let start = std::time::Instant::now();
+    let out = f.await;
+    crate::server::metrics::store_op(op, start.elapsed().as_secs_f64());
+    out
+}
+
+#[async_trait]
+impl<S: Store> Store for Timed<S> {
+    async fn list_rooms(&self) -> Result<Vec<RoomSummary>, StoreError> {
+        timed("list_rooms", self.0.list_rooms()).await
+    }
+    async fn create_room(&self, name: &str) -> Result<Room, StoreError> {
+        timed("create_room", self.0.create_room(name)).await
+    }
+    async fn room(&self, id: i64) -> Result<Room, StoreError> {
+        timed("room", self.0.room(id)).await
+    }
+    async fn append(&self, topic: &Topic, data: &EventData) -> Result<Appended, StoreError> {
+        timed("append", self.0.append(topic, data)).await
+    }
+    async fn head(&self, topic: &Topic) -> Result<Version, StoreError> {
+        timed("head", self.0.head(topic)).await
+    }
+    async fn page(
+        &self,
+        topic: &Topic,
+        before: Option<u64>,
+        limit: u32,
+    ) -> Result<Snapshot, StoreError> {
+        timed("page", self.0.page(topic, before, limit)).await
+    }
+    async fn since(
+        &self,
+        topic: &Topic,
+        after: Version,
+        limit: u32,
+    ) -> Result<Backfill, StoreError> {
+        timed("since", self.0.since(topic, after, limit)).await
+    }
+    async fn close(&self) {
+        self.0.close().await
     }
 }
 

@@ -139,7 +139,10 @@ impl Store for SqliteStore {
     }
 
     async fn append(&self, topic: &Topic, data: &EventData) -> Result<Appended, StoreError> {
-        let client_id = data.client_id().to_string();
+        let client_id = data
+            .client_id()
+            .ok_or_else(|| StoreError::Invalid("durable events carry a client id".into()))?
+            .to_string();
         let json = serde_json::to_string(data).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let mut tx = self.pool.begin().await?;
         // Write first: takes SQLite's write lock (PostgreSQL: the topic's row lock).

@@ -1,0 +1,92 @@
+//! `tandem-load`: drives tandem (or its Socket.IO peer) with many real
+//! clients and reports what they saw. See the README's "Benchmarks" section
+//! and `bench/run.sh`, which runs every scenario against both servers.
+//!
+//! ```text
+//! tandem-load fanout --transport ws --target 127.0.0.1:3000 --subs 1000 --rate 100 --duration 10 \
+//!     --token SECRET --server-pid 1234 --json out.json --label "1k x 100/s"
+//! tandem-load idle --transport ws --target 127.0.0.1:3000 --subs 20000 --hold 20 --server-pid 1234
+//! ```
+//! It refuses to print a run in which its own CPU was saturated (the numbers
+//! would describe the load tool, not the server).
+
+mod procfs;
+mod scenario;
+mod transport;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+fn usage() -> ! {
+    eprintln!(
+        "usage: tandem-load <fanout|idle> [--transport ws|sio-ws|sio-poll] [--target HOST:PORT] \
+         [--topic T] [--token T] [--subs N] [--rate MSG_PER_S] [--duration S] [--hold S] \
+         [--connect-concurrency N] [--server-pid PID] [--json FILE] [--label TEXT]"
+    );
+    std::process::exit(2)
+}
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some(scenario) = args.first().cloned() else {
+        usage()
+    };
+    let mut flags = HashMap::new();
+    for pair in args[1..].chunks(2) {
+        match pair {
+            [k, v] if k.starts_with("--") => {
+                flags.insert(k.trim_start_matches("--").to_owned(), v.clone());
+            }
+            _ => usage(),
+        }
+    }
+    let get = |k: &str, d: &str| flags.get(k).cloned().unwrap_or_else(|| d.to_owned());
+    let num = |k: &str, d: u64| -> anyhow::Result<u64> { Ok(get(k, &d.to_string()).parse()?) };
+    let transport_name = get("transport", "ws");
+    let default_topic = if transport_name == "ws" {
+        "ticker:BENCH"
+    } else {
+        "bench"
+    };
+    let options = scenario::Options {
+        subs: num("subs", 100)? as usize,
+        rate: num("rate", 100)?,
+        duration: Duration::from_secs(num("duration", 10)?),
+        connect_concurrency: num("connect-concurrency", 64)? as usize,
+        server_pid: flags.get("server-pid").cloned(),
+        hold: Duration::from_secs(num("hold", 10)?),
+    };
+    let transport: Arc<dyn transport::Transport> = Arc::from(transport::open(
+        &transport_name,
+        &get("target", "127.0.0.1:3000"),
+        &get("topic", default_topic),
+        &get("token", ""),
+    )?);
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let report = runtime.block_on(async {
+        match scenario.as_str() {
+            "fanout" => scenario::fanout(transport, &options).await,
+            "idle" => scenario::idle(transport, &options).await,
+            _ => usage(),
+        }
+    })?;
+    let mut json = serde_json::to_value(&report)?;
+    json["label"] = get("label", &scenario).into();
+    if let Some(path) = flags.get("json") {
+        std::fs::write(path, serde_json::to_string_pretty(&json)?)?;
+    }
+    if report.client_saturated {
+        eprintln!(
+            "refusing to report: the load tool used {:.0}% of its {} core(s); the figures would measure the client",
+            report.client_cpu_core_share * 100.0,
+            report.client_cores
+        );
+        std::process::exit(3);
+    }
+    println!("{}", serde_json::to_string(&json)?);
+    Ok(())
+}

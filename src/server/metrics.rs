@@ -1,0 +1,173 @@
+//! Prometheus metrics, served at `/metrics` (ssr only).
+//!
+//! One process-wide recorder (the `metrics` facade is global), installed on
+//! first use. Hot paths hold pre-registered handles (`Meters`), so recording
+//! is an atomic add with no registry lookup, and they record per write batch,
+//! not per delivery, where they can. Names and labels are documented in the
+//! README's "Metrics" section.
+
+use metrics::{
+    counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, Counter,
+    Gauge, Histogram, Unit,
+};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use std::sync::OnceLock;
+
+pub const CONNECTIONS: &str = "tandem_connections";
+pub const CONNECTS: &str = "tandem_connects_total";
+pub const SUBSCRIPTIONS: &str = "tandem_subscriptions";
+pub const EVENTS_IN: &str = "tandem_events_in_total";
+pub const EVENTS_OUT: &str = "tandem_events_out_total";
+pub const QUEUE_DEPTH: &str = "tandem_delivery_queue_depth";
+pub const DROPPED: &str = "tandem_deliveries_dropped_total";
+pub const COALESCED: &str = "tandem_deliveries_coalesced_total";
+pub const RESUMES: &str = "tandem_resumes_total";
+pub const RESETS: &str = "tandem_resets_total";
+pub const GAP_REPAIRS: &str = "tandem_gap_repairs_total";
+pub const FALLBACKS: &str = "tandem_fallbacks_total";
+pub const REJECTIONS: &str = "tandem_rejections_total";
+pub const STORE_SECONDS: &str = "tandem_store_seconds";
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Installs the recorder (once per process) and returns its handle.
+pub fn install() -> &'static PrometheusHandle {
+    HANDLE.get_or_init(|| {
+        let builder = PrometheusBuilder::new()
+            .set_buckets_for_metric(
+                Matcher::Full(STORE_SECONDS.into()),
+                &[
+                    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                    1.0,
+                ],
+            )
+            .and_then(|b| {
+                b.set_buckets_for_metric(
+                    Matcher::Full(QUEUE_DEPTH.into()),
+                    &[
+                        0.0, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0,
+                    ],
+                )
+            });
+        let recorder = match builder {
+            Ok(b) => b.build_recorder(),
+            // Only reachable with empty bucket lists, which the constants above are not.
+            Err(_) => PrometheusBuilder::new().build_recorder(),
+        };
+        let handle = recorder.handle();
+        if metrics::set_global_recorder(recorder).is_err() {
+            tracing::warn!("a metrics recorder was already installed; /metrics may be empty");
+        }
+        describe();
+        handle
+    })
+}
+
+/// The text exposition of every metric.
+pub fn render() -> String {
+    let handle = install();
+    handle.run_upkeep();
+    handle.render()
+}
+
+fn describe() {
+    describe_gauge!(CONNECTIONS, "Open live connections, by transport.");
+    describe_counter!(CONNECTS, "Live connections accepted, by transport.");
+    describe_gauge!(SUBSCRIPTIONS, "Active topic subscriptions.");
+    describe_counter!(
+        EVENTS_IN,
+        "Events accepted (persisted or appended), by topic kind."
+    );
+    describe_counter!(
+        EVENTS_OUT,
+        "Event frames written to clients, by topic kind."
+    );
+    describe_histogram!(
+        QUEUE_DEPTH,
+        "Deliveries waiting in a connection's queue, sampled per write batch."
+    );
+    describe_counter!(
+        DROPPED,
+        "Deliveries not queued for a connection (then repaired from the log), by reason."
+    );
+    describe_counter!(
+        COALESCED,
+        "Deliveries replaced by a newer value before being written."
+    );
+    describe_counter!(
+        RESUMES,
+        "Subscriptions resumed from a client version, by whether events were replayed."
+    );
+    describe_counter!(RESETS, "Subscriptions told to reload their snapshot.");
+    describe_counter!(
+        GAP_REPAIRS,
+        "Gaps in a connection's stream filled from the log."
+    );
+    describe_counter!(FALLBACKS, "Connections served on a fallback rung, by rung.");
+    describe_counter!(REJECTIONS, "Requests or frames refused, by reason.");
+    describe_histogram!(
+        STORE_SECONDS,
+        Unit::Seconds,
+        "Store operation latency, by operation."
+    );
+}
+
+/// Pre-registered handles for the hot paths.
+#[derive(Clone)]
+pub struct Meters {
+    pub ws_connections: Gauge,
+    pub ws_connects: Counter,
+    pub subscriptions: Gauge,
+    pub room_in: Counter,
+    pub ticker_in: Counter,
+    pub room_out: Counter,
+    pub ticker_out: Counter,
+    pub queue_depth: Histogram,
+    pub dropped_full: Counter,
+    pub resumes_replayed: Counter,
+    pub resumes_current: Counter,
+    pub resets: Counter,
+    pub gap_repairs: Counter,
+}
+
+impl Meters {
+    pub fn new() -> Self {
+        install();
+        // Declared now so they appear (at 0) before anything happens.
+        counter!(COALESCED).absolute(0);
+        for rung in ["sse", "long_poll", "short_poll"] {
+            counter!(FALLBACKS, "rung" => rung).absolute(0);
+        }
+        Meters {
+            ws_connections: gauge!(CONNECTIONS, "transport" => "ws"),
+            ws_connects: counter!(CONNECTS, "transport" => "ws"),
+            subscriptions: gauge!(SUBSCRIPTIONS),
+            room_in: counter!(EVENTS_IN, "kind" => "room"),
+            ticker_in: counter!(EVENTS_IN, "kind" => "ticker"),
+            room_out: counter!(EVENTS_OUT, "kind" => "room"),
+            ticker_out: counter!(EVENTS_OUT, "kind" => "ticker"),
+            queue_depth: histogram!(QUEUE_DEPTH),
+            dropped_full: counter!(DROPPED, "reason" => "queue_full"),
+            resumes_replayed: counter!(RESUMES, "backfill" => "true"),
+            resumes_current: counter!(RESUMES, "backfill" => "false"),
+            resets: counter!(RESETS),
+            gap_repairs: counter!(GAP_REPAIRS),
+        }
+    }
+}
+
+impl Default for Meters {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Counts a refusal (cheap enough off the hot path: a registry lookup).
+pub fn reject(reason: &'static str) {
+    counter!(REJECTIONS, "reason" => reason).increment(1);
+}
+
+/// Records one store operation's latency.
+pub fn store_op(op: &'static str, seconds: f64) {
+    histogram!(STORE_SECONDS, "op" => op).record(seconds);
+}

@@ -1,0 +1,94 @@
+//! `/metrics`: scraped over real HTTP after real traffic.
+#![allow(clippy::unwrap_used)] // tests may unwrap
+
+mod common;
+
+use common::{cid, TestServer, Ws};
+use tandem::protocol::{ClientFrame, ServerFrame, Tick, Topic};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+
+/// The value of the first sample line starting with `series`.
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(series))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_are_scraped_after_real_traffic() {
+    let server = TestServer::with(|s| s.publish_token = "tok".into()).await;
+    let http = reqwest::Client::new();
+    let mut sub = server.ws().await;
+    sub.send(&ClientFrame::Subscribe {
+        topic: Topic::room(1),
+        since: None,
+    })
+    .await;
+    assert!(matches!(sub.recv().await, ServerFrame::Subscribed { .. }));
+    server.user("ann").await.send(1, &cid(), "counted").await;
+    assert!(matches!(sub.recv().await, ServerFrame::Event(_)));
+
+    // A publisher with the token; a tick reaches a ticker subscriber.
+    let ticker = Topic::ticker("ACME").unwrap();
+    sub.send(&ClientFrame::Subscribe {
+        topic: ticker.clone(),
+        since: None,
+    })
+    .await;
+    assert!(matches!(sub.recv().await, ServerFrame::Subscribed { .. }));
+    let mut req = format!("ws://{}/ws", server.addr)
+        .into_client_request()
+        .unwrap();
+    req.headers_mut()
+        .insert("authorization", HeaderValue::from_static("Bearer tok"));
+    let (stream, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    let mut publisher = Ws { stream };
+    assert!(matches!(publisher.recv().await, ServerFrame::Hello { .. }));
+    publisher
+        .send(&ClientFrame::Publish {
+            topic: ticker,
+            tick: Tick { price: 9.5, ts: 1 },
+        })
+        .await;
+    assert!(matches!(sub.recv().await, ServerFrame::Event(_)));
+    // A refusal is counted.
+    assert!(Ws::connect(&server, Some("http://evil.example"), None)
+        .await
+        .is_err());
+
+    let r = http.get(server.url("/metrics")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain"));
+    let text = r.text().await.unwrap();
+    let at_least = |series: &str, min: f64| {
+        let v = sample(&text, series).unwrap_or_else(|| panic!("{series} missing in\n{text}"));
+        assert!(v >= min, "{series} = {v}, expected >= {min}");
+    };
+    at_least("tandem_connections{transport=\"ws\"}", 2.0);
+    at_least("tandem_connects_total{transport=\"ws\"}", 2.0);
+    at_least("tandem_subscriptions", 2.0);
+    at_least("tandem_events_in_total{kind=\"room\"}", 1.0);
+    at_least("tandem_events_in_total{kind=\"ticker\"}", 1.0);
+    at_least("tandem_events_out_total{kind=\"room\"}", 1.0);
+    at_least("tandem_events_out_total{kind=\"ticker\"}", 1.0);
+    at_least(
+        "tandem_rejections_total{reason=\"cross_origin_websocket\"}",
+        1.0,
+    );
+    at_least("tandem_store_seconds_count{op=\"append\"}", 1.0);
+    at_least("tandem_delivery_queue_depth_count", 1.0);
+    at_least("tandem_fallbacks_total{rung=\"sse\"}", 0.0);
+    assert!(text.contains("# HELP tandem_store_seconds"), "described");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_can_be_turned_off() {
+    let server = TestServer::with(|s| s.metrics = false).await;
+    let r = reqwest::get(server.url("/metrics")).await.unwrap();
+    assert_eq!(r.status(), 404);
+}
