@@ -14,13 +14,13 @@ LOAD_CPU="${LOAD_CPU:-1}"
 TANDEM_PORT=3300
 SIO_PORT=3301
 TOKEN="bench-$RANDOM$RANDOM"
-ulimit -n 65536
+ulimit -n "$(ulimit -Hn)"  # as high as allowed (20,000 idle connections need ~20k fds per side)
 log() { printf '\033[1m[bench]\033[0m %s\n' "$*" >&2; }
 
 log "building (release)"
 ./scripts/setup.sh build >&2
 cargo leptos build --release >&2
-cargo build --release -p tandem-load >&2
+cargo build --release --manifest-path bench/load/Cargo.toml --target-dir target >&2
 (cd bench/socketio && { [ -d node_modules/socket.io ] || npm install --no-audit --no-fund >&2; })
 
 work=$(mktemp -d)
@@ -63,7 +63,13 @@ run() {
   fi
 }
 
-if [ "$MODE" = quick ]; then IDLE=2000; HOLD=5; DUR=5; else IDLE=20000; HOLD=20; DUR=10; fi
+if [ "$MODE" = quick ]; then IDLE=2000; HOLD=5; DUR=5; else IDLE=20000; HOLD=60; DUR=10; fi  # hold > 2 heartbeat intervals of either server
+# Each side needs one descriptor per connection plus a few of its own.
+FDS=$(ulimit -n)
+if [ "$IDLE" -gt $((FDS - 200)) ]; then
+  IDLE=$((FDS - 200))
+  log "the descriptor limit is $FDS here: idle scenario uses $IDLE connections"
+fi
 
 # Idle connections first, on fresh servers (clean memory baselines).
 start_tandem; start_sio

@@ -43,7 +43,7 @@ pub async fn upgrade(
     let author = security::display_name(&headers);
     let may_publish = security::bearer_matches(&headers, &state.settings.publish_token);
     let max = state.settings.max_ws_message_bytes;
-    ws.read_buffer_size(4 * 1024)
+    ws.read_buffer_size(1024)
         .write_buffer_size(8 * 1024)
         .max_message_size(max)
         .max_frame_size(max)
