@@ -31,7 +31,11 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
 trap cleanup EXIT
 
-wait_port() { for _ in $(seq 100); do (echo > "/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; return 1; }
+port_open() { (echo > "/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+wait_port() { for _ in $(seq 100); do port_open "$1" && return 0; sleep 0.1; done; return 1; }
+for port in $TANDEM_PORT $SIO_PORT; do
+  if port_open "$port"; then log "port $port is already in use: stop what listens there first"; exit 1; fi
+done
 
 start_tandem() {
   rm -f "$work"/bench.db*
@@ -45,7 +49,10 @@ start_sio() {
   PORT="$SIO_PORT" taskset -c "$SERVER_CPU" node bench/socketio/server.js >"$work/sio.log" 2>&1 &
   SIO_PID=$!; pids+=("$SIO_PID"); wait_port "$SIO_PORT"
 }
-stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
+stop() {
+  kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true
+  for _ in $(seq 50); do port_open "$2" || return 0; sleep 0.1; done
+}
 
 # run LABEL SERVER(tandem|sio) -- load-tool args...
 run() {
@@ -75,7 +82,7 @@ fi
 start_tandem; start_sio
 run "idle $IDLE" tandem -- idle --transport ws --subs "$IDLE" --hold "$HOLD"
 run "idle $IDLE" sio -- idle --transport sio-ws --subs "$IDLE" --hold "$HOLD"
-stop "$TANDEM_PID"; stop "$SIO_PID"
+stop "$TANDEM_PID" "$TANDEM_PORT"; stop "$SIO_PID" "$SIO_PORT"
 start_tandem; start_sio
 
 for spec in "100 100" "1000 100" "5000 10"; do

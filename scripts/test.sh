@@ -18,6 +18,10 @@ cargo clippy --lib --no-default-features --features hydrate --target wasm32-unkn
 step "unit and integration tests"
 cargo test --features ssr
 
+step "load tool (bench/load): lints and unit tests"
+cargo clippy --manifest-path bench/load/Cargo.toml --target-dir target -- -D warnings
+cargo test --manifest-path bench/load/Cargo.toml --target-dir target
+
 step "end-to-end (cargo leptos end-to-end, Chromium)"
 mkdir -p target/e2e
 rm -f target/e2e/e2e.db*

@@ -434,6 +434,17 @@ async fn ticks_need_the_publish_token_and_fan_out_in_order() {
     assert!(
         matches!(late.recv().await, ServerFrame::Subscribed { version, .. } if version.seq == 5)
     );
+    // The backfill server function serves tickers from the same window.
+    let epoch = v.epoch.to_string();
+    let (status, b) = common::Http::new(&server)
+        .get(
+            "events_since",
+            &[("topic", "ticker:ACME"), ("epoch", &epoch), ("seq", "2")],
+        )
+        .await;
+    assert_eq!(status, 200, "{b}");
+    assert_eq!(b["events"].as_array().map(Vec::len), Some(3));
+    assert_eq!(b["events"][0]["data"]["kind"], "tick");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

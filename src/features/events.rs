@@ -15,8 +15,7 @@ pub async fn events_since(topic: String, epoch: u32, seq: u64) -> Result<Backfil
     let topic =
         crate::protocol::Topic::parse(&topic).map_err(|e| AppError::Validation(e.to_string()))?;
     let version = crate::protocol::Version::new(epoch, seq);
-    Ok(state
-        .store
+    state
         .since(&topic, version, state.settings.catch_up_limit)
-        .await?)
+        .await
 }

@@ -136,10 +136,15 @@ pub fn settings_from(
     for key in defaults.keys() {
         let var = format!("TANDEM_{}", key.to_uppercase().replace('-', "_"));
         if let Some(raw) = env(&var) {
-            let value = toml::from_str::<toml::Table>(&format!("v = {raw}"))
-                .ok()
-                .and_then(|mut t| t.remove("v"))
-                .unwrap_or(toml::Value::String(raw));
+            // Text settings take the value as is; others parse it as TOML.
+            let value = if defaults[key].is_str() {
+                toml::Value::String(raw)
+            } else {
+                toml::from_str::<toml::Table>(&format!("v = {raw}"))
+                    .ok()
+                    .and_then(|mut t| t.remove("v"))
+                    .unwrap_or(toml::Value::String(raw))
+            };
             table.insert(key.clone(), value);
         }
     }
@@ -180,10 +185,12 @@ mod tests {
             "TANDEM_DATABASE_URL" => Some("sqlite://b.db".into()),
             "TANDEM_SEED_DEMO_DATA" => Some("false".into()),
             "TANDEM_ALLOWED_ORIGINS" => Some("[\"https://x.example\"]".into()),
+            "TANDEM_PUBLISH_TOKEN" => Some("12345".into()),
             _ => None,
         })
         .unwrap();
         assert_eq!(s.max_frame_bytes, 4096);
+        assert_eq!(s.publish_token, "12345", "text settings stay text");
         assert_eq!(s.database_url, "sqlite://b.db");
         assert!(!s.seed_demo_data);
         assert_eq!(s.allowed_origins, vec!["https://x.example".to_string()]);

@@ -47,7 +47,7 @@ impl SocketIo {
                     .write_buffer_size(0);
                 let (ws, _) =
                     tokio_tungstenite::connect_async_with_config(url, Some(config), true).await?;
-                let mut link = Link::Ws(ws);
+                let mut link = Link::Ws(Box::new(ws));
                 let open = link.recv_packet().await?;
                 anyhow::ensure!(open.starts_with('0'), "expected engine.io open, got {open}");
                 link.send_packet("40").await?;
@@ -142,7 +142,7 @@ impl Transport for SocketIo {
 }
 
 enum Link {
-    Ws(Ws),
+    Ws(Box<Ws>),
     Poll {
         http: reqwest::Client,
         url: String,
