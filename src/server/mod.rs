@@ -116,6 +116,13 @@ pub async fn run(
     );
     tracing::info!(addr = %listener.local_addr()?, "listening");
     let signal = shutdown.clone();
+    // Live frames are small and latency-bound: never hold them back for
+    // Nagle's algorithm.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+    });
     axum::serve(listener, router(state))
         .with_graceful_shutdown(async move { signal.wait().await })
         .await?;
