@@ -49,6 +49,11 @@ impl Topic {
         &self.0
     }
 
+    /// Whether the topic's events are persisted (`room:`), without parsing it.
+    pub fn is_durable(&self) -> bool {
+        self.0.starts_with("room:")
+    }
+
     pub fn kind(&self) -> TopicKind {
         // Proven by `parse`: every Topic was validated to one of these shapes.
         match self.0.split_once(':') {

@@ -16,7 +16,7 @@
 
 use crate::error::AppError;
 use crate::protocol::{
-    ClientFrame, ErrorCode, ErrorFrame, ProtocolError, ServerFrame, Topic, TopicKind, Version,
+    ClientFrame, ErrorCode, ErrorFrame, ProtocolError, ServerFrame, Topic, Version,
 };
 use crate::server::broker::{ConnId, Delivery, Outbox};
 use crate::server::chat;
@@ -87,15 +87,16 @@ impl Session {
     }
 
     fn count_out(&mut self, topic: &Topic, n: u64) {
-        match topic.kind() {
-            TopicKind::Room(_) => self.out[0] += n,
-            TopicKind::Ticker => self.out[1] += n,
-        }
+        self.out[usize::from(!topic.is_durable())] += n;
     }
 
     /// Records the client's version of `topic` (a new subscription if untracked).
     fn track(&mut self, topic: &Topic, version: Version) {
-        if self.subs.insert(topic.clone(), version).is_none() {
+        // The hot path (a known topic) updates in place: no key clone.
+        if let Some(v) = self.subs.get_mut(topic) {
+            *v = version;
+        } else {
+            self.subs.insert(topic.clone(), version);
             self.state.meters.subscriptions.increment(1.0);
         }
     }
