@@ -301,7 +301,8 @@ pub enum CloseCode {
     MessageTooBig = 1009,
     /// No frame from the peer within the heartbeat timeout.
     HeartbeatTimeout = 4000,
-    /// The client could not keep up with its queue; resume from your versions.
+    /// Reserved: not sent today (a slow reader's gaps are repaired from the
+    /// topic's log instead). If received: reconnect and resume from your versions.
     SlowConsumer = 4001,
     /// Too many malformed frames: the client is broken; do not reconnect as is.
     ProtocolViolation = 4400,
