@@ -47,6 +47,25 @@ impl AppError {
         }
     }
 
+    /// The error a WebSocket `error` frame stands for, by its code (its
+    /// message is already a sentence for people).
+    pub fn from_frame(code: ErrorCode, message: String) -> Self {
+        match code {
+            ErrorCode::NameRequired => AppError::NameRequired,
+            ErrorCode::Internal => AppError::Internal,
+            ErrorCode::Forbidden => AppError::Forbidden(message),
+            ErrorCode::Conflict => AppError::Conflict(message),
+            ErrorCode::BadFrame
+            | ErrorCode::UnknownType
+            | ErrorCode::TooLarge
+            | ErrorCode::InvalidTopic
+            | ErrorCode::NotFound
+            | ErrorCode::Validation
+            | ErrorCode::Limit
+            | ErrorCode::Unknown => AppError::Validation(message),
+        }
+    }
+
     /// The WebSocket error code for this error.
     pub fn code(&self) -> ErrorCode {
         match self {

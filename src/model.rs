@@ -54,3 +54,17 @@ pub struct Backfill {
     /// head): reload the snapshot. `events` is then empty.
     pub reset: bool,
 }
+
+impl Backfill {
+    /// The answer for a version that cannot be continued; `head` is the
+    /// topic's newest version.
+    pub fn reset(topic: Topic, head: Version) -> Self {
+        Backfill {
+            topic,
+            version: head,
+            events: Vec::new(),
+            has_more: false,
+            reset: true,
+        }
+    }
+}

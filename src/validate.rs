@@ -12,42 +12,38 @@ fn has_control(s: &str, allow_newlines: bool) -> bool {
         .any(|c| c.is_control() && !(allow_newlines && (c == '\n' || c == '\t')))
 }
 
-/// A display name: trimmed, 1..=32 characters, no control characters.
-pub fn display_name(raw: &str) -> Result<String, AppError> {
-    let name = raw.trim();
-    let len = name.chars().count();
-    if len == 0 || len > MAX_DISPLAY_NAME_CHARS {
-        return Err(AppError::Validation(format!(
-            "a display name has 1 to {MAX_DISPLAY_NAME_CHARS} characters"
-        )));
-    }
-    if has_control(name, false) {
-        return Err(AppError::Validation(
-            "a display name cannot contain control characters".into(),
-        ));
-    }
-    Ok(name.to_owned())
-}
-
-/// A room name: trimmed, 1..=`max` characters, no control characters.
-pub fn room_name(raw: &str, max: usize) -> Result<String, AppError> {
+/// A short single-line name (`what`): trimmed, 1..=`max` characters, no
+/// control characters. Display names and room names follow this rule.
+fn short_name(raw: &str, max: usize, what: &str) -> Result<String, AppError> {
     let name = raw.trim();
     let len = name.chars().count();
     if len == 0 || len > max {
         return Err(AppError::Validation(format!(
-            "a room name has 1 to {max} characters"
+            "a {what} has 1 to {max} characters"
         )));
     }
     if has_control(name, false) {
-        return Err(AppError::Validation(
-            "a room name cannot contain control characters".into(),
-        ));
+        return Err(AppError::Validation(format!(
+            "a {what} cannot contain control characters"
+        )));
     }
     Ok(name.to_owned())
 }
 
-/// A message body: CRLF turned into LF, leading/trailing whitespace trimmed,
-/// 1..=`max` characters, newlines and tabs allowed, other control characters refused.
+/// A display name: trimmed, 1..=32 characters, no control characters.
+pub fn display_name(raw: &str) -> Result<String, AppError> {
+    short_name(raw, MAX_DISPLAY_NAME_CHARS, "display name")
+}
+
+/// A room name: trimmed, 1..=`max` characters, no control characters.
+pub fn room_name(raw: &str, max: usize) -> Result<String, AppError> {
+    short_name(raw, max, "room name")
+}
+
+/// A message body: CRLF turned into LF first (so a CRLF counts as one
+/// character), then leading/trailing whitespace trimmed, then 1..=`max`
+/// characters; newlines and tabs allowed, other control characters
+/// (including a lone CR) refused.
 pub fn message_body(raw: &str, max: usize) -> Result<String, AppError> {
     let normalized = raw.replace("\r\n", "\n");
     let body = normalized.trim();
@@ -107,6 +103,13 @@ mod tests {
         assert!(message_body(" \n ", 10).is_err());
         assert!(message_body(&"m".repeat(11), 10).is_err());
         assert!(message_body("bell\u{7}", 10).is_err());
+        let crlf = "ab\r\n".repeat(600);
+        assert_eq!(crlf.chars().count(), 2400);
+        assert_eq!(
+            message_body(&crlf, 2000).map(|b| b.chars().count()),
+            Ok(1799),
+            "counted after CRLF became LF (and the last one was trimmed)"
+        );
         assert_eq!(
             message_body("<script>", 10),
             Ok("<script>".into()),

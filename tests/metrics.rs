@@ -33,7 +33,7 @@ async fn metrics_are_scraped_after_real_traffic() {
     // A publisher with the token; a tick reaches a ticker subscriber.
     let ticker = Topic::ticker("ACME").unwrap();
     sub.send(&ClientFrame::Subscribe {
-        topic: ticker.clone(),
+        topic: ticker,
         since: None,
     })
     .await;
@@ -82,7 +82,11 @@ async fn metrics_are_scraped_after_real_traffic() {
     );
     at_least("tandem_store_seconds_count{op=\"append\"}", 1.0);
     at_least("tandem_delivery_queue_depth_count", 1.0);
-    at_least("tandem_fallbacks_total{rung=\"sse\"}", 0.0);
+    // Declared before anything happens, at exactly 0 (no fallback rung yet).
+    for rung in ["sse", "long_poll", "short_poll"] {
+        let series = format!("tandem_fallbacks_total{{rung=\"{rung}\"}}");
+        assert_eq!(sample(&text, &series), Some(0.0), "{series}");
+    }
     assert!(text.contains("# HELP tandem_store_seconds"), "described");
 }
 

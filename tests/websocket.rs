@@ -15,13 +15,13 @@ fn room(id: i64) -> Topic {
 
 async fn subscribe(ws: &mut Ws, topic: Topic, since: Option<Version>) -> Version {
     ws.send(&ClientFrame::Subscribe {
-        topic: topic.clone(),
+        topic,
         since,
     })
     .await;
     loop {
         match ws.recv().await {
-            ServerFrame::Subscribed { topic: t, version } if t == topic => return version,
+            ServerFrame::Subscribed { topic: t, version, .. } if t == topic => return version,
             ServerFrame::Event(_) => continue,
             other => panic!("expected subscribed, got {other:?}"),
         }
@@ -364,131 +364,4 @@ async fn shutdown_tells_clients_to_reconnect_and_keeps_acknowledged_writes() {
         .unwrap()
         .clone();
     assert_eq!(last, acked);
-}
-
-async fn publisher(server: &TestServer, token: &str) -> Ws {
-    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-    let mut req = format!("ws://{}/ws", server.addr)
-        .into_client_request()
-        .unwrap();
-    req.headers_mut()
-        .insert("authorization", format!("Bearer {token}").parse().unwrap());
-    let (stream, _) = tokio_tungstenite::connect_async(req).await.unwrap();
-    let mut ws = Ws { stream };
-    assert!(matches!(ws.recv().await, ServerFrame::Hello { .. }));
-    ws
-}
-
-fn tick(price: f64) -> tandem::protocol::Tick {
-    tandem::protocol::Tick { price, ts: 1 }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ticks_need_the_publish_token_and_fan_out_in_order() {
-    let server = TestServer::with(|s| s.publish_token = "s3cret".into()).await;
-    let topic = Topic::ticker("ACME").unwrap();
-    let mut sub = server.ws().await;
-    let v = subscribe(&mut sub, topic.clone(), None).await;
-    assert_eq!(v.seq, 0, "a ticker starts empty");
-
-    let mut stranger = publisher(&server, "wrong").await;
-    stranger
-        .send(&ClientFrame::Publish {
-            topic: topic.clone(),
-            tick: tick(1.0),
-        })
-        .await;
-    assert!(
-        matches!(stranger.recv().await, ServerFrame::Error(e) if e.code == ErrorCode::Forbidden)
-    );
-    let mut feed = publisher(&server, "s3cret").await;
-    feed.send(&ClientFrame::Publish {
-        topic: room(1),
-        tick: tick(1.0),
-    })
-    .await;
-    assert!(matches!(feed.recv().await, ServerFrame::Error(e) if e.code == ErrorCode::Validation));
-    sub.expect_silence(Duration::from_millis(100)).await;
-
-    for i in 1..=5 {
-        feed.send(&ClientFrame::Publish {
-            topic: topic.clone(),
-            tick: tick(i as f64),
-        })
-        .await;
-    }
-    for i in 1..=5u64 {
-        let e = event(&mut sub).await;
-        assert_eq!(e.version, Version::new(v.epoch, i));
-        assert!(matches!(e.data, EventData::Tick(t) if t.price == i as f64));
-    }
-    // A late subscriber resumes from the in-memory window.
-    let mut late = server.ws().await;
-    late.send(&ClientFrame::Subscribe {
-        topic: topic.clone(),
-        since: Some(Version::new(v.epoch, 3)),
-    })
-    .await;
-    assert_eq!(event(&mut late).await.version.seq, 4);
-    assert_eq!(event(&mut late).await.version.seq, 5);
-    assert!(
-        matches!(late.recv().await, ServerFrame::Subscribed { version, .. } if version.seq == 5)
-    );
-    // The backfill server function serves tickers from the same window.
-    let epoch = v.epoch.to_string();
-    let (status, b) = common::Http::new(&server)
-        .get(
-            "events_since",
-            &[("topic", "ticker:ACME"), ("epoch", &epoch), ("seq", "2")],
-        )
-        .await;
-    assert_eq!(status, 200, "{b}");
-    assert_eq!(b["events"].as_array().map(Vec::len), Some(3));
-    assert_eq!(b["events"][0]["data"]["kind"], "tick");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_ticker_resume_past_its_window_or_across_a_restart_resets() {
-    let mut server = TestServer::with(|s| {
-        s.publish_token = "t".into();
-        s.ephemeral_window = 2;
-    })
-    .await;
-    let topic = Topic::ticker("W").unwrap();
-    let mut feed = publisher(&server, "t").await;
-    let mut sub = server.ws().await;
-    let v = subscribe(&mut sub, topic.clone(), None).await;
-    for i in 1..=4 {
-        feed.send(&ClientFrame::Publish {
-            topic: topic.clone(),
-            tick: tick(i as f64),
-        })
-        .await;
-        event(&mut sub).await;
-    }
-    let mut late = server.ws().await;
-    late.send(&ClientFrame::Subscribe {
-        topic: topic.clone(),
-        since: Some(Version::new(v.epoch, 1)),
-    })
-    .await;
-    assert!(
-        matches!(late.recv().await, ServerFrame::Reset { .. }),
-        "seq 2 left the window"
-    );
-
-    server.stop().await;
-    let again = TestServer::launch(common::settings(&server.db)).await;
-    let mut back = again.ws().await;
-    back.send(&ClientFrame::Subscribe {
-        topic,
-        since: Some(Version::new(v.epoch, 4)),
-    })
-    .await;
-    match back.recv().await {
-        ServerFrame::Reset { version, .. } => {
-            assert_ne!(version.epoch, v.epoch, "a restart is a new epoch")
-        }
-        other => panic!("{other:?}"),
-    }
 }

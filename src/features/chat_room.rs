@@ -1,224 +1,122 @@
 //! A chat room on screen: the message list (server-rendered from the
-//! snapshot, then hydrated), "load older", the composer, and `RoomSync`, the
-//! glue between the room's `Timeline` and both channels (live pushes from the
-//! socket, request/response for sends, backfills and reloads).
+//! snapshot, then hydrated), "load older", the composer, and the room's
+//! sending rules. Keeping the room in step with the server is the generic
+//! `TopicSync` (src/sync/topic.rs) over the room's `Timeline`.
+//!
+//! Every task here runs in the room's scope and is cancelled when the room
+//! is left; signals are read with the `try_` accessors after any await.
 
-use super::events::events_since;
 use super::identity::use_identity;
 use super::messages::{load_room, older_messages, send_message};
 use crate::error::AppError;
 use crate::model::RoomSnapshot;
-use crate::protocol::{Event, EventData, Topic, Version};
-use crate::sync::timeline::{Follow, Timeline};
-use crate::sync::{new_client_id, sleep_ms, use_live_client, LiveClient, TopicHandler};
+use crate::protocol::{Event, EventData, Topic};
+use crate::sync::timeline::Timeline;
+use crate::sync::topic::TopicSync;
+use crate::sync::{new_client_id, sleep_ms};
+use futures::FutureExt;
 use leptos::prelude::*;
-use leptos::task::spawn_local;
-use std::rc::Rc;
 use uuid::Uuid;
 
 /// Server-function send attempts on transient failures (same client id each time).
 const SEND_ATTEMPTS: u32 = 3;
-/// How long a gap may stay open before it is backfilled: out-of-order pushes
-/// usually close it sooner.
-const GAP_GRACE_MS: u32 = 250;
 
-/// Keeps one room's timeline in step with the server. Cheap to clone.
-#[derive(Clone)]
-pub struct RoomSync {
+/// One room, kept in step with the server.
+type RoomSync = TopicSync<Timeline>;
+
+fn timeline_of(s: RoomSnapshot) -> Timeline {
+    Timeline::from_snapshot(s.log.version, s.log.events, s.log.has_older)
+}
+
+/// Sends a message (optimistically shown as pending) over the chosen path.
+async fn send(
+    sync: &RoomSync,
     room_id: i64,
-    topic: Topic,
-    timeline: RwSignal<Timeline>,
-    live: LiveClient,
-    backfilling: StoredValue<bool>,
+    client_id: Uuid,
+    author: String,
+    body: String,
+    over_socket: bool,
+) -> Result<(), AppError> {
+    sync.state()
+        .try_update(|t| t.add_pending(client_id, author, body.clone()));
+    let result = if over_socket {
+        match sync
+            .live()
+            .send_message(sync.topic(), client_id, body.clone())
+            .await
+        {
+            // Socket down or no answer: the same id over HTTP cannot double it.
+            Err(AppError::Transport(_)) => send_over_http(room_id, client_id, body).await,
+            other => other,
+        }
+    } else {
+        send_over_http(room_id, client_id, body).await
+    };
+    match result {
+        Ok(event) => {
+            sync.receive(event);
+            Ok(())
+        }
+        Err(e) => {
+            sync.state().try_update(|t| t.remove_pending(client_id));
+            Err(e)
+        }
+    }
 }
 
-impl TopicHandler for RoomSync {
-    fn since(&self) -> Option<Version> {
-        Some(self.timeline.with_untracked(Timeline::version))
-    }
-
-    fn on_event(&self, event: Event) {
-        self.receive(event);
-    }
-
-    fn on_reset(&self) {
-        self.reload();
+/// The server-function path, retried with the same id on transient failures.
+async fn send_over_http(room_id: i64, client_id: Uuid, body: String) -> Result<Event, AppError> {
+    let mut attempt = 1;
+    loop {
+        match send_message(room_id, client_id, body.clone()).await {
+            Err(e) if e.is_transient() && attempt < SEND_ATTEMPTS => {
+                sleep_ms(400 * attempt).await;
+                attempt += 1;
+            }
+            other => return other,
+        }
     }
 }
 
-impl RoomSync {
-    fn subscribe(&self) {
-        self.live
-            .subscribe(self.topic.clone(), Rc::new(self.clone()));
-    }
-
-    fn receive(&self, event: Event) {
-        let follow = self
-            .timeline
-            .try_update(|t| t.receive(event))
-            .unwrap_or(Follow::Nothing);
-        self.follow(follow);
-    }
-
-    fn follow(&self, follow: Follow) {
-        match follow {
-            Follow::Nothing => {}
-            Follow::Backfill(_) => self.backfill(),
-            Follow::Reload => self.reload(),
-        }
-    }
-
-    /// Fills the gap through `events_since`, page by page, until none is left.
-    fn backfill(&self) {
-        if self.backfilling.get_value() {
-            return;
-        }
-        self.backfilling.set_value(true);
-        let sync = self.clone();
-        spawn_local(async move {
-            sleep_ms(GAP_GRACE_MS).await;
-            let mut failures = 0;
-            while sync.timeline.with_untracked(Timeline::has_gap) && failures < 5 {
-                let v = sync.timeline.with_untracked(Timeline::version);
-                match events_since(sync.topic.to_string(), v.epoch, v.seq).await {
-                    Ok(b) if b.reset => {
-                        sync.backfilling.set_value(false);
-                        return sync.reload();
-                    }
-                    Ok(b) => {
-                        let follow = sync.timeline.try_update(|t| t.receive_all(b.events));
-                        if follow == Some(Follow::Reload) {
-                            sync.backfilling.set_value(false);
-                            return sync.reload();
-                        }
-                    }
-                    Err(e) => {
-                        failures += 1;
-                        tracing::warn!(topic = %sync.topic, error = %e, "backfill failed");
-                        sleep_ms(1000 * failures).await;
-                    }
-                }
-            }
-            sync.backfilling.set_value(false);
-        });
-    }
-
-    /// Replaces the timeline with a fresh snapshot (keeping pending sends), then resubscribes.
-    fn reload(&self) {
-        let sync = self.clone();
-        spawn_local(async move {
-            match load_room(sync.room_id).await {
-                Ok(s) => {
-                    let pending = sync.timeline.with_untracked(|t| t.pending().to_vec());
-                    let mut fresh =
-                        Timeline::from_snapshot(s.log.version, s.log.events, s.log.has_older);
-                    for p in pending {
-                        fresh.add_pending(p.client_id, p.author, p.body);
-                    }
-                    sync.timeline.set(fresh);
-                    sync.subscribe();
-                }
-                Err(e) => tracing::warn!(topic = %sync.topic, error = %e, "snapshot reload failed"),
-            }
-        });
-    }
-
-    /// Sends a message (optimistically shown as pending) over the chosen path.
-    async fn send(
-        &self,
-        client_id: Uuid,
-        author: String,
-        body: String,
-        over_socket: bool,
-    ) -> Result<(), AppError> {
-        self.timeline
-            .update(|t| t.add_pending(client_id, author, body.clone()));
-        let result = if over_socket {
-            match self
-                .live
-                .send_message(self.topic.clone(), client_id, body.clone())
-                .await
-            {
-                // Socket down or no answer: the same id over HTTP cannot double it.
-                Err(AppError::Transport(_)) => self.send_over_http(client_id, body).await,
-                other => other,
-            }
-        } else {
-            self.send_over_http(client_id, body).await
-        };
-        match result {
-            Ok(event) => {
-                self.receive(event);
-                Ok(())
-            }
-            Err(e) => {
-                self.timeline.update(|t| t.remove_pending(client_id));
-                Err(e)
-            }
-        }
-    }
-
-    /// The server-function path, retried with the same id on transient failures.
-    async fn send_over_http(&self, client_id: Uuid, body: String) -> Result<Event, AppError> {
-        let mut attempt = 1;
-        loop {
-            match send_message(self.room_id, client_id, body.clone()).await {
-                Err(e) if e.is_transient() && attempt < SEND_ATTEMPTS => {
-                    sleep_ms(400 * attempt).await;
-                    attempt += 1;
-                }
-                other => return other,
-            }
-        }
-    }
-
-    async fn load_older(&self) -> Result<(), AppError> {
-        let Some(before) = self.timeline.with_untracked(Timeline::oldest_seq) else {
-            return Ok(());
-        };
-        let page = older_messages(self.room_id, before).await?;
-        self.timeline
-            .update(|t| t.prepend_older(page.events, page.has_older));
-        Ok(())
-    }
+async fn load_older(sync: &RoomSync, room_id: i64) -> Result<(), AppError> {
+    let Some(Some(before)) = sync.state().try_with_untracked(Timeline::oldest_seq) else {
+        return Ok(());
+    };
+    let page = older_messages(room_id, before).await?;
+    sync.state()
+        .try_update(|t| t.prepend_older(page.events, page.has_older));
+    Ok(())
 }
 
 #[component]
 pub fn ChatRoom(snapshot: RoomSnapshot) -> impl IntoView {
-    let RoomSnapshot { room, log } = snapshot;
-    let sync = RoomSync {
-        room_id: room.id,
-        topic: log.topic.clone(),
-        timeline: RwSignal::new(Timeline::from_snapshot(
-            log.version,
-            log.events,
-            log.has_older,
-        )),
-        live: use_live_client(),
-        backfilling: StoredValue::new(false),
-    };
-    // Effects run only in the browser, after hydration.
-    let start = sync.clone();
-    Effect::new(move |_| start.subscribe());
-    let (live, topic) = (sync.live, sync.topic.clone());
-    on_cleanup(move || live.unsubscribe(&topic));
+    let room = snapshot.room.clone();
+    let topic = Topic::room(room.id);
+    let room_id = room.id;
+    let sync = TopicSync::new(topic, timeline_of(snapshot), move || {
+        async move { load_room(room_id).await.map(timeline_of) }.boxed_local()
+    });
+    sync.start();
+    let problem = sync.problem();
     view! {
-        <section class="chat" data-topic=log.topic.to_string()>
+        <section class="chat" data-topic=topic.to_string()>
             <h2 class="room-name">{room.name}</h2>
-            <MessageList sync=sync.clone() />
-            <Composer sync />
+            <p class="error" role="alert" data-testid="room-problem">{move || problem.get()}</p>
+            <MessageList sync=sync.clone() room_id />
+            <Composer sync room_id />
         </section>
     }
 }
 
 #[component]
-fn MessageList(sync: RoomSync) -> impl IntoView {
-    let timeline = sync.timeline;
+fn MessageList(sync: RoomSync, room_id: i64) -> impl IntoView {
+    let timeline = sync.state();
     let older_error = RwSignal::new(None::<String>);
-    let load_older = move |_| {
+    let on_older = move |_| {
         let sync = sync.clone();
-        spawn_local(async move {
-            older_error.set(sync.load_older().await.err().map(|e| e.to_string()));
+        sync.clone().spawn(async move {
+            let result = load_older(&sync, room_id).await;
+            older_error.try_set(result.err().map(|e| e.to_string()));
         });
     };
     view! {
@@ -226,11 +124,13 @@ fn MessageList(sync: RoomSync) -> impl IntoView {
             <ol class="message-list">
                 <Show when=move || timeline.with(Timeline::has_older)>
                     <li class="older">
-                        <button on:click=load_older.clone() data-testid="load-older">"Load older messages"</button>
+                        <button on:click=on_older.clone() data-testid="load-older">"Load older messages"</button>
                         <span class="error">{older_error}</span>
                     </li>
                 </Show>
-                <For each=move || timeline.with(|t| t.confirmed().to_vec()) key=|e| e.version.seq let(event)>
+                // Keyed by the full version: after an epoch change, a row
+                // with the same seq is another message.
+                <For each=move || timeline.with(|t| t.confirmed().to_vec()) key=|e| e.version let(event)>
                     <MessageRow event />
                 </For>
                 <For each=move || timeline.with(|t| t.pending().to_vec()) key=|p| p.client_id let(p)>
@@ -247,12 +147,12 @@ fn MessageList(sync: RoomSync) -> impl IntoView {
 
 #[component]
 fn MessageRow(event: Event) -> impl IntoView {
-    // Room topics carry only messages.
     let EventData::Message(m) = event.data else {
+        // Room topics carry messages; a kind from a newer server shows nothing.
         return ().into_any();
     };
     view! {
-        <li class="message" data-seq=event.version.seq data-testid="message">
+        <li class="message" data-seq=event.version.seq data-epoch=event.version.epoch data-testid="message">
             <span class="author">{m.author}</span>
             <time class="meta" title="UTC">{clock(m.sent_at)}</time>
             <p class="body">{m.body}</p>
@@ -273,12 +173,11 @@ fn clock(ms: i64) -> String {
 }
 
 #[component]
-fn Composer(sync: RoomSync) -> impl IntoView {
+fn Composer(sync: RoomSync, room_id: i64) -> impl IntoView {
     let identity = use_identity();
     // Without JavaScript the form posts to the server function itself (and is
     // redirected back); the id rendered with the form makes a resubmission
     // of the same form idempotent too.
-    let room_id = sync.room_id.to_string();
     let form_id = new_client_id().to_string();
     let text = RwSignal::new(String::new());
     let error = RwSignal::new(None::<String>);
@@ -303,25 +202,25 @@ fn Composer(sync: RoomSync) -> impl IntoView {
         retry.set_value(Some((body.clone(), client_id)));
         text.set(String::new());
         error.set(None);
+        let via_socket = over_socket.get_untracked();
         let sync = sync.clone();
-        spawn_local(async move {
-            match sync
-                .send(client_id, author, body.clone(), over_socket.get_untracked())
-                .await
-            {
-                Ok(()) => retry.set_value(None),
+        sync.clone().spawn(async move {
+            match send(&sync, room_id, client_id, author, body.clone(), via_socket).await {
+                Ok(()) => {
+                    retry.try_set_value(None);
+                }
                 Err(e) => {
-                    if text.get_untracked().is_empty() {
-                        text.set(body);
+                    if text.try_get_untracked().is_some_and(|t| t.is_empty()) {
+                        text.try_set(body);
                     }
-                    error.set(Some(e.to_string()));
+                    error.try_set(Some(e.to_string()));
                 }
             }
         });
     };
     view! {
         <form class="composer" method="post" action="/api/send_message" on:submit=on_submit>
-            <input type="hidden" name="room_id" value=room_id />
+            <input type="hidden" name="room_id" value=room_id.to_string() />
             <input type="hidden" name="client_id" value=form_id />
             <input type="text" name="body" maxlength="2000" placeholder="Write a message" autocomplete="off"
                 data-testid="message-input" aria-label="message"

@@ -11,11 +11,13 @@ use leptos::server_fn::codec::GetUrl;
 /// continued: reload the snapshot.
 #[server(endpoint = "events_since", input = GetUrl)]
 pub async fn events_since(topic: String, epoch: u32, seq: u64) -> Result<Backfill, AppError> {
+    use crate::server::logs::TopicLog;
     let state = crate::server::app_state()?;
     let topic =
         crate::protocol::Topic::parse(&topic).map_err(|e| AppError::Validation(e.to_string()))?;
     let version = crate::protocol::Version::new(epoch, seq);
     state
-        .since(&topic, version, state.settings.catch_up_limit)
+        .logs
+        .since(topic, version, state.settings.catch_up_limit)
         .await
 }

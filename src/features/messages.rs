@@ -23,12 +23,13 @@ pub async fn older_messages(room_id: i64, before: u64) -> Result<Snapshot, AppEr
     let topic = crate::protocol::Topic::room(room_id);
     Ok(state
         .store
-        .page(&topic, Some(before), state.settings.history_page)
+        .page(topic, Some(before), state.settings.history_page)
         .await?)
 }
 
-/// Posts a message as the caller's display name. Persisted, then broadcast;
-/// a retry with the same `client_id` returns the original event.
+/// Posts a message as the caller's display name. Persisted, then broadcast
+/// by the store's feed; a retry with the same `client_id` returns the
+/// original event.
 #[server(endpoint = "send_message")]
 pub async fn send_message(room_id: i64, client_id: Uuid, body: String) -> Result<Event, AppError> {
     let state = crate::server::app_state()?;
@@ -37,5 +38,5 @@ pub async fn send_message(room_id: i64, client_id: Uuid, body: String) -> Result
         .map_err(|_| AppError::Internal)?;
     let author = crate::server::security::display_name(&headers);
     let topic = crate::protocol::Topic::room(room_id);
-    crate::server::chat::post_message(&state, &topic, client_id, author.as_deref(), &body).await
+    crate::server::chat::post_message(&state, topic, client_id, author.as_deref(), &body).await
 }

@@ -1,40 +1,50 @@
-//! `Broker`: fan-out of persisted events to the connections subscribed to
+//! `Broker`: fan-out of committed events to the connections subscribed to
 //! their topic (ssr only). In-process now (`LocalBroker`); a PostgreSQL
 //! LISTEN/NOTIFY backplane will implement the same trait.
+//!
+//! Where events come from: durable events arrive from the store's commit
+//! feed (`pump`), in commit order; ephemeral events from `EphemeralLogs`,
+//! published under its lock. No request handler publishes, so none can
+//! forget to, or be cancelled before it does, and concurrent writers never
+//! reach subscribers out of order.
 //!
 //! Concurrency: `publish` never blocks and never awaits. Each event is
 //! serialized once into a `Delivery` whose frame bytes every subscriber
 //! shares. Each connection owns a bounded `Outbox`; when it is full the
 //! delivery is dropped *for that connection only* and the topic is marked
-//! lagged, and the connection repairs the gap from the store (durable topics
-//! are never silently lost). A slow consumer never slows the publisher or
-//! other consumers. The subscriber map is behind a std `RwLock` held only for
-//! map operations, never across an await.
+//! lagged, and the connection catches up by its topic's policy (from the log
+//! for lossless topics, with the newest value for latest-wins ones). A slow
+//! consumer never slows the publisher or other consumers. The subscriber
+//! map is behind a std `RwLock` held only for map operations, never across
+//! an await.
 
+use super::metrics::Meters;
+use super::realtime::frame::Frame;
+use super::store::Feed;
 use crate::protocol::{Event, ServerFrame, Topic, Version};
-use axum::extract::ws::Utf8Bytes;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
 use tokio::sync::{mpsc, Notify};
 
 pub type ConnId = u64;
 
-/// One event, ready to write to any number of sockets.
+/// One event, ready to write to any number of connections.
 #[derive(Debug)]
 pub struct Delivery {
     pub topic: Topic,
     pub version: Version,
     /// The `event` server frame, serialized once.
-    pub frame: Utf8Bytes,
+    pub frame: Frame,
 }
 
 impl Delivery {
-    pub fn new(event: &Event) -> Arc<Self> {
-        Arc::new(Delivery {
-            topic: event.topic.clone(),
+    /// `None` (logged) if the event cannot be serialized.
+    pub fn new(event: &Event) -> Option<Arc<Self>> {
+        Some(Arc::new(Delivery {
+            topic: event.topic,
             version: event.version,
-            frame: ServerFrame::Event(event.clone()).to_json().into(),
-        })
+            frame: Frame::encode(&ServerFrame::Event(event.clone()))?,
+        }))
     }
 }
 
@@ -46,16 +56,16 @@ pub struct Outbox {
     dropped: Option<metrics::Counter>,
 }
 
+/// The receiving end of an `Outbox`.
+pub type Inbox = mpsc::Receiver<Arc<Delivery>>;
+
 impl Outbox {
-    pub fn new(capacity: usize) -> (Arc<Self>, mpsc::Receiver<Arc<Delivery>>) {
+    pub fn new(capacity: usize) -> (Arc<Self>, Inbox) {
         Self::counted(capacity, None)
     }
 
     /// An outbox that counts the deliveries it drops for lack of room.
-    pub fn counted(
-        capacity: usize,
-        dropped: Option<metrics::Counter>,
-    ) -> (Arc<Self>, mpsc::Receiver<Arc<Delivery>>) {
+    pub fn counted(capacity: usize, dropped: Option<metrics::Counter>) -> (Arc<Self>, Inbox) {
         let (tx, rx) = mpsc::channel(capacity);
         let outbox = Arc::new(Outbox {
             tx,
@@ -74,7 +84,7 @@ impl Outbox {
                     c.increment(1);
                 }
                 if let Ok(mut lagged) = self.lagged.lock() {
-                    lagged.insert(delivery.topic.clone());
+                    lagged.insert(delivery.topic);
                 }
                 self.notify.notify_one();
             }
@@ -98,12 +108,12 @@ impl Outbox {
 }
 
 pub trait Broker: Send + Sync + 'static {
-    /// Delivers to every current subscriber of `delivery.topic`. Called only
-    /// after the event is persisted.
+    /// Delivers to every current subscriber of `delivery.topic`. Called by
+    /// the logs only (`pump`, `EphemeralLogs`), in each topic's seq order.
     fn publish(&self, delivery: Arc<Delivery>);
-    fn subscribe(&self, topic: &Topic, conn: ConnId, outbox: Arc<Outbox>);
-    fn unsubscribe(&self, topic: &Topic, conn: ConnId);
-    fn subscribers(&self, topic: &Topic) -> usize;
+    fn subscribe(&self, topic: Topic, conn: ConnId, outbox: Arc<Outbox>);
+    fn unsubscribe(&self, topic: Topic, conn: ConnId);
+    fn subscribers(&self, topic: Topic) -> usize;
 }
 
 /// Fan-out within this process.
@@ -124,32 +134,43 @@ impl Broker for LocalBroker {
         }
     }
 
-    fn subscribe(&self, topic: &Topic, conn: ConnId, outbox: Arc<Outbox>) {
+    fn subscribe(&self, topic: Topic, conn: ConnId, outbox: Arc<Outbox>) {
         if let Ok(mut topics) = self.topics.write() {
-            topics
-                .entry(topic.clone())
-                .or_default()
-                .insert(conn, outbox);
+            topics.entry(topic).or_default().insert(conn, outbox);
         }
     }
 
-    fn unsubscribe(&self, topic: &Topic, conn: ConnId) {
+    fn unsubscribe(&self, topic: Topic, conn: ConnId) {
         if let Ok(mut topics) = self.topics.write() {
-            if let Some(subs) = topics.get_mut(topic) {
+            if let Some(subs) = topics.get_mut(&topic) {
                 subs.remove(&conn);
                 if subs.is_empty() {
-                    topics.remove(topic);
+                    topics.remove(&topic);
                 }
             }
         }
     }
 
-    fn subscribers(&self, topic: &Topic) -> usize {
+    fn subscribers(&self, topic: Topic) -> usize {
         self.topics
             .read()
-            .map(|t| t.get(topic).map_or(0, HashMap::len))
+            .map(|t| t.get(&topic).map_or(0, HashMap::len))
             .unwrap_or(0)
     }
+}
+
+/// Publishes the store's committed events, in commit order, until the store
+/// closes its feed. The one consumer of the feed.
+pub async fn pump(mut feed: Feed, broker: Arc<dyn Broker>, meters: Meters) {
+    while let Some(batch) = feed.next().await {
+        for event in &batch {
+            meters.event_in(event.topic.kind());
+            if let Some(delivery) = Delivery::new(event) {
+                broker.publish(delivery);
+            }
+        }
+    }
+    tracing::debug!("the store's feed ended");
 }
 
 #[cfg(test)]
@@ -168,6 +189,7 @@ mod tests {
                 sent_at: 0,
             }),
         })
+        .expect("serializable")
     }
 
     #[tokio::test]
@@ -175,15 +197,15 @@ mod tests {
         let broker = LocalBroker::default();
         let (a, mut ra) = Outbox::new(8);
         let (b, mut rb) = Outbox::new(8);
-        broker.subscribe(&Topic::room(1), 1, a);
-        broker.subscribe(&Topic::room(2), 2, b);
+        broker.subscribe(Topic::room(1), 1, a);
+        broker.subscribe(Topic::room(2), 2, b);
         broker.publish(delivery(1));
         let got = ra.recv().await.unwrap();
         assert_eq!(got.version.seq, 1);
         assert!(got.frame.as_str().starts_with(r#"{"type":"event""#));
         assert!(rb.try_recv().is_err());
-        broker.unsubscribe(&Topic::room(1), 1);
-        assert_eq!(broker.subscribers(&Topic::room(1)), 0);
+        broker.unsubscribe(Topic::room(1), 1);
+        assert_eq!(broker.subscribers(Topic::room(1)), 0);
     }
 
     #[tokio::test]
@@ -191,8 +213,8 @@ mod tests {
         let broker = LocalBroker::default();
         let (slow, _rx) = Outbox::new(1);
         let (fast, mut rf) = Outbox::new(8);
-        broker.subscribe(&Topic::room(1), 1, slow.clone());
-        broker.subscribe(&Topic::room(1), 2, fast);
+        broker.subscribe(Topic::room(1), 1, slow.clone());
+        broker.subscribe(Topic::room(1), 2, fast);
         for s in 1..=3 {
             broker.publish(delivery(s));
         }

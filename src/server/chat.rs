@@ -1,6 +1,6 @@
 //! The chat service (ssr only): what both send paths (server function and
-//! WebSocket `send`) and the room server functions call. Validates, persists
-//! through the `Store`, and only then broadcasts through the `Broker`.
+//! WebSocket `send`) and the room server functions call. Validates and
+//! persists through the `Store`; the store's feed broadcasts.
 
 use super::state::AppState;
 use super::store::StoreError;
@@ -24,17 +24,21 @@ impl From<StoreError> for AppError {
     }
 }
 
-/// Persists a chat message, then broadcasts it. A retry (same `client_id`)
-/// returns the original event and broadcasts nothing new.
+/// Persists a chat message. The store publishes it once committed, even if
+/// this call is cancelled; a retry (same `client_id`) returns the original
+/// event and publishes nothing new.
 pub async fn post_message(
     state: &AppState,
-    topic: &Topic,
+    topic: Topic,
     client_id: Uuid,
     author: Option<&str>,
     body: &str,
 ) -> Result<Event, AppError> {
-    if !matches!(topic.kind(), TopicKind::Room(_)) {
-        return Err(AppError::Validation(format!("{topic} is not a chat room")));
+    match topic.kind() {
+        TopicKind::Room => {}
+        TopicKind::Ticker => {
+            return Err(AppError::Validation(format!("{topic} is not a chat room")))
+        }
     }
     let author = validate::display_name(author.ok_or(AppError::NameRequired)?)
         .map_err(|_| AppError::NameRequired)?;
@@ -45,11 +49,8 @@ pub async fn post_message(
         body,
         sent_at: super::store::now_ms(),
     });
-    let appended = state.store.append(topic, &data).await?;
-    if appended.created {
-        state.publish(&appended.event);
-        tracing::debug!(topic = %topic, seq = appended.event.version.seq, "message posted");
-    }
+    let appended = state.store.append(topic, data).await?;
+    tracing::debug!(topic = %topic, seq = appended.event.version.seq, created = appended.created, "message posted");
     Ok(appended.event)
 }
 
@@ -63,7 +64,7 @@ pub async fn room_snapshot(state: &AppState, room_id: i64) -> Result<RoomSnapsho
     let room = state.store.room(room_id).await?;
     let log = state
         .store
-        .page(&Topic::room(room_id), None, state.settings.history_page)
+        .page(Topic::room(room_id), None, state.settings.history_page)
         .await?;
     Ok(RoomSnapshot { room, log })
 }

@@ -3,17 +3,21 @@
 //! Each topic keeps its newest `window` events, enough for a reconnecting
 //! client to resume; older versions answer `reset`. All topics share one
 //! epoch, drawn at process start, so a restart is seen as a new epoch and
-//! clients reload. `append` assigns the seq and publishes to the broker while
-//! holding the topic's lock, so deliveries leave in seq order.
+//! clients reload. `publish_tick` assigns the seq and hands the event to the
+//! broker while holding the topic map's lock, so deliveries leave in seq
+//! order: publishing is the log's job, never its caller's.
 //!
-//! Concurrency: a std `Mutex` per process guards the topic map, held only for
-//! map work and a non-blocking `publish`, never across an await.
+//! Concurrency: a std `Mutex` guards the topic map, held only for map work
+//! and a non-blocking `publish`, never across an await.
 
 use super::broker::{Broker, Delivery};
+use super::logs::TopicLog;
+use crate::error::AppError;
 use crate::model::Backfill;
-use crate::protocol::{Event, EventData, Topic, Version};
+use crate::protocol::{Event, EventData, Tick, Topic, TopicKind, Version};
+use async_trait::async_trait;
 use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 
 pub struct EphemeralLogs {
     epoch: u32,
@@ -30,6 +34,13 @@ impl EphemeralLogs {
         }
     }
 
+    fn lock(&self) -> Result<MutexGuard<'_, HashMap<Topic, VecDeque<Event>>>, AppError> {
+        self.topics.lock().map_err(|_| {
+            tracing::error!("the ephemeral logs' lock is poisoned");
+            AppError::Internal
+        })
+    }
+
     fn head_of(&self, log: Option<&VecDeque<Event>>) -> Version {
         Version::new(
             self.epoch,
@@ -37,47 +48,58 @@ impl EphemeralLogs {
         )
     }
 
-    /// The topic's newest version (seq 0 for a topic with no events yet).
-    pub fn head(&self, topic: &Topic) -> Version {
-        match self.topics.lock() {
-            Ok(topics) => self.head_of(topics.get(topic)),
-            Err(_) => Version::new(self.epoch, 0),
+    /// Validates a tick, appends it to its ticker topic and publishes it.
+    pub fn publish_tick(
+        &self,
+        topic: Topic,
+        tick: Tick,
+        broker: &dyn Broker,
+    ) -> Result<Event, AppError> {
+        match topic.kind() {
+            TopicKind::Ticker => {}
+            TopicKind::Room => {
+                return Err(AppError::Validation(format!("{topic} does not take ticks")))
+            }
         }
-    }
-
-    /// Assigns the next seq, keeps the event in the window and publishes it.
-    pub fn append(&self, topic: &Topic, data: EventData, broker: &dyn Broker) -> Option<Event> {
-        let mut topics = self.topics.lock().ok()?;
-        let log = topics.entry(topic.clone()).or_default();
+        if !tick.price.is_finite() {
+            return Err(AppError::Validation("a price is a finite number".into()));
+        }
+        let mut topics = self.lock()?;
+        let log = topics.entry(topic).or_default();
         let seq = log.back().map_or(0, |e| e.version.seq) + 1;
         let event = Event {
-            topic: topic.clone(),
+            topic,
             version: Version::new(self.epoch, seq),
-            data,
+            data: EventData::Tick(tick),
         };
         if log.len() == self.window {
             log.pop_front();
         }
         log.push_back(event.clone());
-        broker.publish(Delivery::new(&event));
-        Some(event)
+        if let Some(delivery) = Delivery::new(&event) {
+            broker.publish(delivery);
+        }
+        Ok(event)
+    }
+}
+
+#[async_trait]
+impl TopicLog for EphemeralLogs {
+    async fn head(&self, topic: Topic) -> Result<Version, AppError> {
+        Ok(self.head_of(self.lock()?.get(&topic)))
     }
 
-    /// Events after `after`, if the window still holds all of them.
-    pub fn since(&self, topic: &Topic, after: Version, limit: u32) -> Backfill {
-        let topics = match self.topics.lock() {
-            Ok(t) => t,
-            Err(_) => return reset(topic, Version::new(self.epoch, 0)),
-        };
-        let log = topics.get(topic);
+    async fn since(&self, topic: Topic, after: Version, limit: u32) -> Result<Backfill, AppError> {
+        let topics = self.lock()?;
+        let log = topics.get(&topic);
         let head = self.head_of(log);
         let oldest = log
             .and_then(|l| l.front())
             .map_or(head.seq + 1, |e| e.version.seq);
         if after.epoch != self.epoch || after.seq > head.seq || after.seq + 1 < oldest {
-            return reset(topic, head);
+            return Ok(Backfill::reset(topic, head));
         }
-        let events: Vec<Event> = log
+        let mut events: Vec<Event> = log
             .into_iter()
             .flatten()
             .filter(|e| e.version.seq > after.seq)
@@ -85,37 +107,33 @@ impl EphemeralLogs {
             .cloned()
             .collect();
         let has_more = events.len() > limit as usize;
-        Backfill {
-            topic: topic.clone(),
+        events.truncate(limit as usize);
+        Ok(Backfill {
+            topic,
             version: head,
-            events: events.into_iter().take(limit as usize).collect(),
+            events,
             has_more,
             reset: false,
-        }
+        })
     }
-}
 
-fn reset(topic: &Topic, head: Version) -> Backfill {
-    Backfill {
-        topic: topic.clone(),
-        version: head,
-        events: Vec::new(),
-        has_more: false,
-        reset: true,
+    async fn latest(&self, topic: Topic) -> Result<(Version, Option<Event>), AppError> {
+        let topics = self.lock()?;
+        let log = topics.get(&topic);
+        Ok((self.head_of(log), log.and_then(|l| l.back()).cloned()))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::Tick;
     use crate::server::broker::{LocalBroker, Outbox};
 
-    fn tick(n: i64) -> EventData {
-        EventData::Tick(Tick {
+    fn tick(n: i64) -> Tick {
+        Tick {
             price: n as f64,
             ts: n,
-        })
+        }
     }
 
     #[tokio::test]
@@ -124,36 +142,52 @@ mod tests {
         let broker = LocalBroker::default();
         let topic = Topic::ticker("ABC").unwrap();
         let (outbox, mut rx) = Outbox::new(16);
-        broker.subscribe(&topic, 1, outbox);
-        assert_eq!(logs.head(&topic).seq, 0);
+        broker.subscribe(topic, 1, outbox);
+        assert_eq!(logs.head(topic).await.unwrap().seq, 0);
+        assert_eq!(logs.latest(topic).await.unwrap().1, None);
         for n in 1..=5 {
-            logs.append(&topic, tick(n), &broker).unwrap();
+            logs.publish_tick(topic, tick(n), &broker).unwrap();
         }
         for n in 1..=5 {
             assert_eq!(rx.recv().await.unwrap().version.seq, n);
         }
-        let head = logs.head(&topic);
+        let head = logs.head(topic).await.unwrap();
         assert_eq!(head.seq, 5);
-        let b = logs.since(&topic, Version::new(head.epoch, 2), 10);
+        let (at, newest) = logs.latest(topic).await.unwrap();
+        assert_eq!((at, newest.unwrap().version), (head, head));
+        let b = logs.since(topic, Version::new(head.epoch, 2), 10).await.unwrap();
         assert_eq!(
             b.events.iter().map(|e| e.version.seq).collect::<Vec<_>>(),
             vec![3, 4, 5]
         );
-        assert!(
-            logs.since(&topic, Version::new(head.epoch, 1), 10).reset,
-            "the window starts at 3: 2 is gone"
-        );
-        assert!(
-            logs.since(&topic, Version::new(head.epoch ^ 1, 4), 10)
-                .reset,
-            "another epoch"
-        );
-        let page = logs.since(&topic, Version::new(head.epoch, 2), 2);
+        let gone = logs.since(topic, Version::new(head.epoch, 1), 10).await.unwrap();
+        assert!(gone.reset, "the window starts at 3: 2 is gone");
+        assert_eq!(gone.version, head, "a reset names the head");
+        let other_epoch = Version::new(head.epoch ^ 1, 4);
+        assert!(logs.since(topic, other_epoch, 10).await.unwrap().reset);
+        let page = logs.since(topic, Version::new(head.epoch, 2), 2).await.unwrap();
         assert!(page.has_more && page.events.len() == 2);
         let other = Topic::ticker("XYZ").unwrap();
-        assert!(
-            !logs.since(&other, Version::new(head.epoch, 0), 10).reset,
-            "an empty topic resumes from 0"
-        );
+        let empty = logs.since(other, Version::new(head.epoch, 0), 10).await.unwrap();
+        assert!(!empty.reset, "an empty topic resumes from 0");
+    }
+
+    #[test]
+    fn refuses_rooms_and_non_finite_prices() {
+        let logs = EphemeralLogs::new(3);
+        let broker = LocalBroker::default();
+        assert!(matches!(
+            logs.publish_tick(Topic::room(1), tick(1), &broker),
+            Err(AppError::Validation(_))
+        ));
+        let nan = Tick {
+            price: f64::NAN,
+            ts: 0,
+        };
+        let topic = Topic::ticker("A").unwrap();
+        assert!(matches!(
+            logs.publish_tick(topic, nan, &broker),
+            Err(AppError::Validation(_))
+        ));
     }
 }

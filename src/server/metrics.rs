@@ -11,6 +11,7 @@ use metrics::{
     Gauge, Histogram, Unit,
 };
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use crate::protocol::TopicKind;
 use std::sync::OnceLock;
 
 pub const CONNECTIONS: &str = "tandem_connections";
@@ -128,13 +129,29 @@ pub struct Meters {
     pub resumes_current: Counter,
     pub resets: Counter,
     pub gap_repairs: Counter,
+    pub coalesced: Counter,
+}
+
+/// Event frames written, by topic kind (added up per write batch).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KindCounts {
+    pub room: u64,
+    pub ticker: u64,
+}
+
+impl KindCounts {
+    pub fn add(&mut self, kind: TopicKind, n: u64) {
+        match kind {
+            TopicKind::Room => self.room += n,
+            TopicKind::Ticker => self.ticker += n,
+        }
+    }
 }
 
 impl Meters {
     pub fn new() -> Self {
         install();
         // Declared now so they appear (at 0) before anything happens.
-        counter!(COALESCED).absolute(0);
         for rung in ["sse", "long_poll", "short_poll"] {
             counter!(FALLBACKS, "rung" => rung).absolute(0);
         }
@@ -152,6 +169,25 @@ impl Meters {
             resumes_current: counter!(RESUMES, "backfill" => "false"),
             resets: counter!(RESETS),
             gap_repairs: counter!(GAP_REPAIRS),
+            coalesced: counter!(COALESCED),
+        }
+    }
+
+    /// Counts one accepted event (persisted or appended) of `kind`.
+    pub fn event_in(&self, kind: TopicKind) {
+        match kind {
+            TopicKind::Room => self.room_in.increment(1),
+            TopicKind::Ticker => self.ticker_in.increment(1),
+        }
+    }
+
+    /// Adds event frames written to clients.
+    pub fn events_out(&self, written: KindCounts) {
+        if written.room > 0 {
+            self.room_out.increment(written.room);
+        }
+        if written.ticker > 0 {
+            self.ticker_out.increment(written.ticker);
         }
     }
 }

@@ -1,13 +1,15 @@
 //! Everything that runs only on the server (ssr), gated once in `lib.rs`.
 //!
-//! `run` is the whole server: open the store (migrating and seeding it), build
-//! the shared `AppState`, serve HTTP and WebSocket on the given listener until
-//! the shutdown signal, then let sessions say goodbye and close the store.
+//! `run` is the whole server: open the store (migrating and seeding it) and
+//! start the pump from its commit feed to the broker, build the shared
+//! `AppState`, serve HTTP and WebSocket on the given listener until the
+//! shutdown signal, let every session say goodbye, then close the store.
 
 pub mod broker;
 pub mod chat;
 pub mod config;
 pub mod ephemeral;
+pub mod logs;
 pub mod metrics;
 pub mod realtime;
 pub mod security;
@@ -26,7 +28,13 @@ use state::AppState;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
+use store::Hooks;
 use tower_http::compression::CompressionLayer;
+use tower_http::trace::TraceLayer;
+
+/// The longest a stop waits for sessions beyond their goodbye bound: a
+/// session may be inside a store call (bounded by SQLite's busy timeout).
+const DRAIN_SLACK: Duration = Duration::from_secs(15);
 
 /// The HTTP routes: `/ws`, `/healthz`, the Leptos pages and server functions
 /// (`/api/...`), and static files from the site root.
@@ -47,7 +55,12 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             security::guard,
         ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.shutdown.clone(),
+            shutdown::refuse_when_stopping,
+        ))
         .layer(CompressionLayer::new())
+        .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
 
@@ -94,28 +107,39 @@ pub enum ServeError {
     Io(#[from] std::io::Error),
 }
 
-/// Serves until `shutdown` is triggered. Returns once every session has
-/// closed (or the grace period ran out) and the store is closed.
+/// Serves until `shutdown` is triggered, then stops gracefully (see
+/// `shutdown.rs` for the order). Returns once the store is closed.
 pub async fn run(
     config: Config,
     listener: TcpListener,
     shutdown: Shutdown,
 ) -> Result<(), ServeError> {
+    run_with(config, listener, shutdown, Hooks::default()).await
+}
+
+/// `run`, with test seams in the store.
+pub async fn run_with(
+    config: Config,
+    listener: TcpListener,
+    shutdown: Shutdown,
+    hooks: Hooks,
+) -> Result<(), ServeError> {
     let settings = config.settings;
-    let store = store::open(&settings.database_url).await?;
+    let (store, feed) = store::open(&settings.database_url, hooks).await?;
     if settings.seed_demo_data && store::seed_demo(store.as_ref()).await? {
         tracing::info!("seeded demo rooms into the empty database");
     }
-    let grace = Duration::from_millis(settings.shutdown_grace_ms);
+    let drain_limit = Duration::from_millis(settings.shutdown_grace_ms.max(100)) + DRAIN_SLACK;
+    let broker: Arc<dyn broker::Broker> = Arc::new(LocalBroker::default());
     let state = AppState::new(
         config.leptos,
         settings,
         store.clone(),
-        Arc::new(LocalBroker::default()),
+        broker.clone(),
         shutdown.clone(),
     );
+    let pump = tokio::spawn(broker::pump(feed, broker, state.meters.clone()));
     tracing::info!(addr = %listener.local_addr()?, "listening");
-    let signal = shutdown.clone();
     // Live frames are small and latency-bound: never hold them back for
     // Nagle's algorithm.
     let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
@@ -123,17 +147,27 @@ pub async fn run(
             tracing::debug!(error = %e, "cannot set TCP_NODELAY");
         }
     });
+    let stopping = shutdown.clone();
     axum::serve(listener, router(state))
-        .with_graceful_shutdown(async move { signal.wait().await })
+        .with_graceful_shutdown(async move {
+            stopping.wait().await;
+            // New requests get 503 from now on (`refuse_when_stopping`);
+            // the listener stays open until every session said goodbye.
+            if tokio::time::timeout(drain_limit, stopping.drained())
+                .await
+                .is_err()
+            {
+                tracing::error!(
+                    sessions = stopping.live_sessions(),
+                    "sessions still open after the drain limit; stopping anyway"
+                );
+            }
+        })
         .await?;
-    // Sessions were told to reconnect as soon as the signal fired; give them
-    // the grace period to flush and close.
-    let _ = tokio::time::timeout(
-        grace.max(Duration::from_millis(100)) * 4,
-        shutdown.drained(),
-    )
-    .await;
     store.close().await;
+    if let Err(e) = pump.await {
+        tracing::error!(error = %e, "the feed pump failed");
+    }
     tracing::info!("stopped");
     Ok(())
 }

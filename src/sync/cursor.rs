@@ -2,11 +2,14 @@
 //! state machine. Both builds; no I/O, no clock.
 //!
 //! Given the version a client has applied, each offered event is either
-//! ignored (already applied), applied (the next one, plus any held events it
-//! unblocks), held (a gap: the caller backfills the missing range), or a reset
-//! (another epoch: the caller reloads the snapshot).
+//! ignored (already applied), applied, held, or a reset (another epoch: the
+//! caller reloads the snapshot). What "applied" means follows the topic's
+//! delivery policy:
+//! - lossless: only the next seq applies (plus any held events it unblocks);
+//!   an event past a gap is held and the caller backfills the missing range;
+//! - latest-wins: any newer seq applies at once; older ones are ignored.
 
-use crate::protocol::{Event, Version};
+use crate::protocol::{Event, Policy, Version};
 use std::collections::BTreeMap;
 
 /// Events held while waiting for a backfill, at most. Past this the client is
@@ -16,6 +19,7 @@ pub const MAX_HELD: usize = 1000;
 #[derive(Clone, Debug, PartialEq)]
 pub struct Cursor {
     version: Version,
+    policy: Policy,
     held: BTreeMap<u64, Event>,
 }
 
@@ -35,9 +39,10 @@ pub enum Step {
 }
 
 impl Cursor {
-    pub fn new(version: Version) -> Self {
+    pub fn new(version: Version, policy: Policy) -> Self {
         Cursor {
             version,
+            policy,
             held: BTreeMap::new(),
         }
     }
@@ -54,11 +59,21 @@ impl Cursor {
 
     pub fn offer(&mut self, event: Event) -> Step {
         let v = event.version;
+        // A latest-wins topic followed without a snapshot has no version yet
+        // (epoch 0, which the server never assigns): it takes the first event's.
+        if self.policy == Policy::LatestWins && self.version.epoch == 0 {
+            self.version = v;
+            return Step::Apply(vec![event]);
+        }
         if v.epoch != self.version.epoch {
             return Step::Reset;
         }
         if v.seq <= self.version.seq || self.held.contains_key(&v.seq) {
             return Step::Ignore;
+        }
+        if self.policy == Policy::LatestWins {
+            self.version.seq = v.seq;
+            return Step::Apply(vec![event]);
         }
         if v.seq > self.version.seq + 1 {
             if self.held.len() >= MAX_HELD {
@@ -103,6 +118,10 @@ mod tests {
         }
     }
 
+    fn lossless(v: Version) -> Cursor {
+        Cursor::new(v, Policy::Lossless)
+    }
+
     fn seqs(step: &Step) -> Vec<u64> {
         match step {
             Step::Apply(evs) => evs.iter().map(|e| e.version.seq).collect(),
@@ -112,7 +131,7 @@ mod tests {
 
     #[test]
     fn in_order_events_apply() {
-        let mut c = Cursor::new(Version::new(7, 0));
+        let mut c = lossless(Version::new(7, 0));
         for s in 1..=3 {
             assert_eq!(seqs(&c.offer(ev(7, s))), vec![s]);
         }
@@ -121,7 +140,7 @@ mod tests {
 
     #[test]
     fn duplicates_and_old_events_are_ignored() {
-        let mut c = Cursor::new(Version::new(7, 5));
+        let mut c = lossless(Version::new(7, 5));
         assert_eq!(c.offer(ev(7, 5)), Step::Ignore);
         assert_eq!(c.offer(ev(7, 1)), Step::Ignore);
         assert_eq!(seqs(&c.offer(ev(7, 6))), vec![6]);
@@ -130,7 +149,7 @@ mod tests {
 
     #[test]
     fn out_of_order_events_are_held_then_applied_in_order() {
-        let mut c = Cursor::new(Version::new(7, 0));
+        let mut c = lossless(Version::new(7, 0));
         assert_eq!(
             c.offer(ev(7, 3)),
             Step::Gap {
@@ -158,7 +177,7 @@ mod tests {
 
     #[test]
     fn gap_is_filled_by_backfill() {
-        let mut c = Cursor::new(Version::new(1, 10));
+        let mut c = lossless(Version::new(1, 10));
         let step = c.offer(ev(1, 14));
         assert_eq!(
             step,
@@ -176,15 +195,30 @@ mod tests {
 
     #[test]
     fn epoch_change_resets() {
-        let mut c = Cursor::new(Version::new(1, 10));
+        let mut c = lossless(Version::new(1, 10));
         assert_eq!(c.offer(ev(2, 1)), Step::Reset);
         assert_eq!(c.offer(ev(2, 11)), Step::Reset);
         assert_eq!(c.version(), Version::new(1, 10), "a reset changes nothing");
     }
 
     #[test]
+    fn latest_wins_applies_any_newer_seq_and_never_holds() {
+        let mut c = Cursor::new(Version::new(1, 2), Policy::LatestWins);
+        assert_eq!(seqs(&c.offer(ev(1, 9))), vec![9]);
+        assert!(!c.has_gap());
+        assert_eq!(c.offer(ev(1, 5)), Step::Ignore, "older than what is shown");
+        assert_eq!(c.offer(ev(1, 9)), Step::Ignore);
+        assert_eq!(seqs(&c.offer(ev(1, 10))), vec![10]);
+        assert_eq!(c.offer(ev(2, 11)), Step::Reset, "another epoch still resets");
+        assert_eq!(c.version(), Version::new(1, 10));
+        let mut fresh = Cursor::new(Version::default(), Policy::LatestWins);
+        assert_eq!(seqs(&fresh.offer(ev(4, 30))), vec![30], "no version yet: adopts the first");
+        assert_eq!(fresh.version(), Version::new(4, 30));
+    }
+
+    #[test]
     fn too_much_held_resets() {
-        let mut c = Cursor::new(Version::new(1, 0));
+        let mut c = lossless(Version::new(1, 0));
         for s in 0..MAX_HELD as u64 {
             assert!(matches!(c.offer(ev(1, 2 + s)), Step::Gap { .. }));
         }

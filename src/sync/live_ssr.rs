@@ -8,6 +8,9 @@ use leptos::prelude::*;
 use std::rc::Rc;
 use uuid::Uuid;
 
+/// See the browser build.
+pub type SubId = u64;
+
 #[derive(Clone, Copy)]
 pub struct LiveClient {
     status: RwSignal<LinkStatus>,
@@ -30,9 +33,11 @@ impl LiveClient {
         self.status.into()
     }
 
-    pub fn subscribe(&self, _topic: Topic, _handler: Rc<dyn TopicHandler>) {}
+    pub fn subscribe(&self, _topic: Topic, _handler: Rc<dyn TopicHandler>) -> SubId {
+        0
+    }
 
-    pub fn unsubscribe(&self, _topic: &Topic) {}
+    pub fn unsubscribe(&self, _topic: Topic, _id: SubId) {}
 
     pub fn reconnect(&self) {}
 
@@ -55,3 +60,13 @@ pub fn new_client_id() -> Uuid {
 
 /// Never awaited in the server build (only browser-side code waits).
 pub async fn sleep_ms(_ms: u32) {}
+
+/// A uniform random number in [0, 1).
+pub fn random() -> f64 {
+    rand::random::<f64>()
+}
+
+/// Not used for timing in the server build.
+pub fn now_ms() -> f64 {
+    0.0
+}

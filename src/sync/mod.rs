@@ -1,14 +1,22 @@
 //! Client-side sync (both builds; the socket itself runs in the browser only).
 //!
-//! `cursor`, `timeline` and `backoff` are pure and unit-tested. `live` owns
-//! the tab's one WebSocket: connecting, heartbeats, reconnecting with
-//! backoff, resubscribing every topic from its handler's current version,
-//! and routing frames to handlers. In the server build `live` is an inert
-//! stand-in with the same API, so components compile unchanged.
+//! - `cursor`, `timeline` and `backoff` are pure and unit-tested.
+//! - `topic` is the reusable piece: `TopicSync<S>` keeps any topic's client
+//!   state `S` (a `TopicState`: a room's timeline now; a market's quotes, an
+//!   inbox or a document later) in step with the server through both
+//!   channels: pushes, backfills, snapshot reloads and subscription errors.
+//! - `scope` ties the tasks a component starts to that component.
+//! - `live` owns the tab's one WebSocket: connecting, heartbeats,
+//!   reconnecting with backoff, resubscribing every topic from its handler's
+//!   current version, and routing frames to handlers. In the server build
+//!   `live` is an inert stand-in with the same API, so components compile
+//!   unchanged.
 
 pub mod backoff;
 pub mod cursor;
+pub mod scope;
 pub mod timeline;
+pub mod topic;
 
 #[cfg(feature = "hydrate")]
 mod live;
@@ -16,9 +24,12 @@ mod live;
 #[path = "live_ssr.rs"]
 mod live;
 
-pub use live::{new_client_id, provide_live_client, sleep_ms, use_live_client, LiveClient};
+pub use live::{
+    new_client_id, now_ms, provide_live_client, random, sleep_ms, use_live_client, LiveClient,
+    SubId,
+};
 
-use crate::protocol::{Event, Version};
+use crate::protocol::{ErrorFrame, Event, Version};
 
 /// The state of the tab's live connection, as shown to the user.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,13 +55,20 @@ impl LinkStatus {
     }
 }
 
-/// What a subscriber gives the live client for one topic.
+/// What a subscriber gives the live client for one topic. Called from the
+/// socket's task: implementations must not assume their component is still
+/// alive (read signals with the `try_` accessors).
 pub trait TopicHandler {
-    /// The version the subscriber has applied; a (re)subscription resumes after it.
+    /// The version the subscriber has applied; a (re)subscription resumes
+    /// after it. `None`: start from the head.
     fn since(&self) -> Option<Version>;
-    /// A pushed event (in any order, possibly repeated: reconcile with a `Cursor`).
+    /// A pushed event (possibly repeated: reconcile with a `Cursor`).
     fn on_event(&self, event: Event);
-    /// The server cannot continue from `since`: reload the snapshot, then
-    /// subscribe again.
+    /// The subscription is live at `version`.
+    fn on_subscribed(&self, version: Version);
+    /// The server cannot continue from `since` and dropped the subscription:
+    /// reload the snapshot, then subscribe again.
     fn on_reset(&self);
+    /// The server refused or ended the subscription with an error.
+    fn on_error(&self, error: ErrorFrame);
 }

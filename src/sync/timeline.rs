@@ -7,9 +7,10 @@
 //! replaced by its confirming event, matched by client id.
 
 use super::cursor::{Cursor, Step};
+use super::topic::{Follow, TopicState};
 #[cfg(test)]
 use crate::protocol::EventData;
-use crate::protocol::{Event, Version};
+use crate::protocol::{Event, TopicKind, Version};
 use uuid::Uuid;
 
 #[derive(Clone, Debug, PartialEq)]
@@ -29,16 +30,6 @@ pub struct Timeline {
     has_older: bool,
 }
 
-/// What the owner of a timeline must do after feeding it an event.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Follow {
-    Nothing,
-    /// Fetch `events_since(version)` and feed the result back.
-    Backfill(Version),
-    /// Reload the snapshot and replace this timeline.
-    Reload,
-}
-
 impl Timeline {
     /// Starts from a snapshot: `events` ascending, `version` the topic head it reflects.
     pub fn from_snapshot(version: Version, events: Vec<Event>, has_older: bool) -> Self {
@@ -47,7 +38,7 @@ impl Timeline {
         confirmed.sort_by_key(|e| e.version.seq);
         confirmed.dedup_by_key(|e| e.version.seq);
         Timeline {
-            cursor: Cursor::new(version),
+            cursor: Cursor::new(version, TopicKind::Room.policy()),
             confirmed,
             pending: Vec::new(),
             has_older,
@@ -98,17 +89,9 @@ impl Timeline {
 
     /// Feeds a backfill (events in any order); asks for more while a gap remains.
     pub fn receive_all(&mut self, events: Vec<Event>) -> Follow {
-        for e in events {
-            if self.receive(e) == Follow::Reload {
-                return Follow::Reload;
-            }
-        }
-        if self.has_gap() {
-            Follow::Backfill(self.version())
-        } else {
-            Follow::Nothing
-        }
+        super::topic::receive_all(self, events)
     }
+
 
     /// Prepends a page of older events (ascending, all before the oldest held).
     pub fn prepend_older(&mut self, events: Vec<Event>, has_older: bool) {
@@ -149,6 +132,29 @@ impl Timeline {
             .iter()
             .rev()
             .any(|e| e.data.client_id() == Some(client_id))
+    }
+}
+
+impl TopicState for Timeline {
+    fn version(&self) -> Version {
+        Timeline::version(self)
+    }
+
+    fn receive(&mut self, event: Event) -> Follow {
+        Timeline::receive(self, event)
+    }
+
+    fn has_gap(&self) -> bool {
+        Timeline::has_gap(self)
+    }
+
+    /// Keeps the pending sends (they are local) over the fresh snapshot.
+    fn rebase(&mut self, fresh: Self) {
+        let pending = std::mem::take(&mut self.pending);
+        *self = fresh;
+        for p in pending {
+            self.add_pending(p.client_id, p.author, p.body);
+        }
     }
 }
 
@@ -248,6 +254,18 @@ mod tests {
         t.prepend_older(vec![msg(3, 1, 1)], false);
         assert_eq!(seqs(&t), vec![1, 2, 3, 4, 5]);
         assert!(!t.has_older());
+    }
+
+    #[test]
+    fn rebase_keeps_pending_sends_unless_the_snapshot_confirms_them() {
+        let mut t = Timeline::from_snapshot(Version::new(3, 1), vec![msg(3, 1, 1)], false);
+        t.add_pending(Uuid::from_u128(8), "me".into(), "landed".into());
+        t.add_pending(Uuid::from_u128(9), "me".into(), "still out".into());
+        let fresh = Timeline::from_snapshot(Version::new(4, 1), vec![msg(4, 1, 8)], false);
+        t.rebase(fresh);
+        assert_eq!(t.version(), Version::new(4, 1));
+        let ids: Vec<Uuid> = t.pending().iter().map(|p| p.client_id).collect();
+        assert_eq!(ids, vec![Uuid::from_u128(9)]);
     }
 
     #[test]

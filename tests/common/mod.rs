@@ -10,6 +10,7 @@ use std::time::Duration;
 use tandem::protocol::{ClientFrame, ServerFrame};
 use tandem::server::config::{Config, Settings};
 use tandem::server::shutdown::Shutdown;
+use tandem::server::store::Hooks;
 use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -41,17 +42,26 @@ impl TestServer {
     }
 
     pub async fn with(tweak: impl FnOnce(&mut Settings)) -> Self {
+        Self::with_hooks(tweak, Hooks::default()).await
+    }
+
+    /// A server on a fresh database whose store has these test seams.
+    pub async fn with_hooks(tweak: impl FnOnce(&mut Settings), hooks: Hooks) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let db = dir.path().join("test.db");
         let mut s = settings(&db);
         tweak(&mut s);
-        let mut server = Self::launch(s).await;
+        let mut server = Self::launch_with(s, hooks).await;
         server._dir = Some(dir);
         server
     }
 
     /// Starts a server with exactly these settings (e.g. on an existing database).
     pub async fn launch(settings: Settings) -> Self {
+        Self::launch_with(settings, Hooks::default()).await
+    }
+
+    async fn launch_with(settings: Settings, hooks: Hooks) -> Self {
         let _ = tracing_subscriber::fmt()
             .with_env_filter("warn")
             .with_test_writer()
@@ -70,7 +80,7 @@ impl TestServer {
         let handle = tokio::spawn({
             let shutdown = shutdown.clone();
             async move {
-                tandem::server::run(config, listener, shutdown)
+                tandem::server::run_with(config, listener, shutdown, hooks)
                     .await
                     .expect("server runs")
             }
@@ -211,7 +221,7 @@ impl Ws {
     }
 
     pub async fn send(&mut self, frame: &ClientFrame) {
-        self.send_text(&frame.to_json()).await;
+        self.send_text(&frame.to_json().expect("serializable")).await;
     }
 
     pub async fn send_text(&mut self, text: &str) {

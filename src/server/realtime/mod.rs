@@ -1,6 +1,11 @@
 //! Live transports (ssr only). `session` holds what every transport shares
-//! (subscriptions, ordering, gap repair, sends); one file per transport
-//! drives it: `ws` now, SSE and long polling later.
+//! (subscriptions, ordering by policy, catch-up, heartbeats) behind the
+//! `backend` seam; `cmd/` has one handler per client frame kind; `frame` is
+//! the encoded output unit; one file per transport drives a session: `ws`
+//! now, SSE and long polling later.
 
+pub mod backend;
+pub mod cmd;
+pub mod frame;
 pub mod session;
 pub mod ws;

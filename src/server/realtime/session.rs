@@ -1,119 +1,138 @@
 //! `Session`: one client's subscriptions and requests, independent of the
-//! transport that carries them (ssr only). The WebSocket handler drives it
-//! now; the SSE and long-poll rungs will drive the same type.
+//! transport that carries them (ssr only). Its input is client frames (text
+//! or decoded), broker deliveries and clock ticks; its output is encoded
+//! `Frame`s appended to a `Frames` list the transport writes. The WebSocket
+//! drives it now; the SSE and long-poll rungs will drive the same type.
 //!
-//! Ordering contract: for each subscribed topic the session writes events in
-//! seq order with no gaps and no repeats, starting right after the version
-//! the client asked for. It registers with the broker *before* reading the
-//! store, so nothing committed in between is missed; deliveries at or below
-//! the last written seq are dropped; a delivery past a gap (concurrent
-//! publishers, or an outbox overflow) makes the session read the missing
-//! range from the store first. If it cannot continue (another epoch, or more
-//! than `catch-up-limit` events behind) it sends `reset` and drops the
-//! subscription.
+//! Ordering contract, per subscribed topic, by the topic's policy:
+//! - **Lossless** (rooms): events are written in seq order with no gaps and
+//!   no repeats, starting right after the version the client asked for. A
+//!   delivery at or below the last written seq is dropped; one past a gap (an
+//!   outbox overflow) makes the session read the missing range from the log
+//!   first. If it cannot continue (another epoch, or more than
+//!   `catch-up-limit` events behind) it sends `reset` and drops the
+//!   subscription; if the log cannot be read it sends `error` (`internal`,
+//!   with the topic) and drops the subscription.
+//! - **Latest-wins** (tickers): only newer versions are written; a
+//!   connection that fell behind gets the newest event, never a backlog.
+//!
+//! The session registers with the broker *before* reading the log, so nothing
+//! committed in between is missed.
+//!
+//! Heartbeats are session logic too: the transport calls `heard` on every
+//! input and `on_tick` on its timer, and closes when told to.
 //!
 //! Concurrency: owned by one task; never shared.
 
+use super::backend::Backend;
+use super::cmd;
+use super::frame::{self, Frame, Frames};
 use crate::error::AppError;
 use crate::protocol::{
-    ClientFrame, ErrorCode, ErrorFrame, ProtocolError, ServerFrame, Topic, Version,
+    ClientFrame, CloseCode, ErrorCode, ErrorFrame, Event, Policy, ProtocolError, ServerFrame,
+    Topic, Version, PROTOCOL_VERSION,
 };
-use crate::server::broker::{ConnId, Delivery, Outbox};
-use crate::server::chat;
-use crate::server::state::AppState;
-use axum::extract::ws::Utf8Bytes;
+use crate::server::broker::{Broker, ConnId, Delivery, Outbox};
+use crate::server::config::Settings;
+use crate::server::metrics::{KindCounts, Meters};
 use std::collections::HashMap;
 use std::sync::Arc;
+use tokio::time::{Duration, Instant};
+
+/// Who is on the other end, as the transport established it.
+#[derive(Clone, Debug, Default)]
+pub struct Peer {
+    /// The display name sends are posted under (`None`: sends are refused).
+    pub author: Option<String>,
+    /// Whether the connection presented the publish token.
+    pub may_publish: bool,
+}
+
+/// What a session needs from the server.
+#[derive(Clone)]
+pub struct Services {
+    pub backend: Arc<dyn Backend>,
+    pub broker: Arc<dyn Broker>,
+    pub settings: Arc<Settings>,
+    pub meters: Meters,
+}
 
 pub struct Session {
     pub conn: ConnId,
-    state: AppState,
-    author: Option<String>,
-    /// Whether this connection presented the publish token.
-    may_publish: bool,
+    pub(super) services: Services,
+    pub(super) peer: Peer,
     outbox: Arc<Outbox>,
     /// Last version written to the client, per subscribed topic.
-    subs: HashMap<Topic, Version>,
+    pub(super) subs: HashMap<Topic, Version>,
     bad_frames: u32,
-    /// Event frames written since the last `flush_meters`: rooms, tickers.
-    out: [u64; 2],
+    /// Event frames written since the last `flush_meters`, by kind.
+    written: KindCounts,
+    /// When the peer was last heard from.
+    heard: Instant,
 }
 
-/// Whether the session may go on after a refused frame.
-#[derive(Debug, PartialEq, Eq)]
+/// Whether the transport may go on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Verdict {
     Continue,
-    /// Too many malformed frames: close with `ProtocolViolation`.
-    Close,
+    /// Write what is pending, then close with this code and reason.
+    Close(CloseCode, &'static str),
 }
 
-enum CatchUp {
+/// Where catching up left a subscription.
+pub(super) enum CatchUp {
+    /// Up to date at this version.
     At(Version),
+    /// Cannot continue; the topic's head is this version.
     Reset(Version),
 }
 
-fn frame(f: ServerFrame) -> Utf8Bytes {
-    f.to_json().into()
-}
-
 impl Session {
-    pub fn new(
-        state: AppState,
-        author: Option<String>,
-        may_publish: bool,
-        outbox: Arc<Outbox>,
-    ) -> Self {
+    pub fn new(conn: ConnId, services: Services, peer: Peer, outbox: Arc<Outbox>) -> Self {
         Session {
-            conn: state.next_conn_id(),
-            state,
-            author,
-            may_publish,
+            conn,
+            services,
+            peer,
             outbox,
             subs: HashMap::new(),
             bad_frames: 0,
-            out: [0; 2],
+            written: KindCounts::default(),
+            heard: Instant::now(),
         }
     }
 
-    /// Adds the event frames written since the last call to the metrics.
-    pub fn flush_meters(&mut self) {
-        let [room, ticker] = std::mem::take(&mut self.out);
-        if room > 0 {
-            self.state.meters.room_out.increment(room);
-        }
-        if ticker > 0 {
-            self.state.meters.ticker_out.increment(ticker);
-        }
+    pub fn hello(&self, out: &mut Frames) {
+        let s = &self.services.settings;
+        frame::push(
+            out,
+            ServerFrame::Hello {
+                conn_id: self.conn,
+                protocol: PROTOCOL_VERSION,
+                heartbeat_interval_ms: s.heartbeat_interval_ms,
+                heartbeat_timeout_ms: s.heartbeat_timeout_ms,
+                max_frame_bytes: s.max_frame_bytes,
+            },
+        );
     }
 
-    fn count_out(&mut self, topic: &Topic, n: u64) {
-        self.out[usize::from(!topic.is_durable())] += n;
+    /// The peer sent something (any frame counts as liveness).
+    pub fn heard(&mut self, now: Instant) {
+        self.heard = now;
     }
 
-    /// Records the client's version of `topic` (a new subscription if untracked).
-    fn track(&mut self, topic: &Topic, version: Version) {
-        // The hot path (a known topic) updates in place: no key clone.
-        if let Some(v) = self.subs.get_mut(topic) {
-            *v = version;
-        } else {
-            self.subs.insert(topic.clone(), version);
-            self.state.meters.subscriptions.increment(1.0);
+    /// The heartbeat timer fired: ping, or close a peer silent for too long.
+    pub fn on_tick(&mut self, now: Instant, out: &mut Frames) -> Verdict {
+        let silence = Duration::from_millis(self.services.settings.heartbeat_timeout_ms);
+        if now.saturating_duration_since(self.heard) > silence {
+            return Verdict::Close(CloseCode::HeartbeatTimeout, "heartbeat timeout");
         }
-    }
-
-    pub fn hello(&self) -> Utf8Bytes {
-        let s = &self.state.settings;
-        frame(ServerFrame::Hello {
-            conn_id: self.conn,
-            heartbeat_interval_ms: s.heartbeat_interval_ms,
-            heartbeat_timeout_ms: s.heartbeat_timeout_ms,
-            max_frame_bytes: s.max_frame_bytes,
-        })
+        frame::push(out, ServerFrame::Ping {});
+        Verdict::Continue
     }
 
     /// Decodes and serves one text frame, appending replies to `out`.
-    pub async fn handle_text(&mut self, text: &str, out: &mut Vec<Utf8Bytes>) -> Verdict {
-        match ClientFrame::decode(text, self.state.settings.max_frame_bytes) {
+    pub async fn handle_text(&mut self, text: &str, out: &mut Frames) -> Verdict {
+        match ClientFrame::decode(text, self.services.settings.max_frame_bytes) {
             Ok(f) => {
                 self.handle(f, out).await;
                 Verdict::Continue
@@ -122,8 +141,8 @@ impl Session {
         }
     }
 
-    /// Answers a malformed frame with an error frame; counts it.
-    pub fn refuse(&mut self, err: ProtocolError, out: &mut Vec<Utf8Bytes>) -> Verdict {
+    /// Answers a refused frame with an error frame; counts it.
+    pub fn refuse(&mut self, err: ProtocolError, out: &mut Frames) -> Verdict {
         tracing::debug!(conn_id = self.conn, error = %err, "frame refused");
         crate::server::metrics::reject(match err.code() {
             ErrorCode::TooLarge => "frame_too_large",
@@ -132,184 +151,186 @@ impl Session {
             _ => "bad_frame",
         });
         self.bad_frames += 1;
-        out.push(error(err.code(), err.to_string(), None));
-        if self.bad_frames > self.state.settings.max_bad_frames {
-            Verdict::Close
+        push_error(out, err.code(), err.to_string(), None);
+        if self.bad_frames > self.services.settings.max_bad_frames {
+            Verdict::Close(CloseCode::ProtocolViolation, "too many malformed frames")
         } else {
             Verdict::Continue
         }
     }
 
-    pub async fn handle(&mut self, f: ClientFrame, out: &mut Vec<Utf8Bytes>) {
+    /// Serves one decoded frame: one command handler per frame kind.
+    pub async fn handle(&mut self, f: ClientFrame, out: &mut Frames) {
         match f {
-            ClientFrame::Subscribe { topic, since } => self.subscribe(topic, since, out).await,
-            ClientFrame::Unsubscribe { topic } => {
-                self.drop_sub(&topic);
-                out.push(frame(ServerFrame::Unsubscribed { topic }));
+            ClientFrame::Subscribe { topic, since } => {
+                cmd::subscribe::run(self, topic, since, out).await
             }
+            ClientFrame::Unsubscribe { topic } => cmd::unsubscribe::run(self, topic, out),
             ClientFrame::Send {
                 topic,
                 client_id,
                 body,
-            } => {
-                let sent = chat::post_message(
-                    &self.state,
-                    &topic,
-                    client_id,
-                    self.author.as_deref(),
-                    &body,
-                )
-                .await;
-                out.push(match sent {
-                    Ok(event) => frame(ServerFrame::Ack { client_id, event }),
-                    Err(e) => frame(ServerFrame::Error(ErrorFrame {
-                        code: e.code(),
-                        message: e.to_string(),
-                        topic: Some(topic),
-                        client_id: Some(client_id),
-                    })),
-                });
-            }
-            ClientFrame::Publish { topic, tick } => {
-                let published = if self.may_publish {
-                    self.state.publish_tick(&topic, tick).map(|_| ())
-                } else {
-                    crate::server::metrics::reject("publish_forbidden");
-                    Err(AppError::Forbidden(
-                        "this connection may not publish".into(),
-                    ))
-                };
-                if let Err(e) = published {
-                    out.push(error(e.code(), e.to_string(), Some(topic)));
-                }
-            }
-            ClientFrame::Ping {} => out.push(frame(ServerFrame::Pong {})),
-            ClientFrame::Pong {} => {}
+            } => cmd::send::run(self, topic, client_id, body, out).await,
+            ClientFrame::Publish { topic, tick } => cmd::publish::run(self, topic, tick, out),
+            ClientFrame::Ping {} => cmd::ping::ping(out),
+            ClientFrame::Pong {} => cmd::ping::pong(),
         }
     }
 
-    async fn subscribe(&mut self, topic: Topic, since: Option<Version>, out: &mut Vec<Utf8Bytes>) {
-        if !self.subs.contains_key(&topic)
-            && self.subs.len() >= self.state.settings.max_subscriptions
-        {
-            let msg = format!(
-                "at most {} subscriptions per connection",
-                self.state.settings.max_subscriptions
-            );
-            crate::server::metrics::reject("subscription_limit");
-            out.push(error(ErrorCode::Limit, msg, Some(topic)));
-            return;
-        }
-        // Register first: anything committed from here on reaches the outbox.
-        self.state
-            .broker
-            .subscribe(&topic, self.conn, self.outbox.clone());
-        let result = match since {
-            None => self.state.head(&topic).await.map(CatchUp::At),
-            Some(v) => {
-                let caught = self.catch_up(&topic, v, out).await;
-                if let Ok(CatchUp::At(at)) = &caught {
-                    let m = &self.state.meters;
-                    let resumed = if *at == v {
-                        &m.resumes_current
-                    } else {
-                        &m.resumes_replayed
-                    };
-                    resumed.increment(1);
-                }
-                caught
-            }
-        };
-        match result {
-            Ok(CatchUp::At(version)) => {
-                self.track(&topic, version);
-                out.push(frame(ServerFrame::Subscribed { topic, version }));
-            }
-            Ok(CatchUp::Reset(version)) => self.reset(topic, version, out),
-            Err(e) => {
-                self.drop_sub(&topic);
-                out.push(error(e.code(), e.to_string(), Some(topic)));
-            }
-        }
-    }
-
-    /// Writes the events after `from` (from the topic's log) to `out`.
-    async fn catch_up(
-        &mut self,
-        topic: &Topic,
-        from: Version,
-        out: &mut Vec<Utf8Bytes>,
-    ) -> Result<CatchUp, AppError> {
-        let limit = self.state.settings.catch_up_limit;
-        let b = self.state.since(topic, from, limit).await?;
-        if b.reset || b.has_more {
-            return Ok(CatchUp::Reset(b.version));
-        }
-        self.count_out(topic, b.events.len() as u64);
-        let mut at = from;
-        for event in b.events {
-            at = event.version;
-            out.push(frame(ServerFrame::Event(event)));
-        }
-        Ok(CatchUp::At(at))
-    }
-
-    fn reset(&mut self, topic: Topic, version: Version, out: &mut Vec<Utf8Bytes>) {
-        self.state.meters.resets.increment(1);
-        self.drop_sub(&topic);
-        out.push(frame(ServerFrame::Reset {
-            topic,
-            version,
-            reason: "cannot continue from your version; reload the snapshot".into(),
-        }));
-    }
-
-    fn drop_sub(&mut self, topic: &Topic) {
-        if self.subs.remove(topic).is_some() {
-            self.state.meters.subscriptions.decrement(1.0);
-        }
-        self.state.broker.unsubscribe(topic, self.conn);
-    }
-
-    /// Writes a broker delivery if it is the next event of a subscribed topic;
-    /// repairs the gap first if it is past the next.
-    pub async fn deliver(&mut self, d: &Delivery, out: &mut Vec<Utf8Bytes>) {
+    /// Writes a broker delivery by its topic's policy (see the module docs).
+    pub async fn deliver(&mut self, d: &Delivery, out: &mut Frames) {
         let Some(&last) = self.subs.get(&d.topic) else {
             return;
         };
         if d.version.epoch != last.epoch {
-            self.reset(d.topic.clone(), d.version, out);
-        } else if d.version.seq == last.seq + 1 {
-            out.push(d.frame.clone());
-            self.count_out(&d.topic, 1);
-            self.track(&d.topic, d.version);
-        } else if d.version.seq > last.seq + 1 {
-            self.state.meters.gap_repairs.increment(1);
-            self.repair(&d.topic, out).await;
+            return self.reset(d.topic, d.version, out);
+        }
+        match d.topic.policy() {
+            Policy::Lossless if d.version.seq == last.seq + 1 => self.write(d, out),
+            Policy::Lossless if d.version.seq > last.seq + 1 => {
+                self.services.meters.gap_repairs.increment(1);
+                self.catch_up(d.topic, last, out).await;
+            }
+            Policy::LatestWins if d.version.seq > last.seq => {
+                self.coalesced(d.version.seq - last.seq - 1);
+                self.write(d, out);
+            }
+            // At or below what was written: already sent.
+            Policy::Lossless | Policy::LatestWins => {}
         }
     }
 
-    /// Reads what the client is missing on `topic` from its log.
-    pub async fn repair(&mut self, topic: &Topic, out: &mut Vec<Utf8Bytes>) {
-        let Some(&last) = self.subs.get(topic) else {
-            return;
-        };
-        match self.catch_up(topic, last, out).await {
-            Ok(CatchUp::At(v)) => self.track(topic, v),
-            Ok(CatchUp::Reset(v)) => self.reset(topic.clone(), v, out),
-            Err(e) => {
-                tracing::warn!(conn_id = self.conn, topic = %topic, error = %e, "gap repair failed");
-                let (t, v) = (topic.clone(), last);
-                self.reset(t, v, out);
+    fn write(&mut self, d: &Delivery, out: &mut Frames) {
+        out.push(d.frame.clone());
+        self.written.add(d.topic.kind(), 1);
+        if let Some(v) = self.subs.get_mut(&d.topic) {
+            *v = d.version;
+        }
+    }
+
+    /// Catches up every topic whose deliveries the broker dropped for lack
+    /// of room, by each topic's policy.
+    pub async fn catch_up_lagged(&mut self, out: &mut Frames) {
+        for topic in self.outbox.take_lagged() {
+            if let Some(&last) = self.subs.get(&topic) {
+                self.catch_up(topic, last, out).await;
             }
         }
     }
 
-    /// Repairs every topic whose deliveries the broker dropped for lack of room.
-    pub async fn repair_lagged(&mut self, out: &mut Vec<Utf8Bytes>) {
-        for topic in self.outbox.take_lagged() {
-            self.repair(&topic, out).await;
+    /// Brings a subscribed topic up to date from `from`, or ends it.
+    async fn catch_up(&mut self, topic: Topic, from: Version, out: &mut Frames) {
+        match self.read_from(topic, Some(from), out).await {
+            Ok(CatchUp::At(v)) => self.track(topic, v),
+            Ok(CatchUp::Reset(head)) => self.reset(topic, head, out),
+            Err(e) => {
+                tracing::warn!(conn_id = self.conn, topic = %topic, error = %e, "catching up failed");
+                self.untrack(topic);
+                push_error(out, e.code(), e.to_string(), Some(topic));
+            }
         }
+    }
+
+    /// Writes what the client is missing on `topic` after `from` (from the
+    /// head if `None`), by the topic's policy.
+    pub(super) async fn read_from(
+        &mut self,
+        topic: Topic,
+        from: Option<Version>,
+        out: &mut Frames,
+    ) -> Result<CatchUp, AppError> {
+        let backend = self.services.backend.clone();
+        match (topic.policy(), from) {
+            (Policy::Lossless, None) => Ok(CatchUp::At(backend.head(topic).await?)),
+            (Policy::Lossless, Some(from)) => {
+                let limit = self.services.settings.catch_up_limit;
+                let b = backend.since(topic, from, limit).await?;
+                if b.reset || b.has_more {
+                    return Ok(CatchUp::Reset(b.version));
+                }
+                let at = b.events.last().map_or(from, |e| e.version);
+                self.write_events(topic, b.events, out);
+                Ok(CatchUp::At(at))
+            }
+            (Policy::LatestWins, from) => {
+                let (head, newest) = backend.latest(topic).await?;
+                let have = match from {
+                    Some(v) if v.epoch != head.epoch || v.seq > head.seq => {
+                        return Ok(CatchUp::Reset(head))
+                    }
+                    Some(v) => v.seq,
+                    None => 0,
+                };
+                let Some(newest) = newest.filter(|e| e.version.seq > have) else {
+                    return Ok(CatchUp::At(from.unwrap_or(head)));
+                };
+                if from.is_some() {
+                    self.coalesced(newest.version.seq - have - 1);
+                }
+                let at = newest.version;
+                self.write_events(topic, vec![newest], out);
+                Ok(CatchUp::At(at))
+            }
+        }
+    }
+
+    fn write_events(&mut self, topic: Topic, events: Vec<Event>, out: &mut Frames) {
+        self.written.add(topic.kind(), events.len() as u64);
+        for event in events {
+            frame::push(out, ServerFrame::Event(event));
+        }
+    }
+
+    fn coalesced(&self, skipped: u64) {
+        if skipped > 0 {
+            self.services.meters.coalesced.increment(skipped);
+        }
+    }
+
+    /// Registers `topic` with the broker (before its log is read).
+    pub(super) fn register(&self, topic: Topic) {
+        self.services
+            .broker
+            .subscribe(topic, self.conn, self.outbox.clone());
+    }
+
+    /// Records the client's version of `topic` (a new subscription if untracked).
+    pub(super) fn track(&mut self, topic: Topic, version: Version) {
+        if self.subs.insert(topic, version).is_none() {
+            self.services.meters.subscriptions.increment(1.0);
+        }
+    }
+
+    /// Ends the subscription to `topic`, if any.
+    pub(super) fn untrack(&mut self, topic: Topic) {
+        if self.subs.remove(&topic).is_some() {
+            self.services.meters.subscriptions.decrement(1.0);
+        }
+        self.services.broker.unsubscribe(topic, self.conn);
+    }
+
+    /// Ends the subscription and tells the client to reload from its snapshot.
+    pub(super) fn reset(&mut self, topic: Topic, head: Version, out: &mut Frames) {
+        self.services.meters.resets.increment(1);
+        self.untrack(topic);
+        frame::push(
+            out,
+            ServerFrame::Reset {
+                topic,
+                version: head,
+                reason: "cannot continue from your version; reload the snapshot".into(),
+            },
+        );
+    }
+
+    /// Adds the event frames written since the last call to the metrics.
+    pub fn flush_meters(&mut self) {
+        self.services.meters.events_out(std::mem::take(&mut self.written));
+    }
+
+    /// Whether this session holds a subscription to `topic`, and where.
+    pub fn version_of(&self, topic: Topic) -> Option<Version> {
+        self.subs.get(&topic).copied()
     }
 }
 
@@ -317,18 +338,31 @@ impl Drop for Session {
     fn drop(&mut self) {
         self.flush_meters();
         let live = self.subs.len() as f64;
-        self.state.meters.subscriptions.decrement(live);
+        self.services.meters.subscriptions.decrement(live);
         for topic in self.subs.keys() {
-            self.state.broker.unsubscribe(topic, self.conn);
+            self.services.broker.unsubscribe(*topic, self.conn);
         }
     }
 }
 
-fn error(code: ErrorCode, message: String, topic: Option<Topic>) -> Utf8Bytes {
-    frame(ServerFrame::Error(ErrorFrame {
-        code,
-        message,
-        topic,
-        client_id: None,
-    }))
+/// Encodes an `error` frame onto `out`.
+pub(super) fn push_error(out: &mut Frames, code: ErrorCode, message: String, topic: Option<Topic>) {
+    frame::push(
+        out,
+        ServerFrame::Error(ErrorFrame {
+            code,
+            message,
+            topic,
+            client_id: None,
+        }),
+    );
 }
+
+/// A frame for tests and transports that need one outside a session.
+pub fn encoded(f: &ServerFrame) -> Option<Frame> {
+    Frame::encode(f)
+}
+
+#[cfg(test)]
+#[path = "session_tests.rs"]
+mod tests;

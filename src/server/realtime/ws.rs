@@ -1,34 +1,55 @@
 //! The WebSocket transport, `GET /ws` (ssr only).
 //!
-//! One task per connection: a `select!` over the socket's reads, the
-//! connection's outbox, the broker's lag signal, the heartbeat tick and the
-//! shutdown signal. Replies and deliveries are queued with `feed` and written
-//! with one `flush` per batch. Every write has a deadline (the heartbeat
-//! timeout), so a peer that stops reading cannot hold the task forever.
+//! `upgrade` checks the request (Origin, protocol version, shutdown) and
+//! hands the socket to `drive`, one task per connection. `drive` is generic
+//! over the socket (any `Stream + Sink` of WebSocket messages), so its task
+//! shape is unit-tested with an in-memory socket; what a frame *means* is
+//! `Session`'s business, not this file's.
+//!
+//! Task shape: one `select!` per step, `biased` in this order: shutdown, the
+//! heartbeat tick, the lag signal, the peer's frames, then deliveries. A busy
+//! topic (always-ready deliveries) therefore cannot starve pings, silence
+//! checks or shutdown. Output is queued with `feed` and flushed once per
+//! step; every write is bounded by the heartbeat timeout and gives way to
+//! shutdown, so a peer that stops reading can neither hold the task nor
+//! delay a restart.
 //!
 //! Limits: text frames above `max-frame-bytes` get a `too_large` error frame
 //! and the connection stays; messages above `max-ws-message-bytes` are cut
 //! off by the WebSocket layer, which closes with 1009. More than
 //! `max-bad-frames` refused frames close with 4400.
 
-use super::session::{Session, Verdict};
-use crate::protocol::{CloseCode, ErrorCode, ProtocolError, ServerFrame};
-use crate::server::broker::Outbox;
+use super::frame::{Frame, Frames};
+use super::session::{Peer, Session, Verdict};
+use crate::protocol::{
+    CloseCode, ErrorCode, ErrorFrame, ProtocolError, ServerFrame, MIN_PROTOCOL_VERSION,
+};
+use crate::server::broker::{Inbox, Outbox};
 use crate::server::security;
+use crate::server::shutdown::Shutdown;
 use crate::server::state::AppState;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use futures::SinkExt;
+use futures::{Sink, SinkExt, Stream, StreamExt};
+use serde::Deserialize;
+use std::sync::Arc;
 use std::time::Duration;
-use tokio::time::{timeout, Instant};
+use tokio::time::{timeout, Instant, Interval};
 
-/// Most deliveries taken from the outbox per write batch.
+/// Most deliveries taken from the outbox per step.
 const BATCH: usize = 64;
+
+#[derive(Deserialize)]
+pub struct Params {
+    /// The protocol version the client speaks (absent: 1).
+    protocol: Option<u32>,
+}
 
 pub async fn upgrade(
     State(state): State<AppState>,
+    Query(params): Query<Params>,
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
@@ -37,158 +58,250 @@ pub async fn upgrade(
         crate::server::metrics::reject("cross_origin_websocket");
         return (StatusCode::FORBIDDEN, "cross-origin WebSocket refused").into_response();
     }
-    if state.shutdown.is_triggered() {
-        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
+    if params.protocol.is_some_and(|v| v < MIN_PROTOCOL_VERSION) {
+        crate::server::metrics::reject("protocol_version");
+        let msg = format!("unsupported protocol version; this server speaks {MIN_PROTOCOL_VERSION} to {}", crate::protocol::PROTOCOL_VERSION);
+        return (StatusCode::BAD_REQUEST, msg).into_response();
     }
-    let author = security::display_name(&headers);
-    let may_publish = security::bearer_matches(&headers, &state.settings.publish_token);
+    if state.shutdown.is_triggered() {
+        return crate::server::shutdown::unavailable();
+    }
+    let peer = Peer {
+        author: security::display_name(&headers),
+        may_publish: security::bearer_matches(&headers, &state.settings.publish_token),
+    };
     let max = state.settings.max_ws_message_bytes;
     ws.read_buffer_size(1024)
         .write_buffer_size(8 * 1024)
         .max_message_size(max)
         .max_frame_size(max)
-        .on_upgrade(move |socket| run(socket, state, author, may_publish))
+        .on_upgrade(move |socket| serve(socket, state, peer))
 }
 
-struct Conn {
-    socket: WebSocket,
-    deadline: Duration,
-}
-
-impl Conn {
-    /// Queues and flushes frames; `false` if the peer is gone or too slow.
-    async fn write(&mut self, frames: &mut Vec<Utf8Bytes>) -> bool {
-        if frames.is_empty() {
-            return true;
-        }
-        let socket = &mut self.socket;
-        let all = async {
-            for f in frames.drain(..) {
-                socket.feed(Message::Text(f)).await?;
-            }
-            socket.flush().await
-        };
-        matches!(timeout(self.deadline, all).await, Ok(Ok(())))
-    }
-
-    async fn close(&mut self, code: CloseCode, reason: &str) {
-        let frame = CloseFrame {
-            code: code as u16,
-            reason: reason.into(),
-        };
-        let _ = timeout(
-            Duration::from_secs(1),
-            self.socket.send(Message::Close(Some(frame))),
-        )
-        .await;
-    }
-}
-
-async fn run(socket: WebSocket, state: AppState, author: Option<String>, may_publish: bool) {
+async fn serve(socket: WebSocket, state: AppState, peer: Peer) {
     let _guard = state.shutdown.track_session();
-    let settings = state.settings.clone();
     let meters = state.meters.clone();
     meters.ws_connects.increment(1);
     meters.ws_connections.increment(1.0);
-    let (outbox, mut inbox) =
+    let settings = state.settings.clone();
+    let (outbox, inbox) =
         Outbox::counted(settings.outbox_capacity, Some(meters.dropped_full.clone()));
-    let mut session = Session::new(state.clone(), author, may_publish, outbox.clone());
-    let mut conn = Conn {
-        socket,
-        deadline: Duration::from_millis(settings.heartbeat_timeout_ms),
-    };
+    let session = Session::new(state.next_conn_id(), state.services(), peer, outbox.clone());
     let conn_id = session.conn;
     tracing::debug!(conn_id, "websocket open");
-
     let beat = Duration::from_millis(settings.heartbeat_interval_ms);
-    let silence = Duration::from_millis(settings.heartbeat_timeout_ms);
-    let mut tick = tokio::time::interval_at(Instant::now() + beat, beat);
-    let mut heard = Instant::now();
-    let mut out = vec![session.hello()];
-    let mut batch = Vec::with_capacity(BATCH);
-    let shutdown = state.shutdown.clone();
-
-    let end = loop {
-        if !conn.write(&mut out).await {
-            break "write failed or timed out";
-        }
-        tokio::select! {
-            biased;
-            _ = shutdown.wait() => {
-                out.push(ServerFrame::Reconnect { reason: "server restarting".into(), after_ms: 500 }.to_json().into());
-                let _ = conn.write(&mut out).await;
-                conn.close(CloseCode::ServiceRestart, "server restarting").await;
-                break "shutdown";
-            }
-            incoming = conn.socket.recv() => {
-                heard = Instant::now();
-                match incoming {
-                    Some(Ok(Message::Text(text))) => {
-                        if session.handle_text(text.as_str(), &mut out).await == Verdict::Close {
-                            let _ = conn.write(&mut out).await;
-                            conn.close(CloseCode::ProtocolViolation, "too many malformed frames").await;
-                            break "protocol violation";
-                        }
-                    }
-                    Some(Ok(Message::Binary(_))) => {
-                        let err = ProtocolError::BadFrame("binary frames are not supported; send JSON text".into());
-                        if session.refuse(err, &mut out) == Verdict::Close {
-                            let _ = conn.write(&mut out).await;
-                            conn.close(CloseCode::ProtocolViolation, "too many malformed frames").await;
-                            break "protocol violation";
-                        }
-                    }
-                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
-                    Some(Ok(Message::Close(_))) | None => break "closed by peer",
-                    Some(Err(e)) => {
-                        if is_capacity(&e) {
-                            let msg = ServerFrame::Error(crate::protocol::ErrorFrame {
-                                code: ErrorCode::TooLarge,
-                                message: format!("message above {} bytes", settings.max_ws_message_bytes),
-                                topic: None,
-                                client_id: None,
-                            });
-                            out.push(msg.to_json().into());
-                            let _ = conn.write(&mut out).await;
-                            conn.close(CloseCode::MessageTooBig, "message too big").await;
-                            // The oversized payload is still unread in the kernel: closing
-                            // the TCP socket now would send a reset that can destroy the
-                            // close frame in flight. Linger briefly (this path only).
-                            tokio::time::sleep(Duration::from_millis(250)).await;
-                        }
-                        tracing::debug!(conn_id, error = %e, "websocket read error");
-                        break "read error";
-                    }
-                }
-            }
-            n = inbox.recv_many(&mut batch, BATCH) => {
-                if n == 0 {
-                    break "outbox closed";
-                }
-                meters.queue_depth.record((inbox.len() + n) as f64);
-                for d in batch.drain(..) {
-                    session.deliver(&d, &mut out).await;
-                }
-                session.flush_meters();
-            }
-            _ = outbox.lagged() => session.repair_lagged(&mut out).await,
-            _ = tick.tick() => {
-                if heard.elapsed() > silence {
-                    conn.close(CloseCode::HeartbeatTimeout, "heartbeat timeout").await;
-                    break "heartbeat timeout";
-                }
-                out.push(ServerFrame::Ping {}.to_json().into());
-            }
-        }
+    let link = Link {
+        inbox,
+        outbox,
+        shutdown: state.shutdown.clone(),
+        tick: tokio::time::interval_at(Instant::now() + beat, beat),
+        limits: Limits::from_settings(&settings),
     };
-    drop(session);
+    let end = drive(socket, session, link).await;
     meters.ws_connections.decrement(1.0);
     tracing::debug!(conn_id, reason = end, "websocket closed");
 }
 
-fn is_capacity(e: &axum::Error) -> bool {
-    let text = e.to_string();
-    text.contains("Space limit exceeded")
-        || text.contains("Message too long")
-        || text.contains("capacity")
+/// Time bounds of one connection.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// How long one step's writes may take (the heartbeat timeout).
+    pub write: Duration,
+    /// How long saying goodbye may take on shutdown.
+    pub goodbye: Duration,
+    /// The window a `reconnect` frame spreads clients over.
+    pub reconnect_window_ms: u64,
+    pub max_message_bytes: usize,
 }
+
+impl Limits {
+    pub fn from_settings(s: &crate::server::config::Settings) -> Self {
+        Limits {
+            write: Duration::from_millis(s.heartbeat_timeout_ms),
+            goodbye: Duration::from_millis(s.shutdown_grace_ms.max(100)),
+            reconnect_window_ms: s.reconnect_window_ms,
+            max_message_bytes: s.max_ws_message_bytes,
+        }
+    }
+}
+
+/// Everything around a session besides its socket.
+pub struct Link {
+    pub inbox: Inbox,
+    pub outbox: Arc<Outbox>,
+    pub shutdown: Shutdown,
+    /// The heartbeat timer (its first tick is the first ping or silence check).
+    pub tick: Interval,
+    pub limits: Limits,
+}
+
+/// Serves one connection until it ends; returns why it ended.
+pub async fn drive<S>(mut socket: S, mut session: Session, mut link: Link) -> &'static str
+where
+    S: Stream<Item = Result<Message, axum::Error>> + Sink<Message, Error = axum::Error> + Unpin,
+{
+    let mut signal = link.shutdown.signal();
+    let mut out = Frames::new();
+    let mut batch = Vec::with_capacity(BATCH);
+    session.hello(&mut out);
+    loop {
+        if !out.is_empty() {
+            tokio::select! {
+                biased;
+                _ = signal.wait() => return goodbye(&mut socket, link.limits).await,
+                written = timeout(link.limits.write, write(&mut socket, &mut out)) => {
+                    if !matches!(written, Ok(Ok(()))) {
+                        return "write failed or timed out";
+                    }
+                }
+            }
+        }
+        let verdict = tokio::select! {
+            biased;
+            _ = signal.wait() => return goodbye(&mut socket, link.limits).await,
+            _ = link.tick.tick() => session.on_tick(Instant::now(), &mut out),
+            _ = link.outbox.lagged() => {
+                session.catch_up_lagged(&mut out).await;
+                Verdict::Continue
+            }
+            incoming = socket.next() => {
+                session.heard(Instant::now());
+                match incoming {
+                    Some(Ok(Message::Text(text))) => session.handle_text(text.as_str(), &mut out).await,
+                    Some(Ok(Message::Binary(_))) => {
+                        let err = ProtocolError::BadFrame("binary frames are not supported; send JSON text".into());
+                        session.refuse(err, &mut out)
+                    }
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => Verdict::Continue,
+                    Some(Ok(Message::Close(_))) => {
+                        // Completes the closing handshake: the WebSocket layer
+                        // queued the echo of the peer's Close; send it.
+                        let _ = timeout(Duration::from_secs(1), socket.close()).await;
+                        return "closed by peer";
+                    }
+                    None => return "closed by peer",
+                    Some(Err(e)) => return read_failed(&mut socket, e, &mut out, link.limits).await,
+                }
+            }
+            n = link.inbox.recv_many(&mut batch, BATCH) => {
+                if n == 0 {
+                    return "outbox closed";
+                }
+                session.services.meters.queue_depth.record((link.inbox.len() + n) as f64);
+                for d in batch.drain(..) {
+                    session.deliver(&d, &mut out).await;
+                }
+                session.flush_meters();
+                Verdict::Continue
+            }
+        };
+        if let Verdict::Close(code, reason) = verdict {
+            if code != CloseCode::HeartbeatTimeout {
+                let _ = timeout(link.limits.write, write(&mut socket, &mut out)).await;
+            }
+            close(&mut socket, code, reason, Duration::from_secs(1)).await;
+            return reason;
+        }
+    }
+}
+
+/// Queues every frame and flushes once.
+async fn write<S>(socket: &mut S, out: &mut Frames) -> Result<(), axum::Error>
+where
+    S: Sink<Message, Error = axum::Error> + Unpin,
+{
+    for frame in out.drain(..) {
+        if let Some(text) = text(frame) {
+            socket.feed(Message::Text(text)).await?;
+        }
+    }
+    socket.flush().await
+}
+
+fn text(frame: Frame) -> Option<Utf8Bytes> {
+    // A Frame is built from a String only, so this conversion cannot fail.
+    Utf8Bytes::try_from(frame.into_bytes())
+        .map_err(|e| tracing::error!(error = %e, "a frame is not UTF-8; not sent"))
+        .ok()
+}
+
+async fn close<S>(socket: &mut S, code: CloseCode, reason: &str, bound: Duration)
+where
+    S: Sink<Message, Error = axum::Error> + Unpin,
+{
+    let frame = CloseFrame {
+        code: code as u16,
+        reason: reason.into(),
+    };
+    let _ = timeout(bound, socket.send(Message::Close(Some(frame)))).await;
+}
+
+/// On shutdown: tell the peer to reconnect elsewhere (`reconnect`, then close
+/// 1012) and wait for its Close echo, all within the goodbye bound.
+async fn goodbye<S>(socket: &mut S, limits: Limits) -> &'static str
+where
+    S: Stream<Item = Result<Message, axum::Error>> + Sink<Message, Error = axum::Error> + Unpin,
+{
+    let mut out = Frames::new();
+    super::frame::push(
+        &mut out,
+        ServerFrame::Reconnect {
+            reason: "server restarting".into(),
+            window_ms: limits.reconnect_window_ms,
+        },
+    );
+    let farewell = async {
+        write(socket, &mut out).await?;
+        close(socket, CloseCode::ServiceRestart, "server restarting", limits.goodbye).await;
+        while let Some(Ok(msg)) = socket.next().await {
+            if matches!(msg, Message::Close(_)) {
+                break;
+            }
+        }
+        Ok::<(), axum::Error>(())
+    };
+    let _ = timeout(limits.goodbye, farewell).await;
+    "shutdown"
+}
+
+/// A read error: an oversized message gets a `too_large` error and 1009;
+/// anything else (invalid UTF-8, a broken connection) ends the connection.
+async fn read_failed<S>(
+    socket: &mut S,
+    e: axum::Error,
+    out: &mut Frames,
+    limits: Limits,
+) -> &'static str
+where
+    S: Sink<Message, Error = axum::Error> + Unpin,
+{
+    let inner = e.into_inner();
+    let too_big = matches!(
+        inner.downcast_ref::<tungstenite::Error>(),
+        Some(tungstenite::Error::Capacity(_))
+    );
+    if !too_big {
+        tracing::debug!(error = %inner, "websocket read error");
+        return "read error";
+    }
+    super::frame::push(
+        out,
+        ServerFrame::Error(ErrorFrame {
+            code: ErrorCode::TooLarge,
+            message: format!("message above {} bytes", limits.max_message_bytes),
+            topic: None,
+            client_id: None,
+        }),
+    );
+    let _ = timeout(limits.write, write(socket, out)).await;
+    close(socket, CloseCode::MessageTooBig, "message too big", Duration::from_secs(1)).await;
+    // The oversized payload is still unread in the kernel: closing the TCP
+    // socket now would send a reset that can destroy the close frame in
+    // flight. Linger briefly (this path only).
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    "message too big"
+}
+
+#[cfg(test)]
+#[path = "ws_tests.rs"]
+mod tests;

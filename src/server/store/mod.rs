@@ -1,25 +1,35 @@
 //! `Store`: durable state behind one trait (ssr only). It persists events and
-//! assigns their versions atomically, and answers snapshots and backfills.
+//! assigns their versions atomically, answers snapshots and backfills, and
+//! emits every committed event on its `Feed`.
 //!
 //! Contract for every backend:
 //! - `append` assigns `seq = head + 1` in the same transaction that inserts the
 //!   event, so seqs are gapless and a committed seq is never reused. A second
 //!   append with the same `(topic, client_id)` changes nothing and returns the
 //!   original event with `created = false`.
+//! - **Every committed event reaches the `Feed`, in commit order, exactly
+//!   once**, whatever happens to the caller: the write runs in the store's own
+//!   task, so a caller that is cancelled (a dropped HTTP request) cannot stop
+//!   the commit from being published. A retry that finds its event publishes
+//!   nothing. `append` answers only after the event is on the feed.
 //! - `page` and `since` read the head and the events in one read transaction,
 //!   so the version they report matches the events they return.
 //! - Backends are chosen once, from the database URL's scheme (`open`).
 //!
 //! Implementations are `Send + Sync` and shared by every request and session.
 
+mod hooks;
+mod writer;
 mod sqlite;
+
+pub use hooks::{CommitGate, Hooks};
+pub use sqlite::SqliteStore;
 
 use crate::model::{Backfill, Room, RoomSummary, Snapshot};
 use crate::protocol::{Event, EventData, Topic, Version};
 use async_trait::async_trait;
 use std::sync::Arc;
-
-pub use sqlite::SqliteStore;
+use tokio::sync::mpsc;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -33,6 +43,12 @@ pub enum StoreError {
     Invalid(String),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// The batch holding this write could not be committed; nothing of it was stored.
+    #[error("commit failed: {0}")]
+    Commit(String),
+    /// The store is closed (the server is stopping).
+    #[error("the store is closed")]
+    Closed,
     #[error(transparent)]
     Db(#[from] sqlx::Error),
     #[error(transparent)]
@@ -47,39 +63,50 @@ pub struct Appended {
     pub created: bool,
 }
 
+/// Committed events, in commit order, in the batches they were committed in.
+/// The broker consumes it (`broker::pump`); it ends when the store closes.
+pub struct Feed(pub(crate) mpsc::Receiver<Vec<Event>>);
+
+impl Feed {
+    /// The next committed batch; `None` once the store is closed.
+    pub async fn next(&mut self) -> Option<Vec<Event>> {
+        self.0.recv().await
+    }
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     async fn list_rooms(&self) -> Result<Vec<RoomSummary>, StoreError>;
     /// Creates a room and its topic. Names are unique, ignoring case.
     async fn create_room(&self, name: &str) -> Result<Room, StoreError>;
     async fn room(&self, id: i64) -> Result<Room, StoreError>;
-    /// Persists an event and assigns its version (see the module contract).
-    async fn append(&self, topic: &Topic, data: &EventData) -> Result<Appended, StoreError>;
+    /// Persists an event, assigns its version and emits it on the feed (see
+    /// the module contract).
+    async fn append(&self, topic: Topic, data: EventData) -> Result<Appended, StoreError>;
     /// The topic's current head.
-    async fn head(&self, topic: &Topic) -> Result<Version, StoreError>;
+    async fn head(&self, topic: Topic) -> Result<Version, StoreError>;
     /// Up to `limit` newest events with `seq < before` (all, if `None`).
     async fn page(
         &self,
-        topic: &Topic,
+        topic: Topic,
         before: Option<u64>,
         limit: u32,
     ) -> Result<Snapshot, StoreError>;
     /// Up to `limit` events after `after`, or `reset` if `after` cannot be continued.
-    async fn since(
-        &self,
-        topic: &Topic,
-        after: Version,
-        limit: u32,
-    ) -> Result<Backfill, StoreError>;
-    /// Flushes and closes; called once at shutdown.
+    async fn since(&self, topic: Topic, after: Version, limit: u32)
+        -> Result<Backfill, StoreError>;
+    /// Finishes the writes already queued, ends the feed, and closes.
+    /// Called once at shutdown, after every session has ended.
     async fn close(&self);
 }
 
-/// Opens the store named by `url`, creating and migrating it as needed.
-/// Every operation's latency is recorded (`tandem_store_seconds`).
-pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
+/// Opens the store named by `url`, creating and migrating it as needed, and
+/// returns it with its feed. Every operation's latency is recorded
+/// (`tandem_store_seconds`).
+pub async fn open(url: &str, hooks: Hooks) -> Result<(Arc<dyn Store>, Feed), StoreError> {
     if url.starts_with("sqlite:") {
-        Ok(Arc::new(Timed(SqliteStore::open(url).await?)))
+        let (store, feed) = SqliteStore::open(url, hooks).await?;
+        Ok((Arc::new(Timed(store)), feed))
     } else {
         Err(StoreError::UnsupportedUrl(url.to_owned()))
     }
@@ -106,15 +133,15 @@ impl<S: Store> Store for Timed<S> {
     async fn room(&self, id: i64) -> Result<Room, StoreError> {
         timed("room", self.0.room(id)).await
     }
-    async fn append(&self, topic: &Topic, data: &EventData) -> Result<Appended, StoreError> {
+    async fn append(&self, topic: Topic, data: EventData) -> Result<Appended, StoreError> {
         timed("append", self.0.append(topic, data)).await
     }
-    async fn head(&self, topic: &Topic) -> Result<Version, StoreError> {
+    async fn head(&self, topic: Topic) -> Result<Version, StoreError> {
         timed("head", self.0.head(topic)).await
     }
     async fn page(
         &self,
-        topic: &Topic,
+        topic: Topic,
         before: Option<u64>,
         limit: u32,
     ) -> Result<Snapshot, StoreError> {
@@ -122,7 +149,7 @@ impl<S: Store> Store for Timed<S> {
     }
     async fn since(
         &self,
-        topic: &Topic,
+        topic: Topic,
         after: Version,
         limit: u32,
     ) -> Result<Backfill, StoreError> {
@@ -168,7 +195,7 @@ pub async fn seed_demo(store: &dyn Store) -> Result<bool, StoreError> {
                 body: (*body).into(),
                 sent_at: now,
             });
-            store.append(&Topic::room(room.id), &data).await?;
+            store.append(Topic::room(room.id), data).await?;
         }
     }
     Ok(true)

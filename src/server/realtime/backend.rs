@@ -1,0 +1,66 @@
+//! `Backend`: everything a live session reads and writes, as one trait
+//! (ssr only). The server's `AppState` implements it over the real logs and
+//! store; `Session`'s unit tests implement it over a fake, so the ordering
+//! contract is tested without a database or a socket.
+
+use crate::error::AppError;
+use crate::model::Backfill;
+use crate::protocol::{Event, Tick, Topic, Version};
+use crate::server::logs::TopicLog;
+use crate::server::state::AppState;
+use async_trait::async_trait;
+use uuid::Uuid;
+
+#[async_trait]
+pub trait Backend: Send + Sync + 'static {
+    /// See `TopicLog::head`.
+    async fn head(&self, topic: Topic) -> Result<Version, AppError>;
+    /// See `TopicLog::since`.
+    async fn since(&self, topic: Topic, after: Version, limit: u32) -> Result<Backfill, AppError>;
+    /// See `TopicLog::latest`.
+    async fn latest(&self, topic: Topic) -> Result<(Version, Option<Event>), AppError>;
+    /// Posts a chat message as `author` (see `chat::post_message`).
+    async fn post_message(
+        &self,
+        topic: Topic,
+        client_id: Uuid,
+        author: Option<&str>,
+        body: &str,
+    ) -> Result<Event, AppError>;
+    /// Publishes a tick (see `EphemeralLogs::publish_tick`).
+    fn publish_tick(&self, topic: Topic, tick: Tick) -> Result<Event, AppError>;
+}
+
+#[async_trait]
+impl Backend for AppState {
+    async fn head(&self, topic: Topic) -> Result<Version, AppError> {
+        self.logs.head(topic).await
+    }
+
+    async fn since(&self, topic: Topic, after: Version, limit: u32) -> Result<Backfill, AppError> {
+        self.logs.since(topic, after, limit).await
+    }
+
+    async fn latest(&self, topic: Topic) -> Result<(Version, Option<Event>), AppError> {
+        self.logs.latest(topic).await
+    }
+
+    async fn post_message(
+        &self,
+        topic: Topic,
+        client_id: Uuid,
+        author: Option<&str>,
+        body: &str,
+    ) -> Result<Event, AppError> {
+        crate::server::chat::post_message(self, topic, client_id, author, body).await
+    }
+
+    fn publish_tick(&self, topic: Topic, tick: Tick) -> Result<Event, AppError> {
+        let event = self
+            .logs
+            .ephemeral
+            .publish_tick(topic, tick, self.broker.as_ref())?;
+        self.meters.event_in(topic.kind());
+        Ok(event)
+    }
+}

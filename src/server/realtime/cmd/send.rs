@@ -1,0 +1,34 @@
+//! `send`: post a chat message under the connection's display name.
+//! Answered by `ack` (the stored event, or the original for a retried
+//! `client_id`) or `error` carrying the same `client_id`. The event reaches
+//! subscribers through the store's feed, not from here.
+
+use crate::protocol::{ErrorFrame, ServerFrame, Topic};
+use crate::server::realtime::frame::{self, Frames};
+use crate::server::realtime::session::Session;
+use uuid::Uuid;
+
+pub async fn run(
+    session: &mut Session,
+    topic: Topic,
+    client_id: Uuid,
+    body: String,
+    out: &mut Frames,
+) {
+    let backend = session.services.backend.clone();
+    let sent = backend
+        .post_message(topic, client_id, session.peer.author.as_deref(), &body)
+        .await;
+    frame::push(
+        out,
+        match sent {
+            Ok(event) => ServerFrame::Ack { client_id, event },
+            Err(e) => ServerFrame::Error(ErrorFrame {
+                code: e.code(),
+                message: e.to_string(),
+                topic: Some(topic),
+                client_id: Some(client_id),
+            }),
+        },
+    );
+}

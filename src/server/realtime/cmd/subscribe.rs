@@ -1,0 +1,47 @@
+//! `subscribe`: start (or restart) a topic from the client's version.
+//!
+//! Registers with the broker first, then reads the log, so nothing committed
+//! in between is missed. Answers with the events the client lacks (by the
+//! topic's policy) then `subscribed`; or `reset`; or `error` (the topic is
+//! then not subscribed, even if it was before).
+
+use crate::protocol::{ErrorCode, ServerFrame, Topic, Version};
+use crate::server::realtime::frame::{self, Frames};
+use crate::server::realtime::session::{push_error, CatchUp, Session};
+
+pub async fn run(session: &mut Session, topic: Topic, since: Option<Version>, out: &mut Frames) {
+    let max = session.services.settings.max_subscriptions;
+    if !session.subs.contains_key(&topic) && session.subs.len() >= max {
+        crate::server::metrics::reject("subscription_limit");
+        let msg = format!("at most {max} subscriptions per connection");
+        return push_error(out, ErrorCode::Limit, msg, Some(topic));
+    }
+    session.register(topic);
+    match session.read_from(topic, since, out).await {
+        Ok(CatchUp::At(version)) => {
+            if let Some(from) = since {
+                let m = &session.services.meters;
+                let resumed = if version == from {
+                    &m.resumes_current
+                } else {
+                    &m.resumes_replayed
+                };
+                resumed.increment(1);
+            }
+            session.track(topic, version);
+            frame::push(
+                out,
+                ServerFrame::Subscribed {
+                    topic,
+                    version,
+                    policy: topic.policy(),
+                },
+            );
+        }
+        Ok(CatchUp::Reset(head)) => session.reset(topic, head, out),
+        Err(e) => {
+            session.untrack(topic);
+            push_error(out, e.code(), e.to_string(), Some(topic));
+        }
+    }
+}

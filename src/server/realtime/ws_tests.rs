@@ -1,0 +1,210 @@
+//! The WebSocket task shape, driven through an in-memory socket with
+//! tokio's paused clock (as axum's testing-websockets example does).
+#![allow(clippy::unwrap_used)] // tests may unwrap
+
+use super::*;
+use crate::server::broker::{Broker, LocalBroker};
+use crate::server::config::Settings;
+use crate::server::metrics::Meters;
+use crate::server::realtime::session::Services;
+use futures::channel::mpsc;
+use std::pin::Pin;
+use std::sync::Mutex;
+use std::task::{Context, Poll};
+
+/// A socket whose incoming messages come from a channel, and whose writes
+/// are recorded, or block forever (a peer that stopped reading).
+struct FakeSocket {
+    incoming: mpsc::UnboundedReceiver<Result<Message, axum::Error>>,
+    written: Arc<Mutex<Vec<Message>>>,
+    stalled: bool,
+    closed: Arc<Mutex<bool>>,
+}
+
+impl Stream for FakeSocket {
+    type Item = Result<Message, axum::Error>;
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.incoming.poll_next_unpin(cx)
+    }
+}
+
+impl Sink<Message> for FakeSocket {
+    type Error = axum::Error;
+    fn poll_ready(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        if self.stalled {
+            Poll::Pending
+        } else {
+            Poll::Ready(Ok(()))
+        }
+    }
+    fn start_send(self: Pin<&mut Self>, item: Message) -> Result<(), Self::Error> {
+        self.written.lock().unwrap().push(item);
+        Ok(())
+    }
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.poll_ready(&mut Context::from_waker(futures::task::noop_waker_ref()))
+    }
+    fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        *self.closed.lock().unwrap() = true;
+        Poll::Ready(Ok(()))
+    }
+}
+
+struct Rig {
+    socket: FakeSocket,
+    peer: mpsc::UnboundedSender<Result<Message, axum::Error>>,
+    written: Arc<Mutex<Vec<Message>>>,
+    closed: Arc<Mutex<bool>>,
+    broker: Arc<LocalBroker>,
+    shutdown: Shutdown,
+    session: Session,
+    link: Link,
+}
+
+struct NoBackend;
+
+#[async_trait::async_trait]
+impl super::super::backend::Backend for NoBackend {
+    async fn head(&self, _: crate::protocol::Topic) -> Result<crate::protocol::Version, crate::error::AppError> {
+        Ok(crate::protocol::Version::new(1, 0))
+    }
+    async fn since(&self, t: crate::protocol::Topic, _: crate::protocol::Version, _: u32) -> Result<crate::model::Backfill, crate::error::AppError> {
+        Ok(crate::model::Backfill::reset(t, crate::protocol::Version::new(1, 0)))
+    }
+    async fn latest(&self, _: crate::protocol::Topic) -> Result<(crate::protocol::Version, Option<crate::protocol::Event>), crate::error::AppError> {
+        Ok((crate::protocol::Version::new(1, 0), None))
+    }
+    async fn post_message(&self, _: crate::protocol::Topic, _: uuid::Uuid, _: Option<&str>, _: &str) -> Result<crate::protocol::Event, crate::error::AppError> {
+        Err(crate::error::AppError::Internal)
+    }
+    fn publish_tick(&self, _: crate::protocol::Topic, _: crate::protocol::Tick) -> Result<crate::protocol::Event, crate::error::AppError> {
+        Err(crate::error::AppError::Internal)
+    }
+}
+
+/// A connection whose first heartbeat tick is due `first_tick` from now.
+fn rig(stalled: bool, first_tick: Duration, outbox_capacity: usize) -> Rig {
+    let settings = Settings {
+        heartbeat_interval_ms: 100,
+        heartbeat_timeout_ms: 300,
+        shutdown_grace_ms: 100,
+        outbox_capacity,
+        ..Settings::default()
+    };
+    let (peer, incoming) = mpsc::unbounded();
+    let written = Arc::new(Mutex::new(Vec::new()));
+    let closed = Arc::new(Mutex::new(false));
+    let socket = FakeSocket {
+        incoming,
+        written: written.clone(),
+        stalled,
+        closed: closed.clone(),
+    };
+    let broker = Arc::new(LocalBroker::default());
+    let (outbox, inbox) = Outbox::new(outbox_capacity);
+    let services = Services {
+        backend: Arc::new(NoBackend),
+        broker: broker.clone(),
+        settings: Arc::new(settings.clone()),
+        meters: Meters::new(),
+    };
+    let shutdown = Shutdown::default();
+    let session = Session::new(1, services, Peer::default(), outbox.clone());
+    let link = Link {
+        inbox,
+        outbox,
+        shutdown: shutdown.clone(),
+        tick: tokio::time::interval_at(Instant::now() + first_tick, Duration::from_millis(100)),
+        limits: Limits::from_settings(&settings),
+    };
+    Rig {
+        socket,
+        peer,
+        written,
+        closed,
+        broker,
+        shutdown,
+        session,
+        link,
+    }
+}
+
+fn texts(written: &Arc<Mutex<Vec<Message>>>) -> Vec<String> {
+    written
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|m| match m {
+            Message::Text(t) => Some(t.as_str().to_owned()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn close_code(written: &Arc<Mutex<Vec<Message>>>) -> Option<u16> {
+    written.lock().unwrap().iter().find_map(|m| match m {
+        Message::Close(Some(c)) => Some(c.code),
+        _ => None,
+    })
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_busy_topic_cannot_starve_the_silence_check() {
+    let mut r = rig(false, Duration::ZERO, 20_000);
+    let topic = crate::protocol::Topic::ticker("BUSY").unwrap();
+    r.session.subs.insert(topic, crate::protocol::Version::new(1, 0));
+    r.broker.subscribe(topic, 1, r.link.outbox.clone());
+    for seq in 1..=10_000u64 {
+        let e = crate::protocol::Event {
+            topic,
+            version: crate::protocol::Version::new(1, seq),
+            data: crate::protocol::EventData::Tick(crate::protocol::Tick { price: 1.0, ts: 0 }),
+        };
+        r.broker.publish(crate::server::broker::Delivery::new(&e).unwrap());
+    }
+    // The peer has been silent past the timeout when the tick comes due.
+    tokio::time::advance(Duration::from_millis(500)).await;
+    let end = drive(r.socket, r.session, r.link).await;
+    assert_eq!(end, "heartbeat timeout");
+    assert_eq!(close_code(&r.written), Some(4000));
+    let events = texts(&r.written).iter().filter(|t| t.contains(r#""type":"event""#)).count();
+    assert!(events < 10_000, "the silence check ran before the backlog was written ({events} events)");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stalled_write_gives_way_to_shutdown() {
+    let r = rig(true, Duration::from_secs(3600), 16);
+    let shutdown = r.shutdown.clone();
+    let task = tokio::spawn(drive(r.socket, r.session, r.link));
+    // The hello is stuck in a write that the peer never accepts; the write
+    // bound (the heartbeat timeout, 300 ms here) is far beyond the goodbye.
+    tokio::task::yield_now().await;
+    shutdown.trigger();
+    let ended = tokio::time::timeout(Duration::from_millis(250), task).await;
+    assert_eq!(ended.unwrap().unwrap(), "shutdown", "ends within the goodbye bound");
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_sends_reconnect_then_1012_and_waits_for_the_echo() {
+    let r = rig(false, Duration::from_secs(3600), 16);
+    let (shutdown, peer, written) = (r.shutdown.clone(), r.peer.clone(), r.written.clone());
+    let task = tokio::spawn(drive(r.socket, r.session, r.link));
+    tokio::task::yield_now().await;
+    shutdown.trigger();
+    tokio::task::yield_now().await;
+    peer.unbounded_send(Ok(Message::Close(None))).unwrap();
+    assert_eq!(task.await.unwrap(), "shutdown");
+    let t = texts(&written);
+    assert!(t[0].contains(r#""type":"hello""#) && t[0].contains(r#""protocol":1"#));
+    assert!(t[1].contains(r#""type":"reconnect""#) && t[1].contains(r#""window_ms":5000"#), "{t:?}");
+    assert_eq!(close_code(&written), Some(1012));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_peer_close_is_answered_by_closing() {
+    let r = rig(false, Duration::from_secs(3600), 16);
+    let (peer, closed) = (r.peer.clone(), r.closed.clone());
+    peer.unbounded_send(Ok(Message::Close(None))).unwrap();
+    assert_eq!(drive(r.socket, r.session, r.link).await, "closed by peer");
+    assert!(*closed.lock().unwrap(), "the socket was closed (the echo flushed)");
+}

@@ -1,0 +1,241 @@
+//! The connection task (hydrate build only): connect, serve, reconnect.
+//!
+//! Reconnects wait a full-jitter backoff (`Backoff`: up to 5 s, reset only
+//! after a link stable for 10 s), or after a server `reconnect` frame a
+//! uniformly random moment within its window; a wake (`Wake`) cuts any wait
+//! short. While live, a one-second watchdog drops a socket the server has
+//! been silent on for its heartbeat timeout, and a `Check` wake sends a
+//! `ping` that must be answered within `PROBE_MS`.
+
+use super::{now_ms, random, Inner, Wake};
+use crate::error::AppError;
+use crate::protocol::{ClientFrame, CloseCode, ServerFrame, PROTOCOL_VERSION};
+use crate::sync::backoff::{self, Backoff};
+use crate::sync::LinkStatus;
+use futures::channel::mpsc;
+use futures::{FutureExt, SinkExt, StreamExt};
+use gloo_net::websocket::{futures::WebSocket, Message, WebSocketError};
+use gloo_timers::future::{IntervalStream, TimeoutFuture};
+use leptos::prelude::*;
+use std::rc::Rc;
+
+/// How long a new socket may take to say `hello`.
+const HELLO_TIMEOUT_MS: u32 = 10_000;
+/// How long a live link may take to answer a check.
+const PROBE_MS: f64 = 3_000.0;
+/// Failed attempts in a row after which the link shows as offline.
+const OFFLINE_AFTER: u32 = 4;
+
+enum Outcome {
+    /// Try again after the backoff, or within the server's window.
+    Retry { window_ms: Option<u64> },
+    /// Try again at once (kicked).
+    Now,
+    /// The server closed for good (terminal close code).
+    Stop,
+}
+
+pub(super) async fn run(inner: Rc<Inner>, mut woken: mpsc::UnboundedReceiver<Wake>) {
+    let mut backoff = Backoff::default();
+    let mut first = true;
+    loop {
+        if !first {
+            inner.status.try_set(down_status(&backoff));
+        }
+        first = false;
+        let outcome = connect_once(&inner, &mut backoff, &mut woken).await;
+        inner.went_down();
+        let delay = match outcome {
+            Outcome::Stop => {
+                inner.status.try_set(LinkStatus::Offline);
+                return;
+            }
+            Outcome::Now => 0,
+            Outcome::Retry { window_ms } => {
+                let delay = backoff.next_delay_ms(now_ms(), random());
+                window_ms.map_or(delay, |w| backoff::within(w, random()))
+            }
+        };
+        inner.status.try_set(down_status(&backoff));
+        if delay > 0 {
+            futures::select! {
+                _ = TimeoutFuture::new(delay).fuse() => {}
+                wake = woken.next() => {
+                    if wake.is_none() {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn down_status(backoff: &Backoff) -> LinkStatus {
+    if backoff.attempts() >= OFFLINE_AFTER || !window().navigator().on_line() {
+        LinkStatus::Offline
+    } else {
+        LinkStatus::Reconnecting
+    }
+}
+
+async fn connect_once(
+    inner: &Rc<Inner>,
+    backoff: &mut Backoff,
+    woken: &mut mpsc::UnboundedReceiver<Wake>,
+) -> Outcome {
+    let retry = Outcome::Retry { window_ms: None };
+    let Ok(ws) = WebSocket::open(&socket_url()) else {
+        return retry;
+    };
+    let (mut sink, stream) = ws.split();
+    let mut stream = stream.fuse();
+
+    // The server speaks first.
+    let timeout_ms = futures::select! {
+        first = stream.next() => match first {
+            Some(Ok(Message::Text(t))) => match serde_json::from_str::<ServerFrame>(&t) {
+                Ok(ServerFrame::Hello { heartbeat_timeout_ms, protocol, .. }) => {
+                    if protocol != PROTOCOL_VERSION {
+                        tracing::warn!(server = protocol, client = PROTOCOL_VERSION, "protocol versions differ");
+                    }
+                    heartbeat_timeout_ms as f64
+                }
+                _ => return retry,
+            },
+            Some(Err(WebSocketError::ConnectionClose(e))) => return closed(e.code),
+            _ => return retry,
+        },
+        _ = TimeoutFuture::new(HELLO_TIMEOUT_MS).fuse() => return retry,
+    };
+
+    let (tx, mut rx) = mpsc::unbounded::<String>();
+    *inner.out.borrow_mut() = Some(tx.clone());
+    backoff.connected(now_ms());
+    inner.status.try_set(LinkStatus::Live);
+    for frame in inner.resumes() {
+        inner.queue(&frame);
+    }
+
+    let mut heard = now_ms();
+    let mut probe_until: Option<f64> = None;
+    let mut watchdog = IntervalStream::new(1000).fuse();
+    loop {
+        futures::select! {
+            msg = stream.next() => match msg {
+                Some(Ok(Message::Text(text))) => {
+                    heard = now_ms();
+                    probe_until = None;
+                    if let Some(outcome) = dispatch(inner, &text, &tx) {
+                        return outcome;
+                    }
+                }
+                Some(Ok(Message::Bytes(_))) => heard = now_ms(),
+                Some(Err(WebSocketError::ConnectionClose(e))) => return closed(e.code),
+                Some(Err(_)) | None => return retry,
+            },
+            frame = rx.next() => {
+                let Some(text) = frame else { return retry };
+                if sink.send(Message::Text(text)).await.is_err() {
+                    return retry;
+                }
+            }
+            wake = woken.next() => match wake {
+                Some(Wake::Kick) => return Outcome::Now,
+                Some(Wake::Offline) => return retry,
+                Some(Wake::Check) => {
+                    if probe_until.is_none() {
+                        probe_until = Some(now_ms() + PROBE_MS);
+                        inner.queue(&ClientFrame::Ping {});
+                    }
+                }
+                None => return Outcome::Stop,
+            },
+            _ = watchdog.next() => {
+                let now = now_ms();
+                if now - heard > timeout_ms || probe_until.is_some_and(|t| now > t) {
+                    return retry;
+                }
+            }
+        }
+    }
+}
+
+fn closed(code: u16) -> Outcome {
+    if CloseCode::should_reconnect(code) {
+        Outcome::Retry { window_ms: None }
+    } else {
+        Outcome::Stop
+    }
+}
+
+/// Routes one server frame; `Some` ends the connection.
+fn dispatch(inner: &Inner, text: &str, tx: &mpsc::UnboundedSender<String>) -> Option<Outcome> {
+    let frame = match serde_json::from_str::<ServerFrame>(text) {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::warn!(error = %e, "unreadable server frame; ignored");
+            return None;
+        }
+    };
+    match frame {
+        ServerFrame::Event(event) => {
+            if let Some(h) = inner.handler(&event.topic) {
+                h.on_event(event);
+            }
+        }
+        ServerFrame::Subscribed { topic, version, .. } => {
+            if let Some(h) = inner.handler(&topic) {
+                h.on_subscribed(version);
+            }
+        }
+        ServerFrame::Reset { topic, .. } => {
+            if let Some(h) = inner.handler(&topic) {
+                h.on_reset();
+            }
+        }
+        ServerFrame::Ack { client_id, event } => {
+            let waiter = inner.acks.borrow_mut().remove(&client_id);
+            if let Some(waiter) = waiter {
+                let _ = waiter.send(Ok(event));
+            }
+        }
+        ServerFrame::Error(e) => match (e.client_id, e.topic) {
+            (Some(id), _) => {
+                let waiter = inner.acks.borrow_mut().remove(&id);
+                if let Some(waiter) = waiter {
+                    let _ = waiter.send(Err(AppError::from_frame(e.code, e.message)));
+                }
+            }
+            (None, Some(topic)) => {
+                if let Some(h) = inner.handler(&topic) {
+                    h.on_error(e);
+                }
+            }
+            (None, None) => {
+                tracing::warn!(code = ?e.code, message = %e.message, "server error frame")
+            }
+        },
+        ServerFrame::Ping {} => {
+            if let Ok(pong) = ClientFrame::Pong {}.to_json() {
+                let _ = tx.unbounded_send(pong);
+            }
+        }
+        ServerFrame::Reconnect { window_ms, .. } => {
+            return Some(Outcome::Retry {
+                window_ms: Some(window_ms.min(60_000)),
+            });
+        }
+        ServerFrame::Hello { .. } | ServerFrame::Unsubscribed { .. } | ServerFrame::Pong {} => {}
+    }
+    None
+}
+
+fn socket_url() -> String {
+    let location = window().location();
+    let proto = match location.protocol().as_deref() {
+        Ok("https:") => "wss:",
+        _ => "ws:",
+    };
+    let host = location.host().unwrap_or_default();
+    format!("{proto}//{host}/ws?protocol={PROTOCOL_VERSION}")
+}

@@ -1,0 +1,229 @@
+//! The tab's one WebSocket (hydrate build only): the API the page uses.
+//!
+//! Concurrency: one task (`conn::run`) owns the socket for the life of the
+//! page; it connects, resubscribes every registered topic from its
+//! handler's `since()`, routes frames to handlers, and reconnects with
+//! backoff. The page talks to it through `Inner`, whose `RefCell`s are never
+//! held across an await, and wakes it through a channel (`Wake`): a name
+//! change, the browser coming back online, a hidden tab becoming visible.
+//! The browser listeners are removed when the app's owner is cleaned up.
+
+mod conn;
+mod wake;
+
+use super::{LinkStatus, TopicHandler};
+use crate::error::AppError;
+use crate::protocol::{ClientFrame, Event, Topic};
+use futures::channel::{mpsc, oneshot};
+use futures::FutureExt;
+use gloo_timers::future::TimeoutFuture;
+use leptos::prelude::*;
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::rc::Rc;
+use uuid::Uuid;
+
+/// How long a WebSocket `send` waits for its `ack`.
+const ACK_TIMEOUT_MS: u32 = 10_000;
+
+/// Identifies one registration of a handler, so that a component that goes
+/// away removes its own handler and never a newer one for the same topic.
+pub type SubId = u64;
+
+#[derive(Clone, Copy)]
+pub struct LiveClient {
+    status: RwSignal<LinkStatus>,
+    inner: StoredValue<Rc<Inner>, LocalStorage>,
+}
+
+/// Why the connection task is woken.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Wake {
+    /// Drop the socket and connect again now (the display name changed).
+    Kick,
+    /// The browser is back online, or a hidden tab became visible: connect
+    /// now if down, check the link if up.
+    Check,
+    /// The browser went offline: the socket is gone, whatever it says.
+    Offline,
+}
+
+pub(crate) struct Inner {
+    status: RwSignal<LinkStatus>,
+    subs: RefCell<HashMap<Topic, (SubId, Rc<dyn TopicHandler>)>>,
+    next_sub: Cell<SubId>,
+    /// The open socket's outgoing queue; `None` while not live.
+    out: RefCell<Option<mpsc::UnboundedSender<String>>>,
+    acks: RefCell<HashMap<Uuid, oneshot::Sender<Result<Event, AppError>>>>,
+    wake: mpsc::UnboundedSender<Wake>,
+}
+
+/// Creates the tab's live client, provides it as context and starts its task.
+pub fn provide_live_client() -> LiveClient {
+    let status = RwSignal::new(LinkStatus::Connecting);
+    let (wake, woken) = mpsc::unbounded();
+    let inner = Rc::new(Inner {
+        status,
+        subs: RefCell::new(HashMap::new()),
+        next_sub: Cell::new(1),
+        out: RefCell::new(None),
+        acks: RefCell::new(HashMap::new()),
+        wake: wake.clone(),
+    });
+    let client = LiveClient {
+        status,
+        inner: StoredValue::new_local(inner.clone()),
+    };
+    provide_context(client);
+    wake::listen(wake);
+    super::scope::Scope::current().spawn(conn::run(inner, woken));
+    client
+}
+
+pub fn use_live_client() -> LiveClient {
+    use_context::<LiveClient>().unwrap_or_else(provide_live_client)
+}
+
+impl LiveClient {
+    pub fn status(&self) -> Signal<LinkStatus> {
+        self.status.into()
+    }
+
+    /// Registers `handler` for `topic` (replacing any other) and subscribes
+    /// now if live, else on connect. Returns the registration's id.
+    pub fn subscribe(&self, topic: Topic, handler: Rc<dyn TopicHandler>) -> SubId {
+        let Some(inner) = self.inner.try_get_value() else {
+            return 0;
+        };
+        let id = inner.next_sub.get();
+        inner.next_sub.set(id + 1);
+        let since = handler.since();
+        inner.subs.borrow_mut().insert(topic, (id, handler));
+        inner.queue(&ClientFrame::Subscribe { topic, since });
+        id
+    }
+
+    /// Removes registration `id` of `topic` (if it is still the current one)
+    /// and unsubscribes.
+    pub fn unsubscribe(&self, topic: Topic, id: SubId) {
+        let Some(inner) = self.inner.try_get_value() else {
+            return;
+        };
+        let mut subs = inner.subs.borrow_mut();
+        if subs.get(&topic).is_some_and(|(current, _)| *current == id) {
+            subs.remove(&topic);
+            drop(subs);
+            inner.queue(&ClientFrame::Unsubscribe { topic });
+        }
+    }
+
+    /// Drops the socket and connects again at once, e.g. after the display
+    /// name changed (the server reads it from the cookie at the upgrade).
+    pub fn reconnect(&self) {
+        if let Some(inner) = self.inner.try_get_value() {
+            let _ = inner.wake.unbounded_send(Wake::Kick);
+        }
+    }
+
+    /// Sends a chat message over the socket and waits for its `ack`.
+    pub async fn send_message(
+        &self,
+        topic: Topic,
+        client_id: Uuid,
+        body: String,
+    ) -> Result<Event, AppError> {
+        let inner = self
+            .inner
+            .try_get_value()
+            .ok_or_else(|| AppError::Transport("page is closing".into()))?;
+        let (tx, rx) = oneshot::channel();
+        inner.acks.borrow_mut().insert(client_id, tx);
+        if !inner.queue(&ClientFrame::Send {
+            topic,
+            client_id,
+            body,
+        }) {
+            inner.acks.borrow_mut().remove(&client_id);
+            return Err(AppError::Transport("not connected".into()));
+        }
+        futures::select! {
+            answer = rx.fuse() => answer.unwrap_or_else(|_| Err(AppError::Transport("connection lost".into()))),
+            _ = TimeoutFuture::new(ACK_TIMEOUT_MS).fuse() => {
+                inner.acks.borrow_mut().remove(&client_id);
+                Err(AppError::Transport("no answer from the server".into()))
+            }
+        }
+    }
+}
+
+impl Inner {
+    /// Queues a frame on the open socket; `false` if not live.
+    fn queue(&self, frame: &ClientFrame) -> bool {
+        let json = match frame.to_json() {
+            Ok(json) => json,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot serialize a client frame; not sent");
+                return false;
+            }
+        };
+        match self.out.borrow().as_ref() {
+            Some(tx) => tx.unbounded_send(json).is_ok(),
+            None => false,
+        }
+    }
+
+    fn handler(&self, topic: &Topic) -> Option<Rc<dyn TopicHandler>> {
+        self.subs.borrow().get(topic).map(|(_, h)| h.clone())
+    }
+
+    /// Every registered topic and where to resume it.
+    fn resumes(&self) -> Vec<ClientFrame> {
+        self.subs
+            .borrow()
+            .iter()
+            .map(|(topic, (_, h))| ClientFrame::Subscribe {
+                topic: *topic,
+                since: h.since(),
+            })
+            .collect()
+    }
+
+    /// Ends the live phase: no queue, every waiting send fails.
+    fn went_down(&self) {
+        self.out.borrow_mut().take();
+        let waiting: Vec<_> = self.acks.borrow_mut().drain().collect();
+        for (_, tx) in waiting {
+            let _ = tx.send(Err(AppError::Transport("connection lost".into())));
+        }
+    }
+}
+
+/// A fresh random client id (UUID v4 from `crypto.getRandomValues`).
+pub fn new_client_id() -> Uuid {
+    let mut bytes = [0u8; 16];
+    let filled = window()
+        .crypto()
+        .and_then(|c| c.get_random_values_with_u8_array(&mut bytes).map(|_| ()));
+    if filled.is_err() {
+        // No Web Crypto: fall back to Math.random (ids need uniqueness, not secrecy).
+        for b in bytes.iter_mut() {
+            *b = (js_sys::Math::random() * 256.0) as u8;
+        }
+    }
+    uuid::Builder::from_random_bytes(bytes).into_uuid()
+}
+
+/// Waits `ms` milliseconds without blocking the page.
+pub async fn sleep_ms(ms: u32) {
+    TimeoutFuture::new(ms).await
+}
+
+/// A uniform random number in [0, 1).
+pub fn random() -> f64 {
+    js_sys::Math::random()
+}
+
+/// Milliseconds on the page's monotonic clock.
+pub fn now_ms() -> f64 {
+    window().performance().map(|p| p.now()).unwrap_or(0.0)
+}
