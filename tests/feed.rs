@@ -14,7 +14,8 @@ use tandem::protocol::{ClientFrame, ServerFrame, Topic, Version};
 use tandem::server::store::{CommitGate, Hooks};
 
 async fn subscribe(ws: &mut Ws, topic: Topic) -> Version {
-    ws.send(&ClientFrame::Subscribe { topic, since: None }).await;
+    ws.send(&ClientFrame::Subscribe { topic, since: None })
+        .await;
     match ws.recv().await {
         ServerFrame::Subscribed { version, .. } => version,
         other => panic!("{other:?}"),
@@ -63,10 +64,17 @@ async fn an_http_send_dropped_during_its_commit_still_reaches_subscribers() {
         .await
         .expect("the server dropped the request's handler while its write waited");
     gate.open();
-    assert_eq!(next_seq(&mut watcher).await, v.seq + 1, "published after all");
+    assert_eq!(
+        next_seq(&mut watcher).await,
+        v.seq + 1,
+        "published after all"
+    );
     // The retry finds the event and broadcasts nothing new.
     let (status, again) = ann.send(1, &id, "cut off").await;
-    assert_eq!((status, again["version"]["seq"].as_u64()), (200, Some(v.seq + 1)));
+    assert_eq!(
+        (status, again["version"]["seq"].as_u64()),
+        (200, Some(v.seq + 1))
+    );
     watcher.expect_silence(Duration::from_millis(300)).await;
 }
 
@@ -142,5 +150,9 @@ async fn concurrent_writers_reach_every_subscriber_in_order_with_no_repairs() {
         .text()
         .await
         .unwrap();
-    assert_eq!(gap_repairs(&metrics), 0.0, "no subscriber read the store to repair a gap");
+    assert_eq!(
+        gap_repairs(&metrics),
+        0.0,
+        "no subscriber read the store to repair a gap"
+    );
 }

@@ -13,7 +13,10 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode as WsCode
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
 
-async fn raw(server: &TestServer, query: &str) -> Result<Ws, tokio_tungstenite::tungstenite::Error> {
+async fn raw(
+    server: &TestServer,
+    query: &str,
+) -> Result<Ws, tokio_tungstenite::tungstenite::Error> {
     let url = format!("ws://{}/ws{query}", server.addr);
     let (stream, _) = tokio_tungstenite::connect_async(url).await?;
     Ok(Ws { stream })
@@ -36,7 +39,10 @@ async fn hello_names_the_protocol_and_old_versions_are_refused() {
             other => panic!("{other:?}"),
         }
     }
-    assert_eq!(http_status(raw(&server, "?protocol=0").await.err().unwrap()), 400);
+    assert_eq!(
+        http_status(raw(&server, "?protocol=0").await.err().unwrap()),
+        400
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -60,7 +66,11 @@ async fn a_client_close_is_echoed() {
     })
     .await
     .unwrap();
-    assert_eq!(echo.map(|f| f.code), Some(WsCode::Normal), "1000 back, not 1006");
+    assert_eq!(
+        echo.map(|f| f.code),
+        Some(WsCode::Normal),
+        "1000 back, not 1006"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -90,7 +100,10 @@ async fn crlf_line_ends_become_lf_before_the_length_is_counted() {
     let server = TestServer::start().await;
     let mut ws = server.ws_as("ann").await;
     let long = "ab\r\n".repeat(600); // 2,400 characters sent, 1,799 stored
-    for (body, stored) in [("a\r\nb", "a\nb".to_string()), (&long[..], long.replace("\r\n", "\n").trim_end().to_string())] {
+    for (body, stored) in [
+        ("a\r\nb", "a\nb".to_string()),
+        (&long[..], long.replace("\r\n", "\n").trim_end().to_string()),
+    ] {
         let client_id = tandem::sync::new_client_id();
         ws.send(&ClientFrame::Send {
             topic: Topic::room(1),
@@ -107,7 +120,11 @@ async fn crlf_line_ends_become_lf_before_the_length_is_counted() {
         }
     }
     let (status, e) = server.user("bob").await.send(1, &cid(), "a\rb").await;
-    assert_eq!((status, e["code"].as_str()), (400, Some("validation")), "a lone CR is refused");
+    assert_eq!(
+        (status, e["code"].as_str()),
+        (400, Some("validation")),
+        "a lone CR is refused"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -116,8 +133,13 @@ async fn not_found_names_the_missing_thing_per_endpoint() {
     let ann = server.user("ann").await;
     let cases = [
         ann.get("room_snapshot", &[("room_id", "999")]).await,
-        ann.get("older_messages", &[("room_id", "999"), ("before", "5")]).await,
-        ann.get("events_since", &[("topic", "room:999"), ("epoch", "1"), ("seq", "0")]).await,
+        ann.get("older_messages", &[("room_id", "999"), ("before", "5")])
+            .await,
+        ann.get(
+            "events_since",
+            &[("topic", "room:999"), ("epoch", "1"), ("seq", "0")],
+        )
+        .await,
         ann.send(999, &cid(), "x").await,
     ];
     let messages: Vec<(u16, &str)> = cases
@@ -134,7 +156,11 @@ async fn not_found_names_the_missing_thing_per_endpoint() {
         ]
     );
     let mut ws = server.ws().await;
-    ws.send(&ClientFrame::Subscribe { topic: Topic::room(999), since: None }).await;
+    ws.send(&ClientFrame::Subscribe {
+        topic: Topic::room(999),
+        since: None,
+    })
+    .await;
     match ws.recv().await {
         ServerFrame::Error(e) => assert_eq!(e.message, "topic room:999 not found"),
         other => panic!("{other:?}"),
@@ -160,7 +186,10 @@ async fn an_html_form_post_is_stored_and_redirected_back() {
     let r = post("from a form").await.unwrap();
     assert_eq!(r.status().as_u16(), 302);
     // The Referer, without the error of an earlier post.
-    assert_eq!(r.headers()["location"], format!("{}?", server.url("/rooms/1")).as_str());
+    assert_eq!(
+        r.headers()["location"],
+        format!("{}?", server.url("/rooms/1")).as_str()
+    );
     let refused = post("  ").await.unwrap();
     assert_eq!(refused.status().as_u16(), 302);
     let location = reqwest::Url::parse(refused.headers()["location"].to_str().unwrap()).unwrap();
@@ -170,10 +199,14 @@ async fn an_html_form_post_is_stored_and_redirected_back() {
         .last()
         .expect("the error rides in the URL");
     use base64::Engine;
-    let json = base64::engine::general_purpose::URL_SAFE.decode(err.as_bytes()).unwrap();
+    let json = base64::engine::general_purpose::URL_SAFE
+        .decode(err.as_bytes())
+        .unwrap();
     let err: serde_json::Value = serde_json::from_slice(&json).unwrap();
     assert_eq!(err["code"], "validation");
-    let (_, snap) = Http::new(&server).get("room_snapshot", &[("room_id", "1")]).await;
+    let (_, snap) = Http::new(&server)
+        .get("room_snapshot", &[("room_id", "1")])
+        .await;
     assert_eq!(snap["log"]["events"][3]["data"]["body"], "from a form");
 }
 
@@ -181,6 +214,16 @@ async fn an_html_form_post_is_stored_and_redirected_back() {
 async fn subscribed_announces_the_delivery_policy() {
     let server = TestServer::start().await;
     let mut ws = server.ws().await;
-    ws.send(&ClientFrame::Subscribe { topic: Topic::room(1), since: None }).await;
-    assert!(matches!(ws.recv().await, ServerFrame::Subscribed { policy: Policy::Lossless, .. }));
+    ws.send(&ClientFrame::Subscribe {
+        topic: Topic::room(1),
+        since: None,
+    })
+    .await;
+    assert!(matches!(
+        ws.recv().await,
+        ServerFrame::Subscribed {
+            policy: Policy::Lossless,
+            ..
+        }
+    ));
 }

@@ -7,7 +7,9 @@ mod common;
 
 use common::{TestServer, Ws};
 use std::time::Duration;
-use tandem::protocol::{ClientFrame, ErrorCode, EventData, Policy, ServerFrame, Tick, Topic, Version};
+use tandem::protocol::{
+    ClientFrame, ErrorCode, EventData, Policy, ServerFrame, Tick, Topic, Version,
+};
 
 async fn publisher(server: &TestServer, token: &str) -> Ws {
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -119,7 +121,11 @@ async fn a_late_or_resuming_ticker_subscriber_gets_the_newest_value_only() {
     publish(&mut feed, topic, 4).await;
     let mut fresh = server.ws().await;
     let (events, v) = subscribe(&mut fresh, topic, None).await;
-    assert_eq!((events, v.seq), (vec![4], 4), "the current value, then live");
+    assert_eq!(
+        (events, v.seq),
+        (vec![4], 4),
+        "the current value, then live"
+    );
     // Far behind (seq 2 has left the window): no backlog, no reset, the newest.
     let mut behind = server.ws().await;
     let (events, at) = subscribe(&mut behind, topic, Some(Version::new(v.epoch, 1))).await;

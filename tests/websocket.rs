@@ -14,14 +14,12 @@ fn room(id: i64) -> Topic {
 }
 
 async fn subscribe(ws: &mut Ws, topic: Topic, since: Option<Version>) -> Version {
-    ws.send(&ClientFrame::Subscribe {
-        topic,
-        since,
-    })
-    .await;
+    ws.send(&ClientFrame::Subscribe { topic, since }).await;
     loop {
         match ws.recv().await {
-            ServerFrame::Subscribed { topic: t, version, .. } if t == topic => return version,
+            ServerFrame::Subscribed {
+                topic: t, version, ..
+            } if t == topic => return version,
             ServerFrame::Event(_) => continue,
             other => panic!("expected subscribed, got {other:?}"),
         }

@@ -89,7 +89,9 @@ pub enum ClientFrame {
         #[serde(skip_serializing_if = "Option::is_none")]
         since: Option<Version>,
     },
-    Unsubscribe { topic: Topic },
+    Unsubscribe {
+        topic: Topic,
+    },
     /// Post a chat message to a room topic. Answered by `ack` or `error`
     /// carrying the same `client_id`.
     Send {
@@ -100,7 +102,10 @@ pub enum ClientFrame {
     /// Publish a tick to a `ticker:` topic. Only connections that presented
     /// the server's publish token may publish; no ack (a feed is
     /// fire-and-forget), refusals answer with `error`.
-    Publish { topic: Topic, tick: Tick },
+    Publish {
+        topic: Topic,
+        tick: Tick,
+    },
     Ping {},
     Pong {},
 }
@@ -125,7 +130,9 @@ pub enum ServerFrame {
         version: Version,
         policy: Policy,
     },
-    Unsubscribed { topic: Topic },
+    Unsubscribed {
+        topic: Topic,
+    },
     Event(Event),
     /// The server cannot continue `topic` from the client's version (new
     /// epoch, or too far behind) and dropped the subscription: reload the
@@ -137,13 +144,19 @@ pub enum ServerFrame {
         reason: String,
     },
     /// A `send` was persisted (or had been already: a retry) as `event`.
-    Ack { client_id: Uuid, event: Event },
+    Ack {
+        client_id: Uuid,
+        event: Event,
+    },
     Error(ErrorFrame),
     Ping {},
     Pong {},
     /// The server is going away: reconnect at a uniformly random moment
     /// within `window_ms` (the socket closes next).
-    Reconnect { reason: String, window_ms: u64 },
+    Reconnect {
+        reason: String,
+        window_ms: u64,
+    },
 }
 
 /// A request could not be served. The connection stays open.

@@ -125,22 +125,32 @@ fn refusals_are_typed() {
 #[test]
 fn server_frames_are_read_leniently() {
     // Unknown members are ignored.
-    let f: ServerFrame = serde_json::from_str(
-        r#"{"type":"pong","later":true}"#,
-    )
-    .unwrap();
+    let f: ServerFrame = serde_json::from_str(r#"{"type":"pong","later":true}"#).unwrap();
     assert_eq!(f, ServerFrame::Pong {});
     // Unknown error codes and event kinds still decode.
     let e: ServerFrame = serde_json::from_str(
         r#"{"type":"error","code":"rate_limited","message":"slow down","topic":"room:1","retry_ms":5}"#,
     )
     .unwrap();
-    assert!(matches!(e, ServerFrame::Error(ErrorFrame { code: ErrorCode::Unknown, topic: Some(Topic::Room(1)), .. })));
+    assert!(matches!(
+        e,
+        ServerFrame::Error(ErrorFrame {
+            code: ErrorCode::Unknown,
+            topic: Some(Topic::Room(1)),
+            ..
+        })
+    ));
     let ev: ServerFrame = serde_json::from_str(
         r#"{"type":"event","topic":"room:1","version":{"epoch":1,"seq":2},"data":{"kind":"edit","of":1}}"#,
     )
     .unwrap();
-    assert!(matches!(ev, ServerFrame::Event(Event { data: EventData::Unknown, .. })));
+    assert!(matches!(
+        ev,
+        ServerFrame::Event(Event {
+            data: EventData::Unknown,
+            ..
+        })
+    ));
 }
 
 #[test]

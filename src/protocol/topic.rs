@@ -148,9 +148,7 @@ impl Topic {
     /// Parses and validates a topic name.
     pub fn parse(name: &str) -> Result<Self, TopicError> {
         if name.is_empty() || name.len() > MAX_TOPIC_LEN {
-            return Err(TopicError(format!(
-                "a topic is 1 to {MAX_TOPIC_LEN} bytes"
-            )));
+            return Err(TopicError(format!("a topic is 1 to {MAX_TOPIC_LEN} bytes")));
         }
         match name.split_once(':') {
             Some(("room", id)) => match id.parse::<i64>() {
@@ -233,8 +231,17 @@ mod tests {
     fn topics_parse_round_trip_and_refuse_what_is_not_canonical() {
         assert_eq!(Topic::parse("room:42"), Ok(Topic::Room(42)));
         let t = Topic::parse("ticker:BTC-USD").unwrap();
-        assert_eq!((t.kind(), t.to_string().as_str()), (TopicKind::Ticker, "ticker:BTC-USD"));
-        assert_eq!(Topic::parse("ticker:ABCDEFGHIJKLMNOP").unwrap().to_string().len(), 23);
+        assert_eq!(
+            (t.kind(), t.to_string().as_str()),
+            (TopicKind::Ticker, "ticker:BTC-USD")
+        );
+        assert_eq!(
+            Topic::parse("ticker:ABCDEFGHIJKLMNOP")
+                .unwrap()
+                .to_string()
+                .len(),
+            23
+        );
         for bad in [
             "ticker:",
             "ticker:btc",
@@ -256,7 +263,10 @@ mod tests {
         }
         let json = serde_json::to_string(&Topic::Room(7)).unwrap();
         assert_eq!(json, r#""room:7""#);
-        assert_eq!(serde_json::from_str::<Topic>(&json).unwrap(), Topic::Room(7));
+        assert_eq!(
+            serde_json::from_str::<Topic>(&json).unwrap(),
+            Topic::Room(7)
+        );
         assert!(serde_json::from_str::<Topic>(r#""room:x""#).is_err());
     }
 

@@ -155,20 +155,32 @@ mod tests {
         assert_eq!(head.seq, 5);
         let (at, newest) = logs.latest(topic).await.unwrap();
         assert_eq!((at, newest.unwrap().version), (head, head));
-        let b = logs.since(topic, Version::new(head.epoch, 2), 10).await.unwrap();
+        let b = logs
+            .since(topic, Version::new(head.epoch, 2), 10)
+            .await
+            .unwrap();
         assert_eq!(
             b.events.iter().map(|e| e.version.seq).collect::<Vec<_>>(),
             vec![3, 4, 5]
         );
-        let gone = logs.since(topic, Version::new(head.epoch, 1), 10).await.unwrap();
+        let gone = logs
+            .since(topic, Version::new(head.epoch, 1), 10)
+            .await
+            .unwrap();
         assert!(gone.reset, "the window starts at 3: 2 is gone");
         assert_eq!(gone.version, head, "a reset names the head");
         let other_epoch = Version::new(head.epoch ^ 1, 4);
         assert!(logs.since(topic, other_epoch, 10).await.unwrap().reset);
-        let page = logs.since(topic, Version::new(head.epoch, 2), 2).await.unwrap();
+        let page = logs
+            .since(topic, Version::new(head.epoch, 2), 2)
+            .await
+            .unwrap();
         assert!(page.has_more && page.events.len() == 2);
         let other = Topic::ticker("XYZ").unwrap();
-        let empty = logs.since(other, Version::new(head.epoch, 0), 10).await.unwrap();
+        let empty = logs
+            .since(other, Version::new(head.epoch, 0), 10)
+            .await
+            .unwrap();
         assert!(!empty.reset, "an empty topic resumes from 0");
     }
 

@@ -6,12 +6,12 @@
 //! not per delivery, where they can. Names and labels are documented in the
 //! README's "Metrics" section.
 
+use crate::protocol::TopicKind;
 use metrics::{
     counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, Counter,
     Gauge, Histogram, Unit,
 };
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use crate::protocol::TopicKind;
 use std::sync::OnceLock;
 
 pub const CONNECTIONS: &str = "tandem_connections";

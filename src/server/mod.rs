@@ -27,8 +27,8 @@ use shutdown::Shutdown;
 use state::AppState;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::TcpListener;
 use store::Hooks;
+use tokio::net::TcpListener;
 use tower_http::compression::CompressionLayer;
 use tower_http::trace::TraceLayer;
 

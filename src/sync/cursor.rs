@@ -209,10 +209,18 @@ mod tests {
         assert_eq!(c.offer(ev(1, 5)), Step::Ignore, "older than what is shown");
         assert_eq!(c.offer(ev(1, 9)), Step::Ignore);
         assert_eq!(seqs(&c.offer(ev(1, 10))), vec![10]);
-        assert_eq!(c.offer(ev(2, 11)), Step::Reset, "another epoch still resets");
+        assert_eq!(
+            c.offer(ev(2, 11)),
+            Step::Reset,
+            "another epoch still resets"
+        );
         assert_eq!(c.version(), Version::new(1, 10));
         let mut fresh = Cursor::new(Version::default(), Policy::LatestWins);
-        assert_eq!(seqs(&fresh.offer(ev(4, 30))), vec![30], "no version yet: adopts the first");
+        assert_eq!(
+            seqs(&fresh.offer(ev(4, 30))),
+            vec![30],
+            "no version yet: adopts the first"
+        );
         assert_eq!(fresh.version(), Version::new(4, 30));
     }
 

@@ -92,7 +92,6 @@ impl Timeline {
         super::topic::receive_all(self, events)
     }
 
-
     /// Prepends a page of older events (ascending, all before the oldest held).
     pub fn prepend_older(&mut self, events: Vec<Event>, has_older: bool) {
         let epoch = self.version().epoch;

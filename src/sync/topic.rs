@@ -207,7 +207,9 @@ impl<S: TopicState> TopicSync<S> {
             sleep_ms(GAP_GRACE_MS).await;
             let mut failures = 0;
             while failures < BACKFILL_ATTEMPTS {
-                let Some((true, v)) = sync.state.try_with_untracked(|s| (s.has_gap(), s.version()))
+                let Some((true, v)) = sync
+                    .state
+                    .try_with_untracked(|s| (s.has_gap(), s.version()))
                 else {
                     break;
                 };

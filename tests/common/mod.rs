@@ -221,7 +221,8 @@ impl Ws {
     }
 
     pub async fn send(&mut self, frame: &ClientFrame) {
-        self.send_text(&frame.to_json().expect("serializable")).await;
+        self.send_text(&frame.to_json().expect("serializable"))
+            .await;
     }
 
     pub async fn send_text(&mut self, text: &str) {

@@ -325,7 +325,9 @@ impl Session {
 
     /// Adds the event frames written since the last call to the metrics.
     pub fn flush_meters(&mut self) {
-        self.services.meters.events_out(std::mem::take(&mut self.written));
+        self.services
+            .meters
+            .events_out(std::mem::take(&mut self.written));
     }
 
     /// Whether this session holds a subscription to `topic`, and where.

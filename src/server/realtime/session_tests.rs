@@ -279,7 +279,11 @@ async fn an_overflowing_outbox_is_caught_up_by_policy() {
         }
     }
     assert_eq!(by_topic[&room], vec![1, 2, 3, 4], "lossless: every event");
-    assert_eq!(by_topic.get(&ticker()), Some(&vec![4]), "latest-wins: the newest only");
+    assert_eq!(
+        by_topic.get(&ticker()),
+        Some(&vec![4]),
+        "latest-wins: the newest only"
+    );
 }
 
 #[tokio::test]
@@ -288,10 +292,16 @@ async fn resubscribing_replaces_the_position() {
     let room = Topic::room(1);
     h.fake.append(room, 4);
     h.send(subscribe(room, None)).await;
-    assert!(matches!(h.written()[..], [ServerFrame::Subscribed { version, .. }] if version.seq == 4));
+    assert!(
+        matches!(h.written()[..], [ServerFrame::Subscribed { version, .. }] if version.seq == 4)
+    );
     h.send(subscribe(room, Some(Version::new(EPOCH, 2)))).await;
     let frames = h.written();
-    assert_eq!(frames.len(), 3, "replays 3 and 4 again, then subscribed: {frames:?}");
+    assert_eq!(
+        frames.len(),
+        3,
+        "replays 3 and 4 again, then subscribed: {frames:?}"
+    );
     assert_eq!(h.session.version_of(room), Some(Version::new(EPOCH, 4)));
     assert_eq!(h.session.subs.len(), 1, "still one subscription");
 }
@@ -301,7 +311,8 @@ async fn another_epoch_or_too_far_behind_resets_and_ends_the_subscription() {
     let mut h = harness(|s| s.catch_up_limit = 2);
     let room = Topic::room(1);
     h.fake.append(room, 5);
-    h.send(subscribe(room, Some(Version::new(EPOCH + 1, 5)))).await;
+    h.send(subscribe(room, Some(Version::new(EPOCH + 1, 5))))
+        .await;
     assert_eq!(
         h.written(),
         vec![ServerFrame::Reset {
@@ -332,7 +343,9 @@ async fn a_live_event_in_another_epoch_resets() {
     h.written();
     h.publish(&[event(room, EPOCH + 1, 1)]);
     h.pump().await;
-    assert!(matches!(h.written()[..], [ServerFrame::Reset { version, .. }] if version.epoch == EPOCH + 1));
+    assert!(
+        matches!(h.written()[..], [ServerFrame::Reset { version, .. }] if version.epoch == EPOCH + 1)
+    );
 }
 
 #[tokio::test]
@@ -366,7 +379,9 @@ async fn latest_wins_starts_with_the_newest_value_and_skips_ahead() {
     h.send(subscribe(t, None)).await;
     let frames = h.written();
     assert!(matches!(&frames[0], ServerFrame::Event(e) if e.version.seq == 3));
-    assert!(matches!(frames[1], ServerFrame::Subscribed { policy: Policy::LatestWins, version, .. } if version.seq == 3));
+    assert!(
+        matches!(frames[1], ServerFrame::Subscribed { policy: Policy::LatestWins, version, .. } if version.seq == 3)
+    );
     let more = h.fake.append(t, 4);
     // 4 and 5 never reach the outbox; 7 does, then a stale 6.
     h.publish(&more[3..]);
@@ -376,7 +391,11 @@ async fn latest_wins_starts_with_the_newest_value_and_skips_ahead() {
     h.send(subscribe(t, Some(Version::new(EPOCH, 2)))).await;
     let frames = h.written();
     assert!(matches!(&frames[0], ServerFrame::Event(e) if e.version.seq == 7));
-    assert_eq!(frames.len(), 2, "resuming a latest-wins topic sends the newest only");
+    assert_eq!(
+        frames.len(),
+        2,
+        "resuming a latest-wins topic sends the newest only"
+    );
 }
 
 #[tokio::test]
@@ -385,9 +404,19 @@ async fn subscriptions_are_limited_and_unsubscribe_always_answers() {
     h.send(subscribe(Topic::room(1), None)).await;
     h.send(subscribe(Topic::room(2), None)).await;
     let frames = h.written();
-    assert!(matches!(&frames[1], ServerFrame::Error(e) if e.code == ErrorCode::Limit && e.topic == Some(Topic::room(2))));
-    h.send(ClientFrame::Unsubscribe { topic: Topic::room(9) }).await;
-    assert_eq!(h.written(), vec![ServerFrame::Unsubscribed { topic: Topic::room(9) }]);
+    assert!(
+        matches!(&frames[1], ServerFrame::Error(e) if e.code == ErrorCode::Limit && e.topic == Some(Topic::room(2)))
+    );
+    h.send(ClientFrame::Unsubscribe {
+        topic: Topic::room(9),
+    })
+    .await;
+    assert_eq!(
+        h.written(),
+        vec![ServerFrame::Unsubscribed {
+            topic: Topic::room(9)
+        }]
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -398,20 +427,32 @@ async fn heartbeats_ping_and_close_a_silent_peer() {
     });
     let start = Instant::now();
     h.session.heard(start);
-    assert_eq!(h.session.on_tick(start + Duration::from_millis(300), &mut h.out), Verdict::Continue);
+    assert_eq!(
+        h.session
+            .on_tick(start + Duration::from_millis(300), &mut h.out),
+        Verdict::Continue
+    );
     assert_eq!(h.written(), vec![ServerFrame::Ping {}]);
     assert_eq!(
-        h.session.on_tick(start + Duration::from_millis(301), &mut h.out),
+        h.session
+            .on_tick(start + Duration::from_millis(301), &mut h.out),
         Verdict::Close(CloseCode::HeartbeatTimeout, "heartbeat timeout")
     );
     h.session.heard(start + Duration::from_millis(301));
-    assert_eq!(h.session.on_tick(start + Duration::from_millis(400), &mut h.out), Verdict::Continue);
+    assert_eq!(
+        h.session
+            .on_tick(start + Duration::from_millis(400), &mut h.out),
+        Verdict::Continue
+    );
 }
 
 #[tokio::test]
 async fn refused_frames_are_counted_up_to_the_limit() {
     let mut h = harness(|s| s.max_bad_frames = 1);
-    assert_eq!(h.session.handle_text("{", &mut h.out).await, Verdict::Continue);
+    assert_eq!(
+        h.session.handle_text("{", &mut h.out).await,
+        Verdict::Continue
+    );
     assert_eq!(
         h.session.handle_text(r#"{"type":"fly"}"#, &mut h.out).await,
         Verdict::Close(CloseCode::ProtocolViolation, "too many malformed frames")

@@ -60,7 +60,10 @@ pub async fn upgrade(
     }
     if params.protocol.is_some_and(|v| v < MIN_PROTOCOL_VERSION) {
         crate::server::metrics::reject("protocol_version");
-        let msg = format!("unsupported protocol version; this server speaks {MIN_PROTOCOL_VERSION} to {}", crate::protocol::PROTOCOL_VERSION);
+        let msg = format!(
+            "unsupported protocol version; this server speaks {MIN_PROTOCOL_VERSION} to {}",
+            crate::protocol::PROTOCOL_VERSION
+        );
         return (StatusCode::BAD_REQUEST, msg).into_response();
     }
     if state.shutdown.is_triggered() {
@@ -252,7 +255,13 @@ where
     );
     let farewell = async {
         write(socket, &mut out).await?;
-        close(socket, CloseCode::ServiceRestart, "server restarting", limits.goodbye).await;
+        close(
+            socket,
+            CloseCode::ServiceRestart,
+            "server restarting",
+            limits.goodbye,
+        )
+        .await;
         while let Some(Ok(msg)) = socket.next().await {
             if matches!(msg, Message::Close(_)) {
                 break;
@@ -294,7 +303,13 @@ where
         }),
     );
     let _ = timeout(limits.write, write(socket, out)).await;
-    close(socket, CloseCode::MessageTooBig, "message too big", Duration::from_secs(1)).await;
+    close(
+        socket,
+        CloseCode::MessageTooBig,
+        "message too big",
+        Duration::from_secs(1),
+    )
+    .await;
     // The oversized payload is still unread in the kernel: closing the TCP
     // socket now would send a reset that can destroy the close frame in
     // flight. Linger briefly (this path only).

@@ -65,19 +65,44 @@ struct NoBackend;
 
 #[async_trait::async_trait]
 impl super::super::backend::Backend for NoBackend {
-    async fn head(&self, _: crate::protocol::Topic) -> Result<crate::protocol::Version, crate::error::AppError> {
+    async fn head(
+        &self,
+        _: crate::protocol::Topic,
+    ) -> Result<crate::protocol::Version, crate::error::AppError> {
         Ok(crate::protocol::Version::new(1, 0))
     }
-    async fn since(&self, t: crate::protocol::Topic, _: crate::protocol::Version, _: u32) -> Result<crate::model::Backfill, crate::error::AppError> {
-        Ok(crate::model::Backfill::reset(t, crate::protocol::Version::new(1, 0)))
+    async fn since(
+        &self,
+        t: crate::protocol::Topic,
+        _: crate::protocol::Version,
+        _: u32,
+    ) -> Result<crate::model::Backfill, crate::error::AppError> {
+        Ok(crate::model::Backfill::reset(
+            t,
+            crate::protocol::Version::new(1, 0),
+        ))
     }
-    async fn latest(&self, _: crate::protocol::Topic) -> Result<(crate::protocol::Version, Option<crate::protocol::Event>), crate::error::AppError> {
+    async fn latest(
+        &self,
+        _: crate::protocol::Topic,
+    ) -> Result<(crate::protocol::Version, Option<crate::protocol::Event>), crate::error::AppError>
+    {
         Ok((crate::protocol::Version::new(1, 0), None))
     }
-    async fn post_message(&self, _: crate::protocol::Topic, _: uuid::Uuid, _: Option<&str>, _: &str) -> Result<crate::protocol::Event, crate::error::AppError> {
+    async fn post_message(
+        &self,
+        _: crate::protocol::Topic,
+        _: uuid::Uuid,
+        _: Option<&str>,
+        _: &str,
+    ) -> Result<crate::protocol::Event, crate::error::AppError> {
         Err(crate::error::AppError::Internal)
     }
-    fn publish_tick(&self, _: crate::protocol::Topic, _: crate::protocol::Tick) -> Result<crate::protocol::Event, crate::error::AppError> {
+    fn publish_tick(
+        &self,
+        _: crate::protocol::Topic,
+        _: crate::protocol::Tick,
+    ) -> Result<crate::protocol::Event, crate::error::AppError> {
         Err(crate::error::AppError::Internal)
     }
 }
@@ -152,7 +177,9 @@ fn close_code(written: &Arc<Mutex<Vec<Message>>>) -> Option<u16> {
 async fn a_busy_topic_cannot_starve_the_silence_check() {
     let mut r = rig(false, Duration::ZERO, 20_000);
     let topic = crate::protocol::Topic::ticker("BUSY").unwrap();
-    r.session.subs.insert(topic, crate::protocol::Version::new(1, 0));
+    r.session
+        .subs
+        .insert(topic, crate::protocol::Version::new(1, 0));
     r.broker.subscribe(topic, 1, r.link.outbox.clone());
     for seq in 1..=10_000u64 {
         let e = crate::protocol::Event {
@@ -160,15 +187,22 @@ async fn a_busy_topic_cannot_starve_the_silence_check() {
             version: crate::protocol::Version::new(1, seq),
             data: crate::protocol::EventData::Tick(crate::protocol::Tick { price: 1.0, ts: 0 }),
         };
-        r.broker.publish(crate::server::broker::Delivery::new(&e).unwrap());
+        r.broker
+            .publish(crate::server::broker::Delivery::new(&e).unwrap());
     }
     // The peer has been silent past the timeout when the tick comes due.
     tokio::time::advance(Duration::from_millis(500)).await;
     let end = drive(r.socket, r.session, r.link).await;
     assert_eq!(end, "heartbeat timeout");
     assert_eq!(close_code(&r.written), Some(4000));
-    let events = texts(&r.written).iter().filter(|t| t.contains(r#""type":"event""#)).count();
-    assert!(events < 10_000, "the silence check ran before the backlog was written ({events} events)");
+    let events = texts(&r.written)
+        .iter()
+        .filter(|t| t.contains(r#""type":"event""#))
+        .count();
+    assert!(
+        events < 10_000,
+        "the silence check ran before the backlog was written ({events} events)"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -181,7 +215,11 @@ async fn a_stalled_write_gives_way_to_shutdown() {
     tokio::task::yield_now().await;
     shutdown.trigger();
     let ended = tokio::time::timeout(Duration::from_millis(250), task).await;
-    assert_eq!(ended.unwrap().unwrap(), "shutdown", "ends within the goodbye bound");
+    assert_eq!(
+        ended.unwrap().unwrap(),
+        "shutdown",
+        "ends within the goodbye bound"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -196,7 +234,10 @@ async fn shutdown_sends_reconnect_then_1012_and_waits_for_the_echo() {
     assert_eq!(task.await.unwrap(), "shutdown");
     let t = texts(&written);
     assert!(t[0].contains(r#""type":"hello""#) && t[0].contains(r#""protocol":1"#));
-    assert!(t[1].contains(r#""type":"reconnect""#) && t[1].contains(r#""window_ms":5000"#), "{t:?}");
+    assert!(
+        t[1].contains(r#""type":"reconnect""#) && t[1].contains(r#""window_ms":5000"#),
+        "{t:?}"
+    );
     assert_eq!(close_code(&written), Some(1012));
 }
 
@@ -206,5 +247,8 @@ async fn a_peer_close_is_answered_by_closing() {
     let (peer, closed) = (r.peer.clone(), r.closed.clone());
     peer.unbounded_send(Ok(Message::Close(None))).unwrap();
     assert_eq!(drive(r.socket, r.session, r.link).await, "closed by peer");
-    assert!(*closed.lock().unwrap(), "the socket was closed (the echo flushed)");
+    assert!(
+        *closed.lock().unwrap(),
+        "the socket was closed (the echo flushed)"
+    );
 }

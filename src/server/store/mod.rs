@@ -19,8 +19,8 @@
 //! Implementations are `Send + Sync` and shared by every request and session.
 
 mod hooks;
-mod writer;
 mod sqlite;
+mod writer;
 
 pub use hooks::{CommitGate, Hooks};
 pub use sqlite::SqliteStore;

@@ -48,7 +48,11 @@ async fn appends_are_gapless_idempotent_and_on_the_feed_once() {
     while published.len() < 3 {
         published.extend(feed.next().await.unwrap());
     }
-    assert_eq!(published, vec![a.event, b.event, c.event], "the retry published nothing");
+    assert_eq!(
+        published,
+        vec![a.event, b.event, c.event],
+        "the retry published nothing"
+    );
     s.close().await;
     assert!(feed.next().await.is_none(), "the feed ends with the store");
 }
@@ -104,7 +108,10 @@ async fn a_cancelled_append_is_still_committed_and_published() {
     assert!(!retry.created);
     assert_eq!(retry.event, published[0]);
     let next = s.append(topic, msg(10, "next")).await.unwrap();
-    assert_eq!(seqs(&feed.next().await.unwrap()), vec![next.event.version.seq]);
+    assert_eq!(
+        seqs(&feed.next().await.unwrap()),
+        vec![next.event.version.seq]
+    );
 }
 
 #[tokio::test]
@@ -141,7 +148,10 @@ async fn a_refused_append_does_not_fail_its_batch() {
     gate.open();
     assert!(first.await.unwrap().unwrap().created);
     assert_eq!(good.await.unwrap().unwrap().event.version.seq, 2);
-    assert!(matches!(missing.await.unwrap(), Err(StoreError::NotFound(_))));
+    assert!(matches!(
+        missing.await.unwrap(),
+        Err(StoreError::NotFound(_))
+    ));
     assert!(matches!(tick.await.unwrap(), Err(StoreError::Invalid(_))));
     let mut published = Vec::new();
     while published.len() < 2 {
@@ -165,7 +175,10 @@ async fn pages_and_since() {
     let older = s.page(topic, Some(4), 10).await.unwrap();
     assert_eq!(older.events.len(), 3);
     assert!(!older.has_older);
-    let b = s.since(topic, Version::new(head.epoch, 2), 2).await.unwrap();
+    let b = s
+        .since(topic, Version::new(head.epoch, 2), 2)
+        .await
+        .unwrap();
     assert_eq!(seqs(&b.events), vec![3, 4]);
     assert!(b.has_more && !b.reset);
     let reset = s
@@ -173,7 +186,10 @@ async fn pages_and_since() {
         .await
         .unwrap();
     assert!(reset.reset && reset.events.is_empty());
-    let ahead = s.since(topic, Version::new(head.epoch, 99), 2).await.unwrap();
+    let ahead = s
+        .since(topic, Version::new(head.epoch, 99), 2)
+        .await
+        .unwrap();
     assert!(ahead.reset);
 }
 

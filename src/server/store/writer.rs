@@ -111,10 +111,11 @@ async fn append_one(
     };
     let (name, client_id) = (topic.to_string(), client_id.to_string());
     sqlx::query("SAVEPOINT append").execute(&mut *conn).await?;
-    let head = sqlx::query("UPDATE topics SET head = head + 1 WHERE name = ? RETURNING epoch, head")
-        .bind(&name)
-        .fetch_optional(&mut *conn)
-        .await?;
+    let head =
+        sqlx::query("UPDATE topics SET head = head + 1 WHERE name = ? RETURNING epoch, head")
+            .bind(&name)
+            .fetch_optional(&mut *conn)
+            .await?;
     let Some(head) = head else {
         undo(conn).await?;
         return Ok(Err(StoreError::NotFound(format!("topic {topic}"))));
@@ -141,11 +142,14 @@ async fn append_one(
             .bind(&client_id)
             .fetch_one(&mut *conn)
             .await?;
-        return Ok(decode_event(topic, epoch, found.get(0), found.get::<&str, _>(1))
-            .map(|event| Appended {
-                event,
-                created: false,
-            }));
+        return Ok(
+            decode_event(topic, epoch, found.get(0), found.get::<&str, _>(1)).map(|event| {
+                Appended {
+                    event,
+                    created: false,
+                }
+            }),
+        );
     }
     sqlx::query("RELEASE append").execute(&mut *conn).await?;
     Ok(Ok(Appended {
@@ -160,7 +164,9 @@ async fn append_one(
 
 /// Rolls back to the append's savepoint and removes it.
 async fn undo(conn: &mut SqliteConnection) -> Result<(), sqlx::Error> {
-    sqlx::query("ROLLBACK TO append").execute(&mut *conn).await?;
+    sqlx::query("ROLLBACK TO append")
+        .execute(&mut *conn)
+        .await?;
     sqlx::query("RELEASE append").execute(&mut *conn).await?;
     Ok(())
 }

@@ -216,7 +216,7 @@ fn dispatch(inner: &Inner, text: &str, tx: &mpsc::UnboundedSender<String>) -> Op
             }
         },
         ServerFrame::Ping {} => {
-            if let Ok(pong) = ClientFrame::Pong {}.to_json() {
+            if let Ok(pong) = (ClientFrame::Pong {}).to_json() {
                 let _ = tx.unbounded_send(pong);
             }
         }

@@ -48,9 +48,12 @@ pub(crate) enum Wake {
     Offline,
 }
 
+/// A topic's current registration: its id and its handler.
+type Registration = (SubId, Rc<dyn TopicHandler>);
+
 pub(crate) struct Inner {
     status: RwSignal<LinkStatus>,
-    subs: RefCell<HashMap<Topic, (SubId, Rc<dyn TopicHandler>)>>,
+    subs: RefCell<HashMap<Topic, Registration>>,
     next_sub: Cell<SubId>,
     /// The open socket's outgoing queue; `None` while not live.
     out: RefCell<Option<mpsc::UnboundedSender<String>>>,

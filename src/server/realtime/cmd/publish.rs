@@ -9,7 +9,11 @@ use crate::server::realtime::session::{push_error, Session};
 
 pub fn run(session: &mut Session, topic: Topic, tick: Tick, out: &mut Frames) {
     let published = if session.peer.may_publish {
-        session.services.backend.publish_tick(topic, tick).map(|_| ())
+        session
+            .services
+            .backend
+            .publish_tick(topic, tick)
+            .map(|_| ())
     } else {
         crate::server::metrics::reject("publish_forbidden");
         Err(AppError::Forbidden(
