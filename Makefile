@@ -19,4 +19,4 @@ release:
 ## Only the Playwright suite.
 e2e:
 	./scripts/setup.sh test
-	. scripts/env.sh && mkdir -p target/e2e && rm -f target/e2e/e2e.db* && TANDEM_DATABASE_URL=sqlite://target/e2e/e2e.db cargo leptos end-to-end
+	./scripts/e2e.sh

@@ -23,6 +23,4 @@ cargo clippy --manifest-path bench/load/Cargo.toml --target-dir target -- -D war
 cargo test --manifest-path bench/load/Cargo.toml --target-dir target
 
 step "end-to-end (cargo leptos end-to-end, Chromium)"
-mkdir -p target/e2e
-rm -f target/e2e/e2e.db*
-TANDEM_DATABASE_URL="sqlite://target/e2e/e2e.db" cargo leptos end-to-end
+scripts/e2e.sh

@@ -1,6 +1,6 @@
 //! The request/response layer over real HTTP: rooms, history, sending
 //! (idempotent), backfill, typed errors, the display-name cookie, CSRF, and
-//! server-rendered pages.
+//! server-rendered pages (also while other servers of the process start).
 #![allow(clippy::unwrap_used)] // tests may unwrap
 
 mod common;
@@ -253,4 +253,74 @@ async fn cross_origin_posts_are_refused() {
         snap["log"]["version"]["seq"], 4,
         "only the same-origin post landed"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_are_server_rendered_with_history() {
+    let server = TestServer::start().await;
+    let client = Http::new(&server).client;
+    let home = client.get(server.url("/")).send().await.unwrap();
+    assert_eq!(home.status(), 200);
+    assert!(home.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .contains("frame-ancestors 'none'"));
+    let html = home.text().await.unwrap();
+    assert!(
+        html.contains("general") && html.contains("random"),
+        "room list rendered"
+    );
+
+    let bob = server.user("bob").await;
+    bob.send(1, &cid(), "<b>not bold</b> & friends").await;
+    let html = client
+        .get(server.url("/rooms/1"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains("Welcome to tandem!"),
+        "history is in the HTML"
+    );
+    assert!(
+        html.contains("&lt;b&gt;not bold&lt;/b&gt; &amp; friends"),
+        "user text is escaped"
+    );
+    assert!(!html.contains("<b>not bold</b>"));
+    let missing = client.get(server.url("/rooms/999")).send().await.unwrap();
+    assert_eq!(missing.status(), 404);
+    assert!(missing.text().await.unwrap().contains("not found"));
+}
+
+/// Building a router once made every page rendering of the process stall
+/// (Leptos suppresses resources process-wide while it lists routes; see
+/// `page_routes` in src/server/mod.rs). Pages must complete while other
+/// servers start in the same process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_complete_while_other_servers_start() {
+    let server = TestServer::start().await;
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let render_loop = || async {
+        for _ in 0..40 {
+            let page = client.get(server.url("/rooms/1")).send().await;
+            let page = page.expect("the page response completes");
+            assert_eq!(page.status(), 200);
+            assert!(page.text().await.unwrap().contains("Welcome to tandem!"));
+        }
+    };
+    let renders = futures::future::join_all((0..4).map(|_| render_loop()));
+    let starts = async {
+        for _ in 0..20 {
+            let other = TestServer::start().await;
+            let ok = reqwest::get(other.url("/healthz")).await.unwrap();
+            assert_eq!(ok.status(), 200);
+        }
+    };
+    futures::future::join(renders, starts).await;
 }

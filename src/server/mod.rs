@@ -36,10 +36,25 @@ use tower_http::trace::TraceLayer;
 /// session may be inside a store call (bounded by SQLite's busy timeout).
 const DRAIN_SLACK: Duration = Duration::from_secs(15);
 
+/// The app's page routes, generated once per process.
+///
+/// Leptos generates the list by rendering the app with every resource
+/// suppressed, and that suppression is a process-wide flag
+/// (`leptos_server::SuppressResourceLoad`): while any router is being built,
+/// every page rendering anywhere in the process has its resources
+/// suppressed, and its response never completes. Generating the list once,
+/// before any server of the process can serve, means no rendering can ever
+/// overlap a generation (`tests/pages.rs` starts servers while rendering).
+fn page_routes() -> Vec<leptos_axum::AxumRouteListing> {
+    static ROUTES: std::sync::OnceLock<Vec<leptos_axum::AxumRouteListing>> =
+        std::sync::OnceLock::new();
+    ROUTES.get_or_init(|| generate_route_list(App)).clone()
+}
+
 /// The HTTP routes: `/ws`, `/healthz`, the Leptos pages and server functions
 /// (`/api/...`), and static files from the site root.
 pub fn router(state: AppState) -> Router {
-    let routes = generate_route_list(App);
+    let routes = page_routes();
     let options = state.leptos.clone();
     let mut router = Router::new();
     if state.settings.metrics {

@@ -26,6 +26,7 @@ use crate::protocol::{ErrorFrame, Event, Topic, Version};
 use futures::future::LocalBoxFuture;
 use leptos::prelude::*;
 use std::rc::Rc;
+use std::sync::Arc;
 
 /// How long a gap may stay open before it is backfilled.
 const GAP_GRACE_MS: u32 = 250;
@@ -70,8 +71,10 @@ pub fn receive_all<S: TopicState + ?Sized>(state: &mut S, events: Vec<Event>) ->
     }
 }
 
-/// Loads a topic's snapshot.
-pub type Loader<S> = Rc<dyn Fn() -> LocalBoxFuture<'static, Result<S, AppError>>>;
+/// Loads a topic's snapshot. `Send + Sync` so that it can live in the
+/// component's (thread-safe) storage on the server too, where the page is
+/// rendered on any worker thread; the future it makes runs in the browser.
+pub type Loader<S> = Arc<dyn Fn() -> LocalBoxFuture<'static, Result<S, AppError>> + Send + Sync>;
 
 /// Single-flight flags and the subscription's identity.
 #[derive(Default)]
@@ -88,7 +91,7 @@ pub struct TopicSync<S: TopicState> {
     state: RwSignal<S>,
     problem: RwSignal<Option<String>>,
     live: LiveClient,
-    loader: StoredValue<Loader<S>, LocalStorage>,
+    loader: StoredValue<Loader<S>>,
     flags: StoredValue<Flags>,
     scope: Scope,
 }
@@ -113,15 +116,15 @@ impl<S: TopicState> TopicSync<S> {
     pub fn new(
         topic: Topic,
         initial: S,
-        loader: impl Fn() -> LocalBoxFuture<'static, Result<S, AppError>> + 'static,
+        loader: impl Fn() -> LocalBoxFuture<'static, Result<S, AppError>> + Send + Sync + 'static,
     ) -> Self {
-        let loader: Loader<S> = Rc::new(loader);
+        let loader: Loader<S> = Arc::new(loader);
         TopicSync {
             topic,
             state: RwSignal::new(initial),
             problem: RwSignal::new(None),
             live: use_live_client(),
-            loader: StoredValue::new_local(loader),
+            loader: StoredValue::new(loader),
             flags: StoredValue::new(Flags::default()),
             scope: Scope::current(),
         }

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The Playwright suite (`cargo leptos end-to-end`) against the real server on
+# a fresh database. Fails if the run fails, or if the server panicked at any
+# point (a panic in a server task does not always fail a page).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/env.sh
+mkdir -p target/e2e
+rm -f target/e2e/e2e.db*
+log=target/e2e/output.log
+TANDEM_DATABASE_URL="sqlite://target/e2e/e2e.db" cargo leptos end-to-end 2>&1 | tee "$log"
+if grep -n "panicked" "$log"; then
+  echo "the server panicked during the end-to-end run (see $log)" >&2
+  exit 1
+fi
