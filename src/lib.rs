@@ -5,17 +5,26 @@
 //! `docs/PROTOCOL.md`).
 //!
 //! # Layout
-//! - `protocol` — wire frames and versioned events, shared by server and browser.
+//! - `protocol` — wire frames, topics (an enum of kinds, each with a delivery
+//!   policy and a durability) and versions, shared by server and browser;
+//!   `protocol/decode.rs` decodes client frames with typed refusals.
 //! - `model` — rooms, snapshots and backfills that server functions return.
 //! - `error` — `AppError`, the server-function error type.
 //! - `validate` — input rules for names and messages.
-//! - `sync` — client state: `cursor` (per-topic reconciliation), `timeline`
-//!   (a chat room's messages and pending sends), `backoff`, and `live` (the
-//!   tab's one WebSocket, hydrate build only).
+//! - `sync` — client state, both builds: `cursor` (the apply rule, by
+//!   policy), `timeline` (a room's state), `topic` (`TopicSync`: keeps any
+//!   topic's state in step: subscribe, backfill, reload, errors), `scope`
+//!   (tasks owned by their component), `backoff`; `live/` is the tab's one
+//!   WebSocket (hydrate build; an inert stand-in on the server).
 //! - `app` — the HTML shell and the router.
 //! - `routes` — one file per page.
 //! - `features` — components with their server functions (rooms, chat, identity).
-//! - `server` — everything ssr-only: config, state, store, broker, realtime, security.
+//! - `server` — everything ssr-only: `config`, `state`, `store/` (trait,
+//!   SQLite, its writer task and commit feed), `broker` (fan-out, fed by the
+//!   store's feed), `logs` (topic routing: durable or in-memory log),
+//!   `ephemeral`, `chat`, `realtime/` (`session`, `backend`, `cmd/` one
+//!   handler per client frame kind, `frame`, `ws`), `security`, `shutdown`,
+//!   `metrics`.
 
 pub mod app;
 pub mod error;
@@ -34,6 +43,9 @@ pub mod server;
 #[wasm_bindgen::prelude::wasm_bindgen]
 pub fn hydrate() {
     console_error_panic_hook::set_once();
+    // Browser-console logging in development builds only: a release wasm
+    // carries no tracing subscriber.
+    #[cfg(debug_assertions)]
     tracing_wasm::set_as_global_default();
     leptos::mount::hydrate_body(app::App);
 }

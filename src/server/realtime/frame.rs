@@ -22,10 +22,6 @@ impl Frame {
         }
     }
 
-    pub fn as_bytes(&self) -> &Bytes {
-        &self.0
-    }
-
     /// The JSON text (for tests and logs; transports use the bytes).
     pub fn as_str(&self) -> &str {
         std::str::from_utf8(&self.0).unwrap_or_default()

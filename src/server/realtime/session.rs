@@ -26,7 +26,7 @@
 
 use super::backend::Backend;
 use super::cmd;
-use super::frame::{self, Frame, Frames};
+use super::frame::{self, Frames};
 use crate::error::AppError;
 use crate::protocol::{
     ClientFrame, CloseCode, ErrorCode, ErrorFrame, Event, Policy, ProtocolError, ServerFrame,
@@ -360,11 +360,6 @@ pub(super) fn push_error(out: &mut Frames, code: ErrorCode, message: String, top
     );
 }
 
-/// A frame for tests and transports that need one outside a session.
-pub fn encoded(f: &ServerFrame) -> Option<Frame> {
-    Frame::encode(f)
-}
-
 #[cfg(test)]
-#[path = "session_tests.rs"]
+#[path = "session_tests/mod.rs"]
 mod tests;

@@ -173,10 +173,11 @@ impl Store for SqliteStore {
             .clone()
             .ok_or(StoreError::Closed)?;
         let (reply, answer) = oneshot::channel();
-        writes
-            .send(Append { topic, data, reply })
-            .await
-            .map_err(|_| StoreError::Closed)?;
+        let queued = writes.send(Append { topic, data, reply }).await;
+        // Not held while waiting: `close` ends the writer once every
+        // queued write is done and no sender is left.
+        drop(writes);
+        queued.map_err(|_| StoreError::Closed)?;
         // From here on the write is the writer's: if this future is dropped,
         // the event is still committed and published.
         answer.await.map_err(|_| StoreError::Closed)?
