@@ -27,6 +27,34 @@ async fn store() -> (SqliteStore, Feed, tempfile::TempDir) {
     store_with(Hooks::default()).await
 }
 
+/// A gated store with one room, shared with the spawned appends.
+async fn gated() -> (
+    Arc<SqliteStore>,
+    Feed,
+    Arc<CommitGate>,
+    Topic,
+    tempfile::TempDir,
+) {
+    let gate = CommitGate::closed();
+    let (s, feed, dir) = store_with(Hooks {
+        commit_gate: Some(gate.clone()),
+    })
+    .await;
+    let s = Arc::new(s);
+    let topic = Topic::room(s.create_room("r").await.unwrap().id);
+    (s, feed, gate, topic, dir)
+}
+
+/// Appends in a task of its own (a caller that can be cancelled).
+fn spawn_append(
+    s: &Arc<SqliteStore>,
+    topic: Topic,
+    data: EventData,
+) -> tokio::task::JoinHandle<Result<super::super::Appended, StoreError>> {
+    let s = s.clone();
+    tokio::spawn(async move { s.append(topic, data).await })
+}
+
 fn seqs(events: &[Event]) -> Vec<u64> {
     events.iter().map(|e| e.version.seq).collect()
 }
@@ -86,17 +114,8 @@ async fn concurrent_appends_get_distinct_gapless_seqs_fed_in_commit_order() {
 
 #[tokio::test]
 async fn a_cancelled_append_is_still_committed_and_published() {
-    let gate = CommitGate::closed();
-    let (s, mut feed, _d) = store_with(Hooks {
-        commit_gate: Some(gate.clone()),
-    })
-    .await;
-    let s = Arc::new(s);
-    let topic = Topic::room(s.create_room("r").await.unwrap().id);
-    let caller = tokio::spawn({
-        let s = s.clone();
-        async move { s.append(topic, msg(9, "cancelled")).await }
-    });
+    let (s, mut feed, gate, topic, _d) = gated().await;
+    let caller = spawn_append(&s, topic, msg(9, "cancelled"));
     gate.arrived(1).await;
     caller.abort();
     gate.abandoned(1).await;
@@ -116,35 +135,15 @@ async fn a_cancelled_append_is_still_committed_and_published() {
 
 #[tokio::test]
 async fn a_refused_append_does_not_fail_its_batch() {
-    let gate = CommitGate::closed();
-    let (s, mut feed, _d) = store_with(Hooks {
-        commit_gate: Some(gate.clone()),
-    })
-    .await;
-    let s = Arc::new(s);
-    let topic = Topic::room(s.create_room("r").await.unwrap().id);
+    let (s, mut feed, gate, topic, _d) = gated().await;
     // The first batch holds one append; the rest queue up behind the gate
     // and are committed together.
-    let first = tokio::spawn({
-        let s = s.clone();
-        async move { s.append(topic, msg(1, "first")).await }
-    });
+    let first = spawn_append(&s, topic, msg(1, "first"));
     gate.arrived(1).await;
-    let good = tokio::spawn({
-        let s = s.clone();
-        async move { s.append(topic, msg(2, "good")).await }
-    });
-    let missing = tokio::spawn({
-        let s = s.clone();
-        async move { s.append(Topic::room(999), msg(3, "nowhere")).await }
-    });
-    let tick = tokio::spawn({
-        let s = s.clone();
-        async move {
-            let t = crate::protocol::Tick { price: 1.0, ts: 1 };
-            s.append(topic, EventData::Tick(t)).await
-        }
-    });
+    let good = spawn_append(&s, topic, msg(2, "good"));
+    let missing = spawn_append(&s, Topic::room(999), msg(3, "nowhere"));
+    let tick = crate::protocol::Tick { price: 1.0, ts: 1 };
+    let tick = spawn_append(&s, topic, EventData::Tick(tick));
     gate.open();
     assert!(first.await.unwrap().unwrap().created);
     assert_eq!(good.await.unwrap().unwrap().event.version.seq, 2);
