@@ -57,18 +57,20 @@ pub(super) async fn run(inner: Rc<Inner>, mut woken: mpsc::UnboundedReceiver<Wak
             }
         };
         inner.status.try_set(down_status(&backoff));
-        let mut wait = TimeoutFuture::new(delay).fuse();
-        while delay > 0 {
-            futures::select! {
-                _ = wait => break,
-                wake = woken.next() => match wake {
-                    // Going offline is no reason to try sooner.
-                    Some(Wake::Offline) => {
-                        inner.status.try_set(LinkStatus::Offline);
-                    }
-                    Some(Wake::Kick | Wake::Check) => break,
-                    None => return,
-                },
+        if delay > 0 {
+            let mut wait = TimeoutFuture::new(delay).fuse();
+            loop {
+                futures::select! {
+                    _ = wait => break,
+                    wake = woken.next() => match wake {
+                        // Going offline is no reason to try sooner.
+                        Some(Wake::Offline) => {
+                            inner.status.try_set(LinkStatus::Offline);
+                        }
+                        Some(Wake::Kick | Wake::Check) => break,
+                        None => return,
+                    },
+                }
             }
         }
     }
