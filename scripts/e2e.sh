@@ -5,6 +5,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
+if (echo > /dev/tcp/127.0.0.1/3000) 2>/dev/null; then
+  echo "port 3000 is in use: stop what listens there (a server left from an earlier run?)" >&2
+  exit 1
+fi
 mkdir -p target/e2e
 rm -f target/e2e/e2e.db*
 log=target/e2e/output.log

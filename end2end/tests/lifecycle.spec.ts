@@ -21,8 +21,8 @@ async function holdRequests(page: ChatPage['page'], pattern: string) {
   return {
     seen: () => seen,
     async release() {
-      await page.unroute(pattern);
       for (const r of held.splice(0)) await r.continue().catch(() => {});
+      await page.unroute(pattern);
     },
   };
 }
@@ -149,8 +149,8 @@ test('after an epoch change, rows with the same seq show the new epoch’s messa
   socket.inject({ type: 'reset', topic: `room:${room.id}`, version: sent.version, reason: 'test' });
   await alice.expectMessage(`new epoch ${tag}`);
   await expect(alice.message(`old epoch ${tag}`)).toHaveCount(0);
+  for (const r of held) await r.continue().catch(() => {});
   await alice.page.unroute('**/api/room_snapshot**');
-  for (const r of held) await r.continue();
   // Back on the server's own history.
   await alice.expectMessage(`old epoch ${tag}`);
   alice.expectNoPanic();
