@@ -10,6 +10,9 @@ use leptos_router::{path, SsrMode};
 
 /// The document around the app, rendered on the server.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
+    // The page's Content Security Policy carries this response's nonce.
+    #[cfg(feature = "ssr")]
+    crate::server::security::set_page_csp();
     view! {
         <!DOCTYPE html>
         <html lang="en">

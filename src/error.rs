@@ -23,6 +23,9 @@ pub enum AppError {
     NameRequired,
     #[error("forbidden: {0}")]
     Forbidden(String),
+    /// A limit was reached; the text says which.
+    #[error("{0}")]
+    Limit(String),
     #[error("the server had a problem; please try again")]
     Internal,
     /// The request never got a proper answer (network down, server restarting).
@@ -43,6 +46,7 @@ impl AppError {
             AppError::NotFound(_) => 404,
             AppError::Conflict(_) => 409,
             AppError::Forbidden(_) => 403,
+            AppError::Limit(_) => 429,
             AppError::Internal | AppError::Transport(_) => 500,
         }
     }
@@ -55,13 +59,13 @@ impl AppError {
             ErrorCode::Internal => AppError::Internal,
             ErrorCode::Forbidden => AppError::Forbidden(message),
             ErrorCode::Conflict => AppError::Conflict(message),
+            ErrorCode::Limit => AppError::Limit(message),
             ErrorCode::BadFrame
             | ErrorCode::UnknownType
             | ErrorCode::TooLarge
             | ErrorCode::InvalidTopic
             | ErrorCode::NotFound
             | ErrorCode::Validation
-            | ErrorCode::Limit
             | ErrorCode::Unknown => AppError::Validation(message),
         }
     }
@@ -74,6 +78,7 @@ impl AppError {
             AppError::Conflict(_) => ErrorCode::Conflict,
             AppError::NameRequired => ErrorCode::NameRequired,
             AppError::Forbidden(_) => ErrorCode::Forbidden,
+            AppError::Limit(_) => ErrorCode::Limit,
             AppError::Internal | AppError::Transport(_) => ErrorCode::Internal,
         }
     }

@@ -33,7 +33,6 @@ pub mod model;
 pub mod protocol;
 pub mod routes;
 pub mod sync;
-pub mod validate;
 
 #[cfg(feature = "ssr")]
 pub mod server;

@@ -144,12 +144,7 @@ async fn concurrent_writers_reach_every_subscriber_in_order_with_no_repairs() {
         assert_eq!(got, expected, "every event once, in seq order");
         ws.expect_silence(Duration::from_millis(100)).await;
     }
-    let metrics = reqwest::get(server.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = server.metrics().await;
     assert_eq!(
         gap_repairs(&metrics),
         0.0,

@@ -58,7 +58,12 @@ async fn metrics_are_scraped_after_real_traffic() {
         .await
         .is_err());
 
-    let r = http.get(server.url("/metrics")).send().await.unwrap();
+    let r = http
+        .get(server.url("/metrics"))
+        .bearer_auth(common::METRICS_TOKEN)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     assert!(r.headers()["content-type"]
         .to_str()
@@ -93,6 +98,41 @@ async fn metrics_are_scraped_after_real_traffic() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_can_be_turned_off() {
     let server = TestServer::with(|s| s.metrics = false).await;
-    let r = reqwest::get(server.url("/metrics")).await.unwrap();
+    let r = reqwest::Client::new()
+        .get(server.url("/metrics"))
+        .bearer_auth(common::METRICS_TOKEN)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_stay_off_the_public_port_without_the_token() {
+    // A free loopback port for the private listener.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let server = TestServer::with(|s| {
+        s.metrics_token = String::new();
+        s.metrics_addr = format!("127.0.0.1:{port}");
+    })
+    .await;
+    let public = reqwest::get(server.url("/metrics")).await.unwrap();
+    assert_eq!(public.status(), 404, "not on the public port");
+    let private = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await
+        .unwrap();
+    assert_eq!(private.status(), 200, "on the private listener");
+    assert!(private.text().await.unwrap().contains("tandem_connections"));
+    let with_token = TestServer::start().await;
+    let wrong = reqwest::Client::new()
+        .get(with_token.url("/metrics"))
+        .bearer_auth("not the token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 404, "a wrong token is no token");
 }

@@ -167,3 +167,23 @@ async fn a_ticker_resume_across_a_restart_resets() {
         other => panic!("{other:?}"),
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_publish_token_cannot_create_unlimited_ticker_topics() {
+    let server = TestServer::with(|s| {
+        s.publish_token = "t".into();
+        s.max_ticker_topics = 2;
+    })
+    .await;
+    let mut feed = publisher(&server, "t").await;
+    for sym in ["A", "B"] {
+        publish(&mut feed, Topic::ticker(sym).unwrap(), 1).await;
+    }
+    feed.send(&ClientFrame::Publish {
+        topic: Topic::ticker("C").unwrap(),
+        tick: tick(1.0),
+    })
+    .await;
+    assert!(matches!(feed.recv().await, ServerFrame::Error(e) if e.code == ErrorCode::Limit));
+    publish(&mut feed, Topic::ticker("A").unwrap(), 1).await;
+}

@@ -19,8 +19,9 @@ pub async fn current_name() -> Result<Option<String>, AppError> {
 #[server(endpoint = "set_display_name")]
 pub async fn set_display_name(name: String) -> Result<String, AppError> {
     use http::header::{HeaderValue, SET_COOKIE};
-    let name = crate::validate::display_name(&name)?;
-    let cookie = HeaderValue::from_str(&crate::server::security::name_cookie(&name))
+    let name = crate::server::validate::display_name(&name)?;
+    let https = crate::server::app_state()?.rules.https();
+    let cookie = HeaderValue::from_str(&crate::server::security::name_cookie(&name, https))
         .map_err(|_| AppError::Internal)?;
     expect_context::<leptos_axum::ResponseOptions>().insert_header(SET_COOKIE, cookie);
     Ok(name)

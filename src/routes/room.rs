@@ -8,6 +8,21 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
 
+/// The text for `<Title>`. leptos_meta 0.8 writes the title into the
+/// server-rendered `<head>` without escaping it, so a room named
+/// `</title><script>…` would be markup there: escape it on the server. In the
+/// browser the title is set as `document.title`, which is text already.
+fn title_text(text: String) -> String {
+    #[cfg(feature = "ssr")]
+    {
+        html_escape::encode_text(&text).into_owned()
+    }
+    #[cfg(not(feature = "ssr"))]
+    {
+        text
+    }
+}
+
 #[component]
 pub fn RoomPage() -> impl IntoView {
     let params = use_params_map();
@@ -24,7 +39,7 @@ pub fn RoomPage() -> impl IntoView {
             {move || Suspend::new(async move {
                 match snapshot.await {
                     Ok(s) => view! {
-                        <Title text=format!("{} · tandem", s.room.name) />
+                        <Title text=title_text(format!("{} · tandem", s.room.name)) />
                         <ChatRoom snapshot=s />
                     }.into_any(),
                     Err(e) => {

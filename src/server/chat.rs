@@ -4,10 +4,10 @@
 
 use super::state::AppState;
 use super::store::StoreError;
+use super::validate;
 use crate::error::AppError;
 use crate::model::{Room, RoomSnapshot};
 use crate::protocol::{ChatMessage, Event, EventData, Topic, TopicKind};
-use crate::validate;
 use uuid::Uuid;
 
 impl From<StoreError> for AppError {

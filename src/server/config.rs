@@ -17,7 +17,8 @@ use std::path::Path;
 pub struct Settings {
     pub database_url: String,
     pub seed_demo_data: bool,
-    pub allowed_origins: Vec<String>,
+    pub public_origins: Vec<String>,
+    pub allowed_hosts: Vec<String>,
     pub max_frame_bytes: usize,
     pub max_ws_message_bytes: usize,
     pub heartbeat_interval_ms: u64,
@@ -34,6 +35,9 @@ pub struct Settings {
     pub publish_token: String,
     pub ephemeral_window: usize,
     pub metrics: bool,
+    pub metrics_addr: String,
+    pub metrics_token: String,
+    pub max_ticker_topics: usize,
 }
 
 impl Default for Settings {
@@ -41,7 +45,8 @@ impl Default for Settings {
         Settings {
             database_url: "sqlite://tandem.db".into(),
             seed_demo_data: true,
-            allowed_origins: Vec::new(),
+            public_origins: Vec::new(),
+            allowed_hosts: Vec::new(),
             max_frame_bytes: 16 * 1024,
             max_ws_message_bytes: 64 * 1024,
             heartbeat_interval_ms: 20_000,
@@ -58,6 +63,9 @@ impl Default for Settings {
             publish_token: String::new(),
             ephemeral_window: 1024,
             metrics: true,
+            metrics_addr: "127.0.0.1:9464".into(),
+            metrics_token: String::new(),
+            max_ticker_topics: 1000,
         }
     }
 }
@@ -186,7 +194,7 @@ mod tests {
         let s = settings_from(table, |k| match k {
             "TANDEM_DATABASE_URL" => Some("sqlite://b.db".into()),
             "TANDEM_SEED_DEMO_DATA" => Some("false".into()),
-            "TANDEM_ALLOWED_ORIGINS" => Some("[\"https://x.example\"]".into()),
+            "TANDEM_PUBLIC_ORIGINS" => Some("[\"https://x.example\"]".into()),
             "TANDEM_PUBLISH_TOKEN" => Some("12345".into()),
             _ => None,
         })
@@ -195,7 +203,7 @@ mod tests {
         assert_eq!(s.publish_token, "12345", "text settings stay text");
         assert_eq!(s.database_url, "sqlite://b.db");
         assert!(!s.seed_demo_data);
-        assert_eq!(s.allowed_origins, vec!["https://x.example".to_string()]);
+        assert_eq!(s.public_origins, vec!["https://x.example".to_string()]);
         assert_eq!(
             s.heartbeat_interval_ms,
             Settings::default().heartbeat_interval_ms

@@ -22,14 +22,17 @@ use std::sync::{Mutex, MutexGuard};
 pub struct EphemeralLogs {
     epoch: u32,
     window: usize,
+    /// Most topics at once (each holds up to `window` events).
+    max_topics: usize,
     topics: Mutex<HashMap<Topic, VecDeque<Event>>>,
 }
 
 impl EphemeralLogs {
-    pub fn new(window: usize) -> Self {
+    pub fn new(window: usize, max_topics: usize) -> Self {
         EphemeralLogs {
             epoch: rand::random_range(1..(1u32 << 31)),
             window: window.max(1),
+            max_topics,
             topics: Mutex::new(HashMap::new()),
         }
     }
@@ -65,6 +68,12 @@ impl EphemeralLogs {
             return Err(AppError::Validation("a price is a finite number".into()));
         }
         let mut topics = self.lock()?;
+        if !topics.contains_key(&topic) && topics.len() >= self.max_topics {
+            return Err(AppError::Limit(format!(
+                "at most {} ticker topics",
+                self.max_topics
+            )));
+        }
         let log = topics.entry(topic).or_default();
         let seq = log.back().map_or(0, |e| e.version.seq) + 1;
         let event = Event {
@@ -138,7 +147,7 @@ mod tests {
 
     #[tokio::test]
     async fn appends_in_order_publish_and_keep_a_window() {
-        let logs = EphemeralLogs::new(3);
+        let logs = EphemeralLogs::new(3, 10);
         let broker = LocalBroker::default();
         let topic = Topic::ticker("ABC").unwrap();
         let (outbox, mut rx) = Outbox::new(16);
@@ -185,8 +194,8 @@ mod tests {
     }
 
     #[test]
-    fn refuses_rooms_and_non_finite_prices() {
-        let logs = EphemeralLogs::new(3);
+    fn refuses_rooms_non_finite_prices_and_topics_beyond_the_cap() {
+        let logs = EphemeralLogs::new(3, 1);
         let broker = LocalBroker::default();
         assert!(matches!(
             logs.publish_tick(Topic::room(1), tick(1), &broker),
@@ -201,5 +210,15 @@ mod tests {
             logs.publish_tick(topic, nan, &broker),
             Err(AppError::Validation(_))
         ));
+        logs.publish_tick(topic, tick(1), &broker).unwrap();
+        let second = Topic::ticker("B").unwrap();
+        assert!(matches!(
+            logs.publish_tick(second, tick(1), &broker),
+            Err(AppError::Limit(_))
+        ));
+        assert!(
+            logs.publish_tick(topic, tick(2), &broker).is_ok(),
+            "existing topics go on"
+        );
     }
 }

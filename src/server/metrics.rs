@@ -64,6 +64,44 @@ pub fn install() -> &'static PrometheusHandle {
     })
 }
 
+/// The text exposition of every metric, as an HTTP response.
+fn exposition() -> axum::response::Response {
+    use axum::response::IntoResponse;
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        render(),
+    )
+        .into_response()
+}
+
+/// `GET /metrics` on the public port: only with `Authorization: Bearer
+/// <metrics-token>`; anyone else gets 404, as if the route did not exist.
+pub async fn scrape_with_token(
+    axum::extract::State(state): axum::extract::State<super::state::AppState>,
+    headers: axum::http::HeaderMap,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if super::security::bearer_matches(&headers, &state.settings.metrics_token) {
+        exposition()
+    } else {
+        axum::http::StatusCode::NOT_FOUND.into_response()
+    }
+}
+
+/// Serves `GET /metrics` on its own (loopback) listener until shutdown.
+pub async fn serve(listener: tokio::net::TcpListener, shutdown: super::shutdown::Shutdown) {
+    let app = axum::Router::new().route("/metrics", axum::routing::get(|| async { exposition() }));
+    let served = axum::serve(listener, app)
+        .with_graceful_shutdown(async move { shutdown.wait().await })
+        .await;
+    if let Err(e) = served {
+        tracing::error!(error = %e, "the metrics listener failed");
+    }
+}
+
 /// The text exposition of every metric.
 pub fn render() -> String {
     let handle = install();

@@ -16,6 +16,7 @@ pub mod security;
 pub mod shutdown;
 pub mod state;
 pub mod store;
+pub mod validate;
 
 use crate::app::{shell, App};
 use axum::routing::get;
@@ -57,10 +58,11 @@ pub fn router(state: AppState) -> Router {
     let routes = page_routes();
     let options = state.leptos.clone();
     let mut router = Router::new();
-    if state.settings.metrics {
-        router = router.route("/metrics", get(metrics_text));
+    if state.settings.metrics && !state.settings.metrics_token.is_empty() {
+        router = router.route("/metrics", get(metrics::scrape_with_token));
     }
-    router
+    let https = state.rules.https();
+    let router = router
         .route("/ws", get(realtime::ws::upgrade))
         .route("/healthz", get(|| async { "ok" }))
         .leptos_routes(&state, routes, move || shell(options.clone()))
@@ -74,19 +76,10 @@ pub fn router(state: AppState) -> Router {
             state.shutdown.clone(),
             shutdown::refuse_when_stopping,
         ))
+        .with_state(state);
+    security::apply_headers(router, https)
         .layer(CompressionLayer::new())
         .layer(TraceLayer::new_for_http())
-        .with_state(state)
-}
-
-async fn metrics_text() -> impl axum::response::IntoResponse {
-    (
-        [(
-            axum::http::header::CONTENT_TYPE,
-            "text/plain; version=0.0.4",
-        )],
-        metrics::render(),
-    )
 }
 
 /// Gives server-function errors their proper HTTP status (400, 404, 409...).
@@ -120,6 +113,8 @@ pub enum ServeError {
     Store(#[from] store::StoreError),
     #[error(transparent)]
     Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Rules(#[from] security::RulesError),
 }
 
 /// Serves until `shutdown` is triggered, then stops gracefully (see
@@ -144,6 +139,11 @@ pub async fn run_with(
     if settings.seed_demo_data && store::seed_demo(store.as_ref()).await? {
         tracing::info!("seeded demo rooms into the empty database");
     }
+    let rules = security::Rules::new(
+        &settings.public_origins,
+        &settings.allowed_hosts,
+        listener.local_addr()?,
+    )?;
     let drain_limit = Duration::from_millis(settings.shutdown_grace_ms.max(100)) + DRAIN_SLACK;
     let broker: Arc<dyn broker::Broker> = Arc::new(LocalBroker::default());
     let state = AppState::new(
@@ -152,8 +152,14 @@ pub async fn run_with(
         store.clone(),
         broker.clone(),
         shutdown.clone(),
+        rules,
     );
     let pump = tokio::spawn(broker::pump(feed, broker, state.meters.clone()));
+    if state.settings.metrics && !state.settings.metrics_addr.is_empty() {
+        let private = tokio::net::TcpListener::bind(&state.settings.metrics_addr).await?;
+        tracing::info!(addr = %private.local_addr()?, "metrics listening");
+        tokio::spawn(metrics::serve(private, shutdown.clone()));
+    }
     tracing::info!(addr = %listener.local_addr()?, "listening");
     // Live frames are small and latency-bound: never hold them back for
     // Nagle's algorithm.

@@ -7,6 +7,7 @@ use super::ephemeral::EphemeralLogs;
 use super::logs::Logs;
 use super::metrics::Meters;
 use super::realtime::session::Services;
+use super::security::Rules;
 use super::shutdown::Shutdown;
 use super::store::Store;
 use axum::extract::FromRef;
@@ -24,6 +25,8 @@ pub struct AppState {
     pub broker: Arc<dyn Broker>,
     pub shutdown: Shutdown,
     pub meters: Meters,
+    /// The request rules (hosts, origins), fixed at start.
+    pub rules: Arc<Rules>,
     next_conn: Arc<AtomicU64>,
 }
 
@@ -34,8 +37,12 @@ impl AppState {
         store: Arc<dyn Store>,
         broker: Arc<dyn Broker>,
         shutdown: Shutdown,
+        rules: Rules,
     ) -> Self {
-        let ephemeral = Arc::new(EphemeralLogs::new(settings.ephemeral_window));
+        let ephemeral = Arc::new(EphemeralLogs::new(
+            settings.ephemeral_window,
+            settings.max_ticker_topics,
+        ));
         AppState {
             leptos,
             logs: Arc::new(Logs::new(store.clone(), ephemeral)),
@@ -44,6 +51,7 @@ impl AppState {
             broker,
             shutdown,
             meters: Meters::new(),
+            rules: Arc::new(rules),
             next_conn: Arc::new(AtomicU64::new(1)),
         }
     }

@@ -21,6 +21,9 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 pub const WAIT: Duration = Duration::from_secs(5);
 
+/// The metrics token test servers are started with.
+pub const METRICS_TOKEN: &str = "test-metrics-token";
+
 pub struct TestServer {
     pub addr: SocketAddr,
     pub shutdown: Shutdown,
@@ -32,6 +35,10 @@ pub struct TestServer {
 pub fn settings(db: &std::path::Path) -> Settings {
     Settings {
         database_url: format!("sqlite://{}", db.display()),
+        // Many servers run at once in a test process: no fixed metrics port;
+        // tests scrape the public port with the token (`TestServer::metrics`).
+        metrics_addr: String::new(),
+        metrics_token: METRICS_TOKEN.into(),
         ..Settings::default()
     }
 }
@@ -100,6 +107,18 @@ impl TestServer {
 
     pub fn origin(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// The Prometheus text of `/metrics`, scraped with the token.
+    pub async fn metrics(&self) -> String {
+        let r = reqwest::Client::new()
+            .get(self.url("/metrics"))
+            .bearer_auth(METRICS_TOKEN)
+            .send()
+            .await
+            .expect("GET /metrics");
+        assert_eq!(r.status(), 200, "metrics scraped");
+        r.text().await.expect("metrics text")
     }
 
     /// Triggers graceful shutdown and waits for the server to finish.

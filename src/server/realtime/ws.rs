@@ -53,7 +53,7 @@ pub async fn upgrade(
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
-    if !security::origin_allowed(&headers, &state.settings.allowed_origins) {
+    if state.rules.check_origin(&headers).is_err() {
         tracing::warn!(origin = ?headers.get("origin"), "cross-origin WebSocket refused");
         crate::server::metrics::reject("cross_origin_websocket");
         return (StatusCode::FORBIDDEN, "cross-origin WebSocket refused").into_response();

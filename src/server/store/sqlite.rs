@@ -50,6 +50,7 @@ impl SqliteStore {
             .connect_with(options)
             .await?;
         MIGRATOR.run(&pool).await?;
+        rekey_rooms(&pool).await?;
         let (writes, queue) = mpsc::channel(WRITE_QUEUE);
         let (feed_tx, feed_rx) = mpsc::channel(FEED_QUEUE);
         let writer = tokio::spawn(writer::run(pool.clone(), queue, feed_tx, hooks));
@@ -96,6 +97,35 @@ where
     ))
 }
 
+/// Brings every room's uniqueness key up to the current rule
+/// (`validate::name_key`), for databases written under an older one. A room
+/// whose new key is taken already keeps its old key (and is logged).
+async fn rekey_rooms(pool: &SqlitePool) -> Result<(), StoreError> {
+    let rows = sqlx::query("SELECT id, name, name_key FROM rooms")
+        .fetch_all(pool)
+        .await?;
+    for row in rows {
+        let (id, name, key): (i64, String, String) = (row.get(0), row.get(1), row.get(2));
+        let fresh = crate::server::validate::name_key(&name);
+        if fresh == key {
+            continue;
+        }
+        let updated = sqlx::query("UPDATE rooms SET name_key = ? WHERE id = ?")
+            .bind(&fresh)
+            .bind(id)
+            .execute(pool)
+            .await;
+        match updated {
+            Ok(_) => {}
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                tracing::warn!(room = id, name = %name, "a room looks like another; keeping its old key");
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
 fn room_from(row: &sqlx::sqlite::SqliteRow) -> Room {
     Room {
         id: row.get("id"),
@@ -129,7 +159,7 @@ impl Store for SqliteStore {
             "INSERT INTO rooms (name, name_key, created_at) VALUES (?, ?, ?) RETURNING id",
         )
         .bind(name)
-        .bind(name.to_lowercase())
+        .bind(crate::server::validate::name_key(name))
         .bind(now)
         .fetch_one(&mut *tx)
         .await;
@@ -137,7 +167,7 @@ impl Store for SqliteStore {
             Ok(row) => row.get(0),
             Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
                 return Err(StoreError::Conflict(format!(
-                    "a room named “{name}” exists already"
+                    "a room named “{name}” (or one that looks the same) exists already"
                 )))
             }
             Err(e) => return Err(e.into()),
