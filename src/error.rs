@@ -89,13 +89,22 @@ impl FromServerFnError for AppError {
 
     fn from_server_fn_error(value: ServerFnErrorErr) -> Self {
         match value {
-            ServerFnErrorErr::Args(m) | ServerFnErrorErr::MissingArg(m) => {
-                AppError::Validation(format!("bad request: {m}"))
-            }
+            // The request's arguments could not be read. The details name
+            // parser internals: they are logged, not sent.
+            ServerFnErrorErr::Args(m) | ServerFnErrorErr::MissingArg(m) => malformed(m),
+            // On the server, an unreadable request; in the browser, an
+            // unreadable answer.
+            ServerFnErrorErr::Deserialization(m) if cfg!(feature = "ssr") => malformed(m),
             ServerFnErrorErr::Request(m) | ServerFnErrorErr::Deserialization(m) => {
                 AppError::Transport(m)
             }
             other => AppError::Transport(other.to_string()),
         }
     }
+}
+
+/// A request whose arguments could not be read: a generic 400.
+fn malformed(details: String) -> AppError {
+    tracing::debug!(%details, "malformed server-function arguments");
+    AppError::Validation("bad request: malformed or missing arguments".into())
 }

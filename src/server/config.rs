@@ -38,6 +38,10 @@ pub struct Settings {
     pub metrics_addr: String,
     pub metrics_token: String,
     pub max_ticker_topics: usize,
+    pub max_http_connections: usize,
+    pub http_header_timeout_ms: u64,
+    pub request_timeout_ms: u64,
+    pub max_body_bytes: usize,
 }
 
 impl Default for Settings {
@@ -66,6 +70,10 @@ impl Default for Settings {
             metrics_addr: "127.0.0.1:9464".into(),
             metrics_token: String::new(),
             max_ticker_topics: 1000,
+            max_http_connections: 4096,
+            http_header_timeout_ms: 10_000,
+            request_timeout_ms: 30_000,
+            max_body_bytes: 64 * 1024,
         }
     }
 }
@@ -178,6 +186,13 @@ impl Settings {
         }
         if self.outbox_capacity == 0 || self.history_page == 0 || self.catch_up_limit == 0 {
             return fail("outbox-capacity, history-page and catch-up-limit must be positive");
+        }
+        if self.max_http_connections == 0
+            || self.http_header_timeout_ms == 0
+            || self.request_timeout_ms == 0
+            || self.max_body_bytes == 0
+        {
+            return fail("max-http-connections, http-header-timeout-ms, request-timeout-ms and max-body-bytes must be positive");
         }
         Ok(())
     }

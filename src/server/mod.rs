@@ -13,6 +13,7 @@ pub mod logs;
 pub mod metrics;
 pub mod realtime;
 pub mod security;
+pub mod serve;
 pub mod shutdown;
 pub mod state;
 pub mod store;
@@ -31,6 +32,8 @@ use std::time::Duration;
 use store::Hooks;
 use tokio::net::TcpListener;
 use tower_http::compression::CompressionLayer;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 /// The longest a stop waits for sessions beyond their goodbye bound: a
@@ -62,12 +65,19 @@ pub fn router(state: AppState) -> Router {
         router = router.route("/metrics", get(metrics::scrape_with_token));
     }
     let https = state.rules.https();
+    let body_limit = state.settings.max_body_bytes;
+    let request_timeout = Duration::from_millis(state.settings.request_timeout_ms);
     let router = router
         .route("/ws", get(realtime::ws::upgrade))
         .route("/healthz", get(|| async { "ok" }))
         .leptos_routes(&state, routes, move || shell(options.clone()))
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
         .layer(axum::middleware::from_fn(api_error_status))
+        .layer(RequestBodyLimitLayer::new(body_limit))
+        .layer(TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            request_timeout,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             security::guard,
@@ -161,30 +171,26 @@ pub async fn run_with(
         tokio::spawn(metrics::serve(private, shutdown.clone()));
     }
     tracing::info!(addr = %listener.local_addr()?, "listening");
-    // Live frames are small and latency-bound: never hold them back for
-    // Nagle's algorithm.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
-        }
-    });
+    let limits = serve::Limits {
+        max_connections: state.settings.max_http_connections,
+        header_timeout: Duration::from_millis(state.settings.http_header_timeout_ms),
+    };
     let stopping = shutdown.clone();
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(async move {
-            stopping.wait().await;
-            // New requests get 503 from now on (`refuse_when_stopping`);
-            // the listener stays open until every session said goodbye.
-            if tokio::time::timeout(drain_limit, stopping.drained())
-                .await
-                .is_err()
-            {
-                tracing::error!(
-                    sessions = stopping.live_sessions(),
-                    "sessions still open after the drain limit; stopping anyway"
-                );
-            }
-        })
-        .await?;
+    let stop = async move {
+        stopping.wait().await;
+        // New requests get 503 from now on (`refuse_when_stopping`); the
+        // listener stays open until every session said goodbye.
+        if tokio::time::timeout(drain_limit, stopping.drained())
+            .await
+            .is_err()
+        {
+            tracing::error!(
+                sessions = stopping.live_sessions(),
+                "sessions still open after the drain limit; stopping anyway"
+            );
+        }
+    };
+    serve::serve(listener, router(state), limits, stop).await?;
     store.close().await;
     if let Err(e) = pump.await {
         tracing::error!(error = %e, "the feed pump failed");
