@@ -324,3 +324,25 @@ async fn pages_complete_while_other_servers_start() {
     };
     futures::future::join(renders, starts).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_since_pages_are_bounded_in_bytes_as_well_as_count() {
+    let server = TestServer::with(|s| s.page_bytes = 3000).await;
+    let ann = server.user("ann").await;
+    let (_, snap) = ann.get("room_snapshot", &[("room_id", "2")]).await;
+    let v = &snap["log"]["version"];
+    let (epoch, seq) = (v["epoch"].to_string(), v["seq"].to_string());
+    for _ in 0..5 {
+        ann.send(2, &cid(), &"b".repeat(1000)).await;
+    }
+    let (status, b) = ann
+        .get(
+            "events_since",
+            &[("topic", "room:2"), ("epoch", &epoch), ("seq", &seq)],
+        )
+        .await;
+    assert_eq!(status, 200);
+    // Each event holds about 1,100 bytes of data: three reach 3,000.
+    assert_eq!(b["events"].as_array().unwrap().len(), 3);
+    assert_eq!(b["has_more"], true);
+}

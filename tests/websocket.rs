@@ -313,8 +313,11 @@ async fn the_server_pings_and_closes_a_silent_peer() {
         s.heartbeat_timeout_ms = 400;
     })
     .await;
-    let mut ws = server.ws().await;
+    // Taken before connecting, so it is no later than the server's own
+    // "last heard" (the session's start): the close cannot precede it by
+    // the timeout.
     let started = std::time::Instant::now();
+    let mut ws = server.ws().await;
     // Read but never write: the server hears nothing and gives up.
     let code = ws.closed_with().await;
     assert_eq!(code, 4000);

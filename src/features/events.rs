@@ -7,7 +7,7 @@ use leptos::prelude::*;
 use leptos::server_fn::codec::GetUrl;
 
 /// Events of `topic` after `(epoch, seq)`, at most `catch-up-limit` of them
-/// (`has_more` says to ask again). `reset` means the version cannot be
+/// and at most `page-bytes` of event data (`has_more` says to ask again). `reset` means the version cannot be
 /// continued: reload the snapshot.
 #[server(endpoint = "events_since", input = GetUrl)]
 pub async fn events_since(topic: String, epoch: u32, seq: u64) -> Result<Backfill, AppError> {
@@ -18,6 +18,6 @@ pub async fn events_since(topic: String, epoch: u32, seq: u64) -> Result<Backfil
     let version = crate::protocol::Version::new(epoch, seq);
     state
         .logs
-        .since(topic, version, state.settings.catch_up_limit)
+        .since(topic, version, state.settings.page())
         .await
 }

@@ -42,6 +42,7 @@ pub struct Settings {
     pub http_header_timeout_ms: u64,
     pub request_timeout_ms: u64,
     pub max_body_bytes: usize,
+    pub page_bytes: usize,
 }
 
 impl Default for Settings {
@@ -74,6 +75,7 @@ impl Default for Settings {
             http_header_timeout_ms: 10_000,
             request_timeout_ms: 30_000,
             max_body_bytes: 64 * 1024,
+            page_bytes: 256 * 1024,
         }
     }
 }
@@ -174,6 +176,15 @@ pub fn settings_from(
 }
 
 impl Settings {
+    /// The limit of one page read from a log: `catch-up-limit` events and
+    /// `page-bytes` bytes.
+    pub fn page(&self) -> crate::server::store::PageLimit {
+        crate::server::store::PageLimit {
+            events: self.catch_up_limit,
+            bytes: self.page_bytes,
+        }
+    }
+
     fn check(&self) -> Result<(), ConfigError> {
         let fail = |m: &str| Err(ConfigError::Settings(m.to_owned()));
         if self.max_frame_bytes < 256 || self.max_frame_bytes > self.max_ws_message_bytes {
@@ -191,8 +202,9 @@ impl Settings {
             || self.http_header_timeout_ms == 0
             || self.request_timeout_ms == 0
             || self.max_body_bytes == 0
+            || self.page_bytes == 0
         {
-            return fail("max-http-connections, http-header-timeout-ms, request-timeout-ms and max-body-bytes must be positive");
+            return fail("max-http-connections, http-header-timeout-ms, request-timeout-ms, max-body-bytes and page-bytes must be positive");
         }
         Ok(())
     }

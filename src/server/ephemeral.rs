@@ -12,12 +12,16 @@
 
 use super::broker::{Broker, Delivery};
 use super::logs::TopicLog;
+use super::store::PageLimit;
 use crate::error::AppError;
 use crate::model::Backfill;
 use crate::protocol::{Event, EventData, Tick, Topic, TopicKind, Version};
 use async_trait::async_trait;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Mutex, MutexGuard};
+
+/// The encoded size of one tick event, about (for page byte limits).
+const TICK_BYTES: usize = 128;
 
 pub struct EphemeralLogs {
     epoch: u32,
@@ -98,7 +102,15 @@ impl TopicLog for EphemeralLogs {
         Ok(self.head_of(self.lock()?.get(&topic)))
     }
 
-    async fn since(&self, topic: Topic, after: Version, limit: u32) -> Result<Backfill, AppError> {
+    async fn since(
+        &self,
+        topic: Topic,
+        after: Version,
+        limit: PageLimit,
+    ) -> Result<Backfill, AppError> {
+        // A tick is a few dozen bytes: bound the page by count and by an
+        // estimate of its encoded size.
+        let limit = limit.events.min((limit.bytes / TICK_BYTES).max(1) as u32);
         let topics = self.lock()?;
         let log = topics.get(&topic);
         let head = self.head_of(log);
@@ -138,6 +150,13 @@ mod tests {
     use super::*;
     use crate::server::broker::{LocalBroker, Outbox};
 
+    fn events(n: u32) -> PageLimit {
+        PageLimit {
+            events: n,
+            bytes: usize::MAX,
+        }
+    }
+
     fn tick(n: i64) -> Tick {
         Tick {
             price: n as f64,
@@ -165,7 +184,7 @@ mod tests {
         let (at, newest) = logs.latest(topic).await.unwrap();
         assert_eq!((at, newest.unwrap().version), (head, head));
         let b = logs
-            .since(topic, Version::new(head.epoch, 2), 10)
+            .since(topic, Version::new(head.epoch, 2), events(10))
             .await
             .unwrap();
         assert_eq!(
@@ -173,21 +192,26 @@ mod tests {
             vec![3, 4, 5]
         );
         let gone = logs
-            .since(topic, Version::new(head.epoch, 1), 10)
+            .since(topic, Version::new(head.epoch, 1), events(10))
             .await
             .unwrap();
         assert!(gone.reset, "the window starts at 3: 2 is gone");
         assert_eq!(gone.version, head, "a reset names the head");
         let other_epoch = Version::new(head.epoch ^ 1, 4);
-        assert!(logs.since(topic, other_epoch, 10).await.unwrap().reset);
+        assert!(
+            logs.since(topic, other_epoch, events(10))
+                .await
+                .unwrap()
+                .reset
+        );
         let page = logs
-            .since(topic, Version::new(head.epoch, 2), 2)
+            .since(topic, Version::new(head.epoch, 2), events(2))
             .await
             .unwrap();
         assert!(page.has_more && page.events.len() == 2);
         let other = Topic::ticker("XYZ").unwrap();
         let empty = logs
-            .since(other, Version::new(head.epoch, 0), 10)
+            .since(other, Version::new(head.epoch, 0), events(10))
             .await
             .unwrap();
         assert!(!empty.reset, "an empty topic resumes from 0");

@@ -5,7 +5,7 @@
 //! Transports, sessions and server functions never care which.
 
 use super::ephemeral::EphemeralLogs;
-use super::store::Store;
+use super::store::{PageLimit, Store};
 use crate::error::AppError;
 use crate::model::Backfill;
 use crate::protocol::{Durability, Event, Topic, Version};
@@ -17,9 +17,14 @@ use std::sync::Arc;
 pub trait TopicLog: Send + Sync {
     /// The topic's newest version (seq 0 before its first event).
     async fn head(&self, topic: Topic) -> Result<Version, AppError>;
-    /// Up to `limit` events after `after`, or `reset` if `after` cannot be
+    /// Events after `after` within `limit`, or `reset` if `after` cannot be
     /// continued (another epoch, past the head, or no longer held).
-    async fn since(&self, topic: Topic, after: Version, limit: u32) -> Result<Backfill, AppError>;
+    async fn since(
+        &self,
+        topic: Topic,
+        after: Version,
+        limit: PageLimit,
+    ) -> Result<Backfill, AppError>;
     /// The topic's head and its newest event (`None` before the first),
     /// read together: what a latest-wins subscriber needs to catch up.
     async fn latest(&self, topic: Topic) -> Result<(Version, Option<Event>), AppError>;
@@ -34,7 +39,12 @@ impl TopicLog for DurableLog {
         Ok(self.0.head(topic).await?)
     }
 
-    async fn since(&self, topic: Topic, after: Version, limit: u32) -> Result<Backfill, AppError> {
+    async fn since(
+        &self,
+        topic: Topic,
+        after: Version,
+        limit: PageLimit,
+    ) -> Result<Backfill, AppError> {
         Ok(self.0.since(topic, after, limit).await?)
     }
 
@@ -73,7 +83,12 @@ impl TopicLog for Logs {
         self.of(topic).head(topic).await
     }
 
-    async fn since(&self, topic: Topic, after: Version, limit: u32) -> Result<Backfill, AppError> {
+    async fn since(
+        &self,
+        topic: Topic,
+        after: Version,
+        limit: PageLimit,
+    ) -> Result<Backfill, AppError> {
         self.of(topic).since(topic, after, limit).await
     }
 

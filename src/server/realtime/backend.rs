@@ -8,6 +8,7 @@ use crate::model::Backfill;
 use crate::protocol::{Event, Tick, Topic, Version};
 use crate::server::logs::TopicLog;
 use crate::server::state::AppState;
+use crate::server::store::PageLimit;
 use async_trait::async_trait;
 use uuid::Uuid;
 
@@ -16,7 +17,12 @@ pub trait Backend: Send + Sync + 'static {
     /// See `TopicLog::head`.
     async fn head(&self, topic: Topic) -> Result<Version, AppError>;
     /// See `TopicLog::since`.
-    async fn since(&self, topic: Topic, after: Version, limit: u32) -> Result<Backfill, AppError>;
+    async fn since(
+        &self,
+        topic: Topic,
+        after: Version,
+        limit: PageLimit,
+    ) -> Result<Backfill, AppError>;
     /// See `TopicLog::latest`.
     async fn latest(&self, topic: Topic) -> Result<(Version, Option<Event>), AppError>;
     /// Posts a chat message as `author` (see `chat::post_message`).
@@ -37,7 +43,12 @@ impl Backend for AppState {
         self.logs.head(topic).await
     }
 
-    async fn since(&self, topic: Topic, after: Version, limit: u32) -> Result<Backfill, AppError> {
+    async fn since(
+        &self,
+        topic: Topic,
+        after: Version,
+        limit: PageLimit,
+    ) -> Result<Backfill, AppError> {
         self.logs.since(topic, after, limit).await
     }
 

@@ -19,6 +19,14 @@
 //! The session registers with the broker *before* reading the log, so nothing
 //! committed in between is missed.
 //!
+//! Memory: catching a lossless topic up (a `subscribe` with `since`, or a
+//! connection that fell behind) reads the log **one page at a time**
+//! (`page-bytes`): the transport asks for the next page
+//! (`continue_catch_up`) only once the previous one was written, so what one
+//! client can make the server hold is one page, however far behind it is.
+//! Live deliveries of a topic being caught up are skipped: the log pages
+//! cover them.
+//!
 //! Heartbeats are session logic too: the transport calls `heard` on every
 //! input and `on_tick` on its timer, and closes when told to.
 //!
@@ -64,11 +72,21 @@ pub struct Session {
     outbox: Arc<Outbox>,
     /// Last version written to the client, per subscribed topic.
     pub(super) subs: HashMap<Topic, Version>,
+    /// Lossless topics being caught up page by page, and what ends it.
+    pub(super) behind: HashMap<Topic, Finish>,
     bad_frames: u32,
     /// Event frames written since the last `flush_meters`, by kind.
     written: KindCounts,
     /// When the peer was last heard from.
     heard: Instant,
+}
+
+/// Whether a catch-up is done.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum CaughtUp {
+    Now,
+    /// More pages follow (`continue_catch_up`).
+    Later,
 }
 
 /// Whether the transport may go on.
@@ -79,10 +97,21 @@ pub enum Verdict {
     Close(CloseCode, &'static str),
 }
 
+/// What to send once a paged catch-up is done.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Finish {
+    /// `subscribed` (the catch-up answers a `subscribe`).
+    Subscribed,
+    /// Nothing (the connection had fallen behind).
+    Silent,
+}
+
 /// Where catching up left a subscription.
 pub(super) enum CatchUp {
     /// Up to date at this version.
     At(Version),
+    /// One page written, up to this version; more to read.
+    Partial(Version),
     /// Cannot continue; the topic's head is this version.
     Reset(Version),
 }
@@ -95,6 +124,7 @@ impl Session {
             peer,
             outbox,
             subs: HashMap::new(),
+            behind: HashMap::new(),
             bad_frames: 0,
             written: KindCounts::default(),
             heard: Instant::now(),
@@ -182,6 +212,10 @@ impl Session {
         let Some(&last) = self.subs.get(&d.topic) else {
             return;
         };
+        if self.behind.contains_key(&d.topic) {
+            // Being caught up from the log, which covers this event.
+            return;
+        }
         if d.version.epoch != last.epoch {
             return self.reset(d.topic, d.version, out);
         }
@@ -218,15 +252,64 @@ impl Session {
         }
     }
 
-    /// Brings a subscribed topic up to date from `from`, or ends it.
-    async fn catch_up(&mut self, topic: Topic, from: Version, out: &mut Frames) {
+    /// Whether a topic is being caught up page by page: the transport calls
+    /// `continue_catch_up` once what was written so far is out.
+    pub fn is_catching_up(&self) -> bool {
+        !self.behind.is_empty()
+    }
+
+    /// Writes the next page of one topic being caught up.
+    pub async fn continue_catch_up(&mut self, out: &mut Frames) {
+        let Some((&topic, &finish)) = self.behind.iter().next() else {
+            return;
+        };
+        let Some(&from) = self.subs.get(&topic) else {
+            self.behind.remove(&topic);
+            return;
+        };
+        if self.catch_up(topic, from, out).await == Some(CaughtUp::Now) {
+            self.behind.remove(&topic);
+            if finish == Finish::Subscribed {
+                let version = self.subs.get(&topic).copied().unwrap_or(from);
+                frame::push(
+                    out,
+                    ServerFrame::Subscribed {
+                        topic,
+                        version,
+                        policy: topic.policy(),
+                    },
+                );
+            }
+        }
+    }
+
+    /// Brings a subscribed topic up to date from `from` (one page at a
+    /// time for lossless topics), or ends it. `None`: the subscription ended.
+    async fn catch_up(
+        &mut self,
+        topic: Topic,
+        from: Version,
+        out: &mut Frames,
+    ) -> Option<CaughtUp> {
         match self.read_from(topic, Some(from), out).await {
-            Ok(CatchUp::At(v)) => self.track(topic, v),
-            Ok(CatchUp::Reset(head)) => self.reset(topic, head, out),
+            Ok(CatchUp::At(v)) => {
+                self.track(topic, v);
+                Some(CaughtUp::Now)
+            }
+            Ok(CatchUp::Partial(v)) => {
+                self.track(topic, v);
+                self.behind.entry(topic).or_insert(Finish::Silent);
+                Some(CaughtUp::Later)
+            }
+            Ok(CatchUp::Reset(head)) => {
+                self.reset(topic, head, out);
+                None
+            }
             Err(e) => {
                 tracing::warn!(conn_id = self.conn, topic = %topic, error = %e, "catching up failed");
                 self.untrack(topic);
                 push_error(out, e.code(), e.to_string(), Some(topic));
+                None
             }
         }
     }
@@ -243,14 +326,20 @@ impl Session {
         match (topic.policy(), from) {
             (Policy::Lossless, None) => Ok(CatchUp::At(backend.head(topic).await?)),
             (Policy::Lossless, Some(from)) => {
-                let limit = self.services.settings.catch_up_limit;
-                let b = backend.since(topic, from, limit).await?;
-                if b.reset || b.has_more {
+                let settings = &self.services.settings;
+                let b = backend.since(topic, from, settings.page()).await?;
+                let behind = b.version.seq.saturating_sub(from.seq);
+                if b.reset || behind > u64::from(settings.catch_up_limit) {
                     return Ok(CatchUp::Reset(b.version));
                 }
                 let at = b.events.last().map_or(from, |e| e.version);
+                let more = b.has_more;
                 self.write_events(topic, b.events, out);
-                Ok(CatchUp::At(at))
+                Ok(if more {
+                    CatchUp::Partial(at)
+                } else {
+                    CatchUp::At(at)
+                })
             }
             (Policy::LatestWins, from) => {
                 let (head, newest) = backend.latest(topic).await?;
@@ -303,6 +392,7 @@ impl Session {
 
     /// Ends the subscription to `topic`, if any.
     pub(super) fn untrack(&mut self, topic: Topic) {
+        self.behind.remove(&topic);
         if self.subs.remove(&topic).is_some() {
             self.services.meters.subscriptions.decrement(1.0);
         }

@@ -7,9 +7,10 @@
 //! `Session`'s business, not this file's.
 //!
 //! Task shape: one `select!` per step, `biased` in this order: shutdown, the
-//! heartbeat tick, the lag signal, the peer's frames, then deliveries. A busy
-//! topic (always-ready deliveries) therefore cannot starve pings, silence
-//! checks or shutdown. Output is queued with `feed` and flushed once per
+//! heartbeat tick, the lag signal, the peer's frames, the next page of a
+//! catch-up, then deliveries. A busy topic (always-ready deliveries)
+//! therefore cannot starve pings, silence checks or shutdown, and a catch-up
+//! page is only read once the previous one was written. Output is queued with `feed` and flushed once per
 //! step; every write is bounded by the heartbeat timeout and gives way to
 //! shutdown, so a peer that stops reading can neither hold the task nor
 //! delay a restart.
@@ -185,6 +186,12 @@ where
                     None => return "closed by peer",
                     Some(Err(e)) => return read_failed(&mut socket, e, &mut out, link.limits).await,
                 }
+            }
+            // The next page of a catch-up, once the previous one is written
+            // (the write above has returned): one page in flight at most.
+            _ = std::future::ready(()), if session.is_catching_up() => {
+                session.continue_catch_up(&mut out).await;
+                Verdict::Continue
             }
             n = link.inbox.recv_many(&mut batch, BATCH) => {
                 if n == 0 {

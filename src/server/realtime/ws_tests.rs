@@ -75,7 +75,7 @@ impl super::super::backend::Backend for NoBackend {
         &self,
         t: crate::protocol::Topic,
         _: crate::protocol::Version,
-        _: u32,
+        _: crate::server::store::PageLimit,
     ) -> Result<crate::model::Backfill, crate::error::AppError> {
         Ok(crate::model::Backfill::reset(
             t,

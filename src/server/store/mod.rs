@@ -55,6 +55,15 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
 }
 
+/// How much one read of a log may return: at most `events` events, and no
+/// more events once `bytes` bytes of event data are read (so a page is at
+/// most `bytes` plus one event). Bounds the memory one request can pin.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PageLimit {
+    pub events: u32,
+    pub bytes: usize,
+}
+
 /// The result of an append.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Appended {
@@ -92,9 +101,14 @@ pub trait Store: Send + Sync + 'static {
         before: Option<u64>,
         limit: u32,
     ) -> Result<Snapshot, StoreError>;
-    /// Up to `limit` events after `after`, or `reset` if `after` cannot be continued.
-    async fn since(&self, topic: Topic, after: Version, limit: u32)
-        -> Result<Backfill, StoreError>;
+    /// Events after `after`, within `limit`, or `reset` if `after` cannot be
+    /// continued. `has_more` says a limit cut the page short.
+    async fn since(
+        &self,
+        topic: Topic,
+        after: Version,
+        limit: PageLimit,
+    ) -> Result<Backfill, StoreError>;
     /// Finishes the writes already queued, ends the feed, and closes.
     /// Called once at shutdown, after every session has ended.
     async fn close(&self);
@@ -151,7 +165,7 @@ impl<S: Store> Store for Timed<S> {
         &self,
         topic: Topic,
         after: Version,
-        limit: u32,
+        limit: PageLimit,
     ) -> Result<Backfill, StoreError> {
         timed("since", self.0.since(topic, after, limit)).await
     }

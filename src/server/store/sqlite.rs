@@ -8,7 +8,7 @@
 //! commit order and feed order the same thing.
 
 use super::writer::{self, Append};
-use super::{now_ms, Appended, Feed, Hooks, Store, StoreError};
+use super::{now_ms, Appended, Feed, Hooks, PageLimit, Store, StoreError};
 use crate::model::{Backfill, Room, RoomSummary, Snapshot};
 use crate::protocol::{Event, EventData, Topic, Version};
 use async_trait::async_trait;
@@ -254,29 +254,39 @@ impl Store for SqliteStore {
         &self,
         topic: Topic,
         after: Version,
-        limit: u32,
+        limit: PageLimit,
     ) -> Result<Backfill, StoreError> {
+        use futures::TryStreamExt;
         let mut tx = self.pool.begin().await?;
         let version = head_in(&mut *tx, topic).await?;
         if after.epoch != version.epoch || after.seq > version.seq {
             tx.commit().await?;
             return Ok(Backfill::reset(topic, version));
         }
-        let rows = sqlx::query(
-            "SELECT seq, data FROM events WHERE topic = ? AND seq > ? ORDER BY seq ASC LIMIT ?",
-        )
-        .bind(topic.to_string())
-        .bind(after.seq as i64)
-        .bind(limit as i64 + 1)
-        .fetch_all(&mut *tx)
-        .await?;
+        let mut events = Vec::new();
+        let mut bytes = 0;
+        let mut has_more = false;
+        {
+            // Rows are streamed, so a page pins at most `limit.bytes` (plus
+            // one event) however long the events are.
+            let mut rows = sqlx::query(
+                "SELECT seq, data FROM events WHERE topic = ? AND seq > ? ORDER BY seq ASC LIMIT ?",
+            )
+            .bind(topic.to_string())
+            .bind(after.seq as i64)
+            .bind(limit.events as i64 + 1)
+            .fetch(&mut *tx);
+            while let Some(row) = rows.try_next().await? {
+                if events.len() >= limit.events as usize || bytes >= limit.bytes {
+                    has_more = true;
+                    break;
+                }
+                let data: &str = row.get(1);
+                bytes += data.len();
+                events.push(decode_event(topic, version.epoch, row.get(0), data)?);
+            }
+        }
         tx.commit().await?;
-        let has_more = rows.len() > limit as usize;
-        let events = rows
-            .iter()
-            .take(limit as usize)
-            .map(|r| decode_event(topic, version.epoch, r.get(0), r.get::<&str, _>(1)))
-            .collect::<Result<Vec<_>, _>>()?;
         Ok(Backfill {
             topic,
             version,

@@ -1,7 +1,7 @@
 //! Unit tests of the SQLite store against a real temporary database.
 #![allow(clippy::unwrap_used)] // tests may unwrap
 
-use super::super::{seed_demo, CommitGate, Feed, Hooks, Store, StoreError};
+use super::super::{seed_demo, CommitGate, Feed, Hooks, PageLimit, Store, StoreError};
 use super::*;
 use crate::protocol::ChatMessage;
 use std::sync::Arc;
@@ -53,6 +53,14 @@ fn spawn_append(
 ) -> tokio::task::JoinHandle<Result<super::super::Appended, StoreError>> {
     let s = s.clone();
     tokio::spawn(async move { s.append(topic, data).await })
+}
+
+/// A page limited by count only.
+fn events(n: u32) -> PageLimit {
+    PageLimit {
+        events: n,
+        bytes: usize::MAX,
+    }
 }
 
 fn seqs(events: &[Event]) -> Vec<u64> {
@@ -175,18 +183,22 @@ async fn pages_and_since() {
     assert_eq!(older.events.len(), 3);
     assert!(!older.has_older);
     let b = s
-        .since(topic, Version::new(head.epoch, 2), 2)
+        .since(topic, Version::new(head.epoch, 2), events(2))
         .await
         .unwrap();
     assert_eq!(seqs(&b.events), vec![3, 4]);
     assert!(b.has_more && !b.reset);
     let reset = s
-        .since(topic, Version::new(head.epoch.wrapping_add(1), 2), 2)
+        .since(
+            topic,
+            Version::new(head.epoch.wrapping_add(1), 2),
+            events(2),
+        )
         .await
         .unwrap();
     assert!(reset.reset && reset.events.is_empty());
     let ahead = s
-        .since(topic, Version::new(head.epoch, 99), 2)
+        .since(topic, Version::new(head.epoch, 99), events(2))
         .await
         .unwrap();
     assert!(ahead.reset);
@@ -227,4 +239,31 @@ async fn data_survives_reopen_seed_runs_once_and_a_closed_store_refuses_writes()
     assert!(!seed_demo(&s).await.unwrap());
     assert_eq!(s.list_rooms().await.unwrap(), before);
     assert_eq!(before.len(), 2);
+}
+
+#[tokio::test]
+async fn pages_are_bounded_in_bytes_too() {
+    let (s, _feed, _d) = store().await;
+    let topic = Topic::room(s.create_room("long").await.unwrap().id);
+    let long = "x".repeat(1000);
+    for i in 1..=10 {
+        s.append(topic, msg(i, &long)).await.unwrap();
+    }
+    let v = s.head(topic).await.unwrap();
+    let limit = PageLimit {
+        events: 100,
+        bytes: 2500,
+    };
+    let page = s
+        .since(topic, Version::new(v.epoch, 0), limit)
+        .await
+        .unwrap();
+    // Each event is about 1,100 bytes of JSON: three reach the budget.
+    assert_eq!(seqs(&page.events), vec![1, 2, 3]);
+    assert!(page.has_more);
+    let rest = s
+        .since(topic, Version::new(v.epoch, 9), limit)
+        .await
+        .unwrap();
+    assert_eq!((seqs(&rest.events), rest.has_more), (vec![10], false));
 }

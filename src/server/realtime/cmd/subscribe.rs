@@ -2,12 +2,13 @@
 //!
 //! Registers with the broker first, then reads the log, so nothing committed
 //! in between is missed. Answers with the events the client lacks (by the
-//! topic's policy) then `subscribed`; or `reset`; or `error` (the topic is
-//! then not subscribed, even if it was before).
+//! topic's policy; for a lossless topic one page now, the rest page by page
+//! as the connection drains) then `subscribed`; or `reset`; or `error` (the
+//! topic is then not subscribed, even if it was before).
 
 use crate::protocol::{ErrorCode, ServerFrame, Topic, Version};
 use crate::server::realtime::frame::{self, Frames};
-use crate::server::realtime::session::{push_error, CatchUp, Session};
+use crate::server::realtime::session::{push_error, CatchUp, Finish, Session};
 
 pub async fn run(session: &mut Session, topic: Topic, since: Option<Version>, out: &mut Frames) {
     let max = session.services.settings.max_subscriptions;
@@ -17,6 +18,8 @@ pub async fn run(session: &mut Session, topic: Topic, since: Option<Version>, ou
         return push_error(out, ErrorCode::Limit, msg, Some(topic));
     }
     session.register(topic);
+    // A resubscription restarts any catch-up in progress.
+    session.behind.remove(&topic);
     match session.read_from(topic, since, out).await {
         Ok(CatchUp::At(version)) => {
             if let Some(from) = since {
@@ -37,6 +40,11 @@ pub async fn run(session: &mut Session, topic: Topic, since: Option<Version>, ou
                     policy: topic.policy(),
                 },
             );
+        }
+        Ok(CatchUp::Partial(version)) => {
+            // The rest follows page by page; `subscribed` comes after it.
+            session.track(topic, version);
+            session.behind.insert(topic, Finish::Subscribed);
         }
         Ok(CatchUp::Reset(head)) => session.reset(topic, head, out),
         Err(e) => {

@@ -80,7 +80,12 @@ impl Backend for Fake {
         Ok(self.head_of(topic))
     }
 
-    async fn since(&self, topic: Topic, after: Version, limit: u32) -> Result<Backfill, AppError> {
+    async fn since(
+        &self,
+        topic: Topic,
+        after: Version,
+        limit: crate::server::store::PageLimit,
+    ) -> Result<Backfill, AppError> {
         self.check()?;
         let head = self.head_of(topic);
         if after.epoch != head.epoch || after.seq > head.seq {
@@ -94,11 +99,13 @@ impl Backend for Fake {
             .filter(|e| e.version.seq > after.seq)
             .cloned()
             .collect();
+        // Each fake event weighs 100 bytes against the page's byte limit.
+        let fit = (limit.events as usize).min(limit.bytes.div_ceil(100).max(1));
         Ok(Backfill {
             topic,
             version: head,
-            has_more: newer.len() > limit as usize,
-            events: newer.into_iter().take(limit as usize).collect(),
+            has_more: newer.len() > fit,
+            events: newer.into_iter().take(fit).collect(),
             reset: false,
         })
     }

@@ -201,3 +201,55 @@ async fn latest_wins_starts_with_the_newest_value_and_skips_ahead() {
         "resuming a latest-wins topic sends the newest only"
     );
 }
+
+#[tokio::test]
+async fn a_long_catch_up_is_written_one_page_at_a_time() {
+    // The fake weighs 100 bytes per event: 250 bytes make a page of 3.
+    let mut h = harness(|s| s.page_bytes = 250);
+    let room = Topic::room(1);
+    h.fake.append(room, 8);
+    h.send(subscribe(room, Some(Version::new(EPOCH, 0)))).await;
+    assert_eq!(h.seqs(), vec![1, 2, 3], "one page, no `subscribed` yet");
+    assert!(h.session.is_catching_up());
+    // A live event meanwhile is left to the log pages.
+    let live = h.fake.append(room, 1);
+    h.publish(&live);
+    h.pump().await;
+    assert!(h.written().is_empty());
+    h.session.continue_catch_up(&mut h.out).await;
+    assert_eq!(h.seqs(), vec![4, 5, 6]);
+    h.session.continue_catch_up(&mut h.out).await;
+    let frames = h.written();
+    assert_eq!(frames.len(), 4, "7, 8, 9, then subscribed: {frames:?}");
+    assert!(matches!(frames[3], ServerFrame::Subscribed { version, .. } if version.seq == 9));
+    assert!(!h.session.is_catching_up());
+    let next = h.fake.append(room, 1);
+    h.publish(&next);
+    h.pump().await;
+    assert_eq!(h.seqs(), vec![10], "live again");
+}
+
+#[tokio::test]
+async fn a_connection_that_fell_behind_is_caught_up_page_by_page_too() {
+    let mut h = harness(|s| {
+        s.page_bytes = 250;
+        s.outbox_capacity = 1;
+    });
+    let room = Topic::room(1);
+    h.send(subscribe(room, None)).await;
+    h.written();
+    let events = h.fake.append(room, 7);
+    h.publish(&events);
+    h.pump().await; // 1 fits the outbox; the rest were dropped
+    h.session.catch_up_lagged(&mut h.out).await;
+    let mut got = h.seqs();
+    while h.session.is_catching_up() {
+        h.session.continue_catch_up(&mut h.out).await;
+        got.extend(h.seqs());
+    }
+    assert_eq!(
+        got,
+        (1..=7).collect::<Vec<u64>>(),
+        "no `subscribed`: silent catch-up"
+    );
+}
