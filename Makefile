@@ -16,7 +16,7 @@ release:
 	./scripts/setup.sh build
 	. scripts/env.sh && cargo leptos build --release
 
-## Only the Playwright suite.
+## Only the Playwright suite (scripts/e2e.sh).
 e2e:
 	./scripts/setup.sh test
 	./scripts/e2e.sh

@@ -13,6 +13,8 @@ use leptos::server_fn::codec::GetUrl;
 pub async fn events_since(topic: String, epoch: u32, seq: u64) -> Result<Backfill, AppError> {
     use crate::server::logs::TopicLog;
     let state = crate::server::app_state()?;
+    let ip = crate::server::client_ip(&state).await?;
+    state.limits.backfill(ip).map_err(crate::server::limited)?;
     let topic =
         crate::protocol::Topic::parse(&topic).map_err(|e| AppError::Validation(e.to_string()))?;
     let version = crate::protocol::Version::new(epoch, seq);

@@ -15,6 +15,11 @@ pub async fn list_rooms() -> Result<Vec<RoomSummary>, AppError> {
 #[server(endpoint = "create_room")]
 pub async fn create_room(name: String) -> Result<Room, AppError> {
     let state = crate::server::app_state()?;
+    let ip = crate::server::client_ip(&state).await?;
+    state
+        .limits
+        .create_room(ip)
+        .map_err(crate::server::limited)?;
     crate::server::chat::create_room(&state, &name).await
 }
 

@@ -171,6 +171,9 @@ pub struct ErrorFrame {
     /// Set when the error answers a `send`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_id: Option<Uuid>,
+    /// Set when a rate limit refused the request: retry after this long.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after_ms: Option<u64>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -224,6 +227,9 @@ pub enum CloseCode {
     SlowConsumer = 4001,
     /// Too many malformed frames: the client is broken; do not reconnect as is.
     ProtocolViolation = 4400,
+    /// Went on past `max-refusals` rate-limit refusals in a row: the client
+    /// floods; do not reconnect as is.
+    RateLimited = 4429,
 }
 
 impl CloseCode {
@@ -235,6 +241,7 @@ impl CloseCode {
             4000 => CloseCode::HeartbeatTimeout,
             4001 => CloseCode::SlowConsumer,
             4400 => CloseCode::ProtocolViolation,
+            4429 => CloseCode::RateLimited,
             _ => return None,
         })
     }

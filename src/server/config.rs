@@ -43,6 +43,17 @@ pub struct Settings {
     pub request_timeout_ms: u64,
     pub max_body_bytes: usize,
     pub page_bytes: usize,
+    pub messages_per_second: u32,
+    pub messages_burst: u32,
+    pub resumes_per_second: u32,
+    pub resumes_burst: u32,
+    pub max_refusals: u32,
+    pub connects_per_minute: u32,
+    pub backfills_per_minute: u32,
+    pub rooms_per_hour: u32,
+    pub max_ws_connections: usize,
+    pub max_ws_connections_per_ip: usize,
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for Settings {
@@ -76,6 +87,17 @@ impl Default for Settings {
             request_timeout_ms: 30_000,
             max_body_bytes: 64 * 1024,
             page_bytes: 256 * 1024,
+            messages_per_second: 10,
+            messages_burst: 30,
+            resumes_per_second: 10,
+            resumes_burst: 128,
+            max_refusals: 100,
+            connects_per_minute: 120,
+            backfills_per_minute: 600,
+            rooms_per_hour: 20,
+            max_ws_connections: 50_000,
+            max_ws_connections_per_ip: 256,
+            trusted_proxies: Vec::new(),
         }
     }
 }

@@ -9,6 +9,7 @@ pub mod broker;
 pub mod chat;
 pub mod config;
 pub mod ephemeral;
+pub mod limits;
 pub mod logs;
 pub mod metrics;
 pub mod realtime;
@@ -165,6 +166,19 @@ pub async fn run_with(
         rules,
     );
     let pump = tokio::spawn(broker::pump(feed, broker, state.meters.clone()));
+    tokio::spawn({
+        // Addresses seen once do not stay in the rate limiters' memory.
+        let (limits, shutdown) = (state.limits.clone(), shutdown.clone());
+        async move {
+            let mut every = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                tokio::select! {
+                    _ = every.tick() => limits.forget_idle(),
+                    _ = shutdown.wait() => break,
+                }
+            }
+        }
+    });
     if state.settings.metrics && !state.settings.metrics_addr.is_empty() {
         let private = tokio::net::TcpListener::bind(&state.settings.metrics_addr).await?;
         tracing::info!(addr = %private.local_addr()?, "metrics listening");
@@ -207,6 +221,30 @@ pub fn set_page_status(status: u16) {
                 .unwrap_or(axum::http::StatusCode::INTERNAL_SERVER_ERROR),
         );
     }
+}
+
+/// The calling client's address, inside a server function (see
+/// `limits::PerIp::client_ip`).
+pub async fn client_ip(state: &AppState) -> Result<std::net::IpAddr, crate::error::AppError> {
+    use axum::extract::ConnectInfo;
+    let (ConnectInfo(peer), headers): (ConnectInfo<std::net::SocketAddr>, axum::http::HeaderMap) =
+        leptos_axum::extract().await.map_err(|e| {
+            tracing::error!(error = %e, "no peer address for a server function");
+            crate::error::AppError::Internal
+        })?;
+    Ok(state.limits.client_ip(peer, &headers))
+}
+
+/// The answer to a server function refused by a rate limit: 429 with
+/// `Retry-After`.
+pub fn limited(exceeded: limits::Exceeded) -> crate::error::AppError {
+    metrics::reject("rate_limited");
+    if let Some(res) = leptos::prelude::use_context::<leptos_axum::ResponseOptions>() {
+        if let Ok(v) = axum::http::HeaderValue::from_str(&exceeded.retry_after_secs().to_string()) {
+            res.insert_header(axum::http::header::RETRY_AFTER, v);
+        }
+    }
+    crate::error::AppError::Limit(format!("too many requests: {}", exceeded.what))
 }
 
 /// The shared state, inside a server function.

@@ -4,6 +4,7 @@
 use super::broker::{Broker, ConnId};
 use super::config::Settings;
 use super::ephemeral::EphemeralLogs;
+use super::limits::PerIp;
 use super::logs::Logs;
 use super::metrics::Meters;
 use super::realtime::session::Services;
@@ -27,6 +28,8 @@ pub struct AppState {
     pub meters: Meters,
     /// The request rules (hosts, origins), fixed at start.
     pub rules: Arc<Rules>,
+    /// Rate limits and caps per client address.
+    pub limits: Arc<PerIp>,
     next_conn: Arc<AtomicU64>,
 }
 
@@ -39,6 +42,7 @@ impl AppState {
         shutdown: Shutdown,
         rules: Rules,
     ) -> Self {
+        let limits = Arc::new(PerIp::new(&settings));
         let ephemeral = Arc::new(EphemeralLogs::new(
             settings.ephemeral_window,
             settings.max_ticker_topics,
@@ -52,6 +56,7 @@ impl AppState {
             shutdown,
             meters: Meters::new(),
             rules: Arc::new(rules),
+            limits,
             next_conn: Arc::new(AtomicU64::new(1)),
         }
     }

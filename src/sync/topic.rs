@@ -299,7 +299,9 @@ impl<S: TopicState> TopicHandler for TopicSync<S> {
 
     fn on_error(&self, error: ErrorFrame) {
         tracing::warn!(topic = %self.topic, code = ?error.code, message = %error.message, "subscription error");
-        if !error.code.is_transient() {
+        // A rate limit says when to try again; a server failure may pass.
+        let retry_after = error.retry_after_ms;
+        if !error.code.is_transient() && retry_after.is_none() {
             self.problem.try_set(Some(error.message));
             if let Some(id) = self.flags.try_with_value(|f| f.sub).flatten() {
                 self.live.unsubscribe(self.topic, id);
@@ -312,6 +314,7 @@ impl<S: TopicState> TopicHandler for TopicSync<S> {
         else {
             return;
         };
+        let delay = delay.max(retry_after.unwrap_or(0).min(u64::from(u32::MAX)) as u32);
         let sync = self.clone();
         self.spawn(async move {
             sleep_ms(delay).await;

@@ -42,6 +42,7 @@ use crate::protocol::{
 };
 use crate::server::broker::{Broker, ConnId, Delivery, Outbox};
 use crate::server::config::Settings;
+use crate::server::limits::{Budget, Exceeded, Flood};
 use crate::server::metrics::{KindCounts, Meters};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -75,6 +76,8 @@ pub struct Session {
     /// Lossless topics being caught up page by page, and what ends it.
     pub(super) behind: HashMap<Topic, Finish>,
     bad_frames: u32,
+    /// This connection's rate limits.
+    pub(super) budget: Budget,
     /// Event frames written since the last `flush_meters`, by kind.
     written: KindCounts,
     /// When the peer was last heard from.
@@ -120,6 +123,7 @@ impl Session {
     pub fn new(conn: ConnId, services: Services, peer: Peer, outbox: Arc<Outbox>) -> Self {
         Session {
             conn,
+            budget: Budget::new(&services.settings),
             services,
             peer,
             outbox,
@@ -163,10 +167,7 @@ impl Session {
     /// Decodes and serves one text frame, appending replies to `out`.
     pub async fn handle_text(&mut self, text: &str, out: &mut Frames) -> Verdict {
         match ClientFrame::decode(text, self.services.settings.max_frame_bytes) {
-            Ok(f) => {
-                self.handle(f, out).await;
-                Verdict::Continue
-            }
+            Ok(f) => self.handle(f, out).await,
             Err(e) => self.refuse(e, out),
         }
     }
@@ -189,8 +190,9 @@ impl Session {
         }
     }
 
-    /// Serves one decoded frame: one command handler per frame kind.
-    pub async fn handle(&mut self, f: ClientFrame, out: &mut Frames) {
+    /// Serves one decoded frame: one command handler per frame kind. Closes
+    /// a connection that keeps going past its rate limits.
+    pub async fn handle(&mut self, f: ClientFrame, out: &mut Frames) -> Verdict {
         match f {
             ClientFrame::Subscribe { topic, since } => {
                 cmd::subscribe::run(self, topic, since, out).await
@@ -204,6 +206,13 @@ impl Session {
             ClientFrame::Publish { topic, tick } => cmd::publish::run(self, topic, tick, out),
             ClientFrame::Ping {} => cmd::ping::ping(out),
             ClientFrame::Pong {} => cmd::ping::pong(),
+        }
+        match self.budget.flooding() {
+            Flood::No => Verdict::Continue,
+            Flood::Yes => {
+                crate::server::metrics::reject("flooding");
+                Verdict::Close(CloseCode::RateLimited, "too many requests")
+            }
         }
     }
 
@@ -446,8 +455,25 @@ pub(super) fn push_error(out: &mut Frames, code: ErrorCode, message: String, top
             message,
             topic,
             client_id: None,
+            retry_after_ms: None,
         }),
     );
+}
+
+/// The `error` frame for a request refused by a rate limit.
+pub(super) fn limit_error(
+    exceeded: &Exceeded,
+    topic: Option<Topic>,
+    client_id: Option<uuid::Uuid>,
+) -> ServerFrame {
+    crate::server::metrics::reject("rate_limited");
+    ServerFrame::Error(ErrorFrame {
+        code: ErrorCode::Limit,
+        message: format!("too many requests: {}", exceeded.what),
+        topic,
+        client_id,
+        retry_after_ms: Some(exceeded.retry_after.as_millis().max(1) as u64),
+    })
 }
 
 #[cfg(test)]

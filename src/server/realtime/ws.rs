@@ -30,7 +30,7 @@ use crate::server::security;
 use crate::server::shutdown::Shutdown;
 use crate::server::state::AppState;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
-use axum::extract::{Query, State};
+use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures::{Sink, SinkExt, Stream, StreamExt};
@@ -50,6 +50,7 @@ pub struct Params {
 
 pub async fn upgrade(
     State(state): State<AppState>,
+    ConnectInfo(remote): ConnectInfo<std::net::SocketAddr>,
     Query(params): Query<Params>,
     headers: HeaderMap,
     ws: WebSocketUpgrade,
@@ -70,6 +71,19 @@ pub async fn upgrade(
     if state.shutdown.is_triggered() {
         return crate::server::shutdown::unavailable();
     }
+    let ip = state.limits.client_ip(remote, &headers);
+    let place = state
+        .limits
+        .connect(ip)
+        .and_then(|()| state.limits.open(ip));
+    let place = match place {
+        Ok(place) => place,
+        Err(exceeded) => {
+            tracing::info!(%ip, limit = exceeded.what, "WebSocket refused by a limit");
+            crate::server::metrics::reject("rate_limited");
+            return too_many(&exceeded);
+        }
+    };
     let peer = Peer {
         author: security::display_name(&headers),
         may_publish: security::bearer_matches(&headers, &state.settings.publish_token),
@@ -79,7 +93,23 @@ pub async fn upgrade(
         .write_buffer_size(8 * 1024)
         .max_message_size(max)
         .max_frame_size(max)
-        .on_upgrade(move |socket| serve(socket, state, peer))
+        .on_upgrade(move |socket| async move {
+            serve(socket, state, peer).await;
+            drop(place);
+        })
+}
+
+/// `429 Too Many Requests`, with `Retry-After`.
+pub fn too_many(exceeded: &crate::server::limits::Exceeded) -> Response {
+    (
+        StatusCode::TOO_MANY_REQUESTS,
+        [(
+            axum::http::header::RETRY_AFTER,
+            exceeded.retry_after_secs().to_string(),
+        )],
+        format!("too many requests: {}", exceeded.what),
+    )
+        .into_response()
 }
 
 async fn serve(socket: WebSocket, state: AppState, peer: Peer) {
@@ -307,6 +337,7 @@ where
             message: format!("message above {} bytes", limits.max_message_bytes),
             topic: None,
             client_id: None,
+            retry_after_ms: None,
         }),
     );
     let _ = timeout(limits.write, write(socket, out)).await;

@@ -5,7 +5,7 @@
 
 use crate::protocol::{ErrorFrame, ServerFrame, Topic};
 use crate::server::realtime::frame::{self, Frames};
-use crate::server::realtime::session::Session;
+use crate::server::realtime::session::{limit_error, Session};
 use uuid::Uuid;
 
 pub async fn run(
@@ -15,6 +15,9 @@ pub async fn run(
     body: String,
     out: &mut Frames,
 ) {
+    if let Err(exceeded) = session.budget.message() {
+        return frame::push(out, limit_error(&exceeded, Some(topic), Some(client_id)));
+    }
     let backend = session.services.backend.clone();
     let sent = backend
         .post_message(topic, client_id, session.peer.author.as_deref(), &body)
@@ -28,6 +31,7 @@ pub async fn run(
                 message: e.to_string(),
                 topic: Some(topic),
                 client_id: Some(client_id),
+                retry_after_ms: None,
             }),
         },
     );

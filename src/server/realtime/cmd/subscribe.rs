@@ -8,7 +8,7 @@
 
 use crate::protocol::{ErrorCode, ServerFrame, Topic, Version};
 use crate::server::realtime::frame::{self, Frames};
-use crate::server::realtime::session::{push_error, CatchUp, Finish, Session};
+use crate::server::realtime::session::{limit_error, push_error, CatchUp, Finish, Session};
 
 pub async fn run(session: &mut Session, topic: Topic, since: Option<Version>, out: &mut Frames) {
     let max = session.services.settings.max_subscriptions;
@@ -16,6 +16,13 @@ pub async fn run(session: &mut Session, topic: Topic, since: Option<Version>, ou
         crate::server::metrics::reject("subscription_limit");
         let msg = format!("at most {max} subscriptions per connection");
         return push_error(out, ErrorCode::Limit, msg, Some(topic));
+    }
+    if since.is_some() {
+        if let Err(exceeded) = session.budget.resume() {
+            // Like any error naming the topic: it is not subscribed now.
+            session.untrack(topic);
+            return frame::push(out, limit_error(&exceeded, Some(topic), None));
+        }
     }
     session.register(topic);
     // A resubscription restarts any catch-up in progress.
