@@ -154,6 +154,21 @@ fn server_frames_are_read_leniently() {
 }
 
 #[test]
+fn prices_are_read_back_exactly() {
+    // Found by tests/properties.rs: without serde_json's `float_roundtrip`
+    // this price came back one unit in the last place off.
+    let frame = ClientFrame::Publish {
+        topic: Topic::ticker("A").unwrap(),
+        tick: Tick {
+            price: 937_301_022_492.776_7,
+            ts: 0,
+        },
+    };
+    let json = frame.to_json().unwrap();
+    assert_eq!(ClientFrame::decode(&json, 1024), Ok(frame));
+}
+
+#[test]
 fn close_code_ranges() {
     assert!(CloseCode::should_reconnect(1012));
     assert!(CloseCode::should_reconnect(4000));
