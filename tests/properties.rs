@@ -86,7 +86,7 @@ fn noise() -> impl Strategy<Value = String> {
 
 fn name_rules(name: &str, max: usize) -> Result<(), TestCaseError> {
     let len = name.chars().count();
-    prop_assert!(len >= 1 && len <= max, "{name:?}");
+    prop_assert!((1..=max).contains(&len), "{name:?}");
     prop_assert_eq!(name.trim(), name);
     prop_assert!(!name.chars().any(char::is_control));
     Ok(())
@@ -135,7 +135,7 @@ proptest! {
     fn bodies_meet_their_rules_and_validation_is_stable(raw in "(.|\r\n|\n|\t){0,60}") {
         if let Ok(body) = validate::message_body(&raw, 50) {
             let len = body.chars().count();
-            prop_assert!(len >= 1 && len <= 50);
+            prop_assert!((1..=50).contains(&len));
             prop_assert!(!body.contains('\r'));
             prop_assert!(!body.chars().any(|c| c.is_control() && c != '\n' && c != '\t'));
             prop_assert_eq!(validate::message_body(&body, 50), Ok(body.clone()));
