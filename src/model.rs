@@ -20,6 +20,15 @@ pub struct RoomSummary {
     pub messages: u64,
 }
 
+/// One page of the room list, by id.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomList {
+    /// Rooms in ascending id, at most the page size.
+    pub rooms: Vec<RoomSummary>,
+    /// More rooms follow: ask again with `after = next`.
+    pub next: Option<i64>,
+}
+
 /// A page of a topic's log and the version it reflects.
 ///
 /// `events` are ascending by seq. `version` is the topic's head when the page

@@ -21,8 +21,10 @@ fn seqs(events: &Value) -> Vec<u64> {
 async fn seeded_rooms_are_listed_and_rooms_can_be_created() {
     let server = TestServer::start().await;
     let http = Http::new(&server);
-    let (status, rooms) = http.get("list_rooms", &[]).await;
+    let (status, list) = http.get("list_rooms", &[]).await;
     assert_eq!(status, 200);
+    assert_eq!(list["next"], Value::Null, "one page");
+    let rooms = &list["rooms"];
     let names: Vec<&str> = rooms
         .as_array()
         .unwrap()
@@ -47,11 +49,70 @@ async fn seeded_rooms_are_listed_and_rooms_can_be_created() {
         (400, Some("validation")),
         "{err}"
     );
-    let (_, rooms) = http.get("list_rooms", &[]).await;
+    let (_, list) = http.get("list_rooms", &[]).await;
     assert_eq!(
-        rooms.as_array().unwrap().len(),
+        list["rooms"].as_array().unwrap().len(),
         3,
         "refused creations changed nothing"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_room_list_comes_in_pages() {
+    let server = TestServer::with(|s| s.room_page = 2).await;
+    let http = Http::new(&server);
+    for i in 0..3 {
+        http.post("create_room", &[("name", &format!("page room {i}"))])
+            .await;
+    }
+    // Five rooms: 2 + 2 + 1.
+    let mut names = Vec::new();
+    let mut after: Option<String> = None;
+    for page in 0..3 {
+        let query: Vec<(&str, &str)> = after.iter().map(|a| ("after", a.as_str())).collect();
+        let (status, list) = http.get("list_rooms", &query).await;
+        assert_eq!(status, 200);
+        for r in list["rooms"].as_array().unwrap() {
+            names.push(r["room"]["name"].as_str().unwrap().to_owned());
+        }
+        after = list["next"].as_i64().map(|n| n.to_string());
+        assert_eq!(after.is_none(), page == 2, "page {page}");
+    }
+    assert_eq!(
+        names,
+        [
+            "general",
+            "random",
+            "page room 0",
+            "page room 1",
+            "page room 2"
+        ]
+    );
+    // The page links to the next one, and works without JavaScript.
+    let client = Http::new(&server).client;
+    let home = client
+        .get(server.url("/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(home.contains("random") && !home.contains("page room 0"));
+    assert!(
+        home.contains("href=\"/?after=2\""),
+        "a link to the next page"
+    );
+    let next = client
+        .get(server.url("/?after=2"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        next.contains("page room 0") && next.contains("page room 1") && !next.contains(">general<")
     );
 }
 

@@ -1,15 +1,22 @@
 //! The room list: list and create rooms (server functions) and the lobby's
-//! components. Creating a room works without JavaScript (a plain form post).
+//! components. The list comes in pages (`room-page` rooms, then a link to
+//! the next page, `/?after=<id>`), so its size does not grow with the
+//! number of rooms. Creating a room works without JavaScript (a plain form
+//! post).
 
 use crate::error::AppError;
-use crate::model::{Room, RoomSummary};
+use crate::model::{Room, RoomList};
 use leptos::prelude::*;
 use leptos::server_fn::codec::GetUrl;
 
+/// A page of rooms with an id above `after` (from the first if absent).
 #[server(endpoint = "list_rooms", input = GetUrl)]
-pub async fn list_rooms() -> Result<Vec<RoomSummary>, AppError> {
+pub async fn list_rooms(after: Option<i64>) -> Result<RoomList, AppError> {
     let state = crate::server::app_state()?;
-    Ok(state.store.list_rooms().await?)
+    Ok(state
+        .store
+        .list_rooms(after, state.settings.room_page)
+        .await?)
 }
 
 #[server(endpoint = "create_room")]
@@ -27,7 +34,17 @@ pub async fn create_room(name: String) -> Result<Room, AppError> {
 #[component]
 pub fn RoomList() -> impl IntoView {
     let create = ServerAction::<CreateRoom>::new();
-    let rooms = Resource::new(move || create.version().get(), |_| list_rooms());
+    let query = leptos_router::hooks::use_query_map();
+    let after = move || {
+        query
+            .read()
+            .get("after")
+            .and_then(|a| a.parse::<i64>().ok())
+    };
+    let rooms = Resource::new(
+        move || (create.version().get(), after()),
+        |(_, after)| list_rooms(after),
+    );
     let navigate = leptos_router::hooks::use_navigate();
     Effect::new(move |_| {
         if let Some(Ok(room)) = create.value().get() {
@@ -46,13 +63,18 @@ pub fn RoomList() -> impl IntoView {
                     match rooms.await {
                         Ok(list) => view! {
                             <ul class="room-list" data-testid="room-list">
-                                {list.into_iter().map(|s| view! {
+                                {list.rooms.into_iter().map(|s| view! {
                                     <li>
                                         <a href=format!("/rooms/{}", s.room.id)>{s.room.name}</a>
                                         <span class="count">{format!("{} messages", s.messages)}</span>
                                     </li>
                                 }).collect_view()}
                             </ul>
+                            {list.next.map(|next| view! {
+                                <a class="more-rooms" data-testid="more-rooms" href=format!("/?after={next}")>
+                                    "More rooms →"
+                                </a>
+                            })}
                         }.into_any(),
                         Err(e) => view! { <p class="error">{e.to_string()}</p> }.into_any(),
                     }

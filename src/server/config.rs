@@ -54,6 +54,7 @@ pub struct Settings {
     pub max_ws_connections: usize,
     pub max_ws_connections_per_ip: usize,
     pub trusted_proxies: Vec<String>,
+    pub room_page: u32,
 }
 
 impl Default for Settings {
@@ -98,6 +99,7 @@ impl Default for Settings {
             max_ws_connections: 50_000,
             max_ws_connections_per_ip: 256,
             trusted_proxies: Vec::new(),
+            room_page: 50,
         }
     }
 }

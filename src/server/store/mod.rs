@@ -25,7 +25,7 @@ mod writer;
 pub use hooks::{CommitGate, Hooks};
 pub use sqlite::SqliteStore;
 
-use crate::model::{Backfill, Room, RoomSummary, Snapshot};
+use crate::model::{Backfill, Room, RoomList, Snapshot};
 use crate::protocol::{Event, EventData, Topic, Version};
 use async_trait::async_trait;
 use std::sync::Arc;
@@ -85,7 +85,8 @@ impl Feed {
 
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
-    async fn list_rooms(&self) -> Result<Vec<RoomSummary>, StoreError>;
+    /// Up to `limit` rooms with an id above `after` (from the first if `None`).
+    async fn list_rooms(&self, after: Option<i64>, limit: u32) -> Result<RoomList, StoreError>;
     /// Creates a room and its topic. Names are unique, ignoring case.
     async fn create_room(&self, name: &str) -> Result<Room, StoreError>;
     async fn room(&self, id: i64) -> Result<Room, StoreError>;
@@ -138,8 +139,8 @@ async fn timed<T>(op: &'static str, f: impl std::future::Future<Output = T>) -> 
 
 #[async_trait]
 impl<S: Store> Store for Timed<S> {
-    async fn list_rooms(&self) -> Result<Vec<RoomSummary>, StoreError> {
-        timed("list_rooms", self.0.list_rooms()).await
+    async fn list_rooms(&self, after: Option<i64>, limit: u32) -> Result<RoomList, StoreError> {
+        timed("list_rooms", self.0.list_rooms(after, limit)).await
     }
     async fn create_room(&self, name: &str) -> Result<Room, StoreError> {
         timed("create_room", self.0.create_room(name)).await
@@ -176,7 +177,7 @@ impl<S: Store> Store for Timed<S> {
 
 /// Fills an empty database with two demo rooms and a few messages.
 pub async fn seed_demo(store: &dyn Store) -> Result<bool, StoreError> {
-    if !store.list_rooms().await?.is_empty() {
+    if !store.list_rooms(None, 1).await?.rooms.is_empty() {
         return Ok(false);
     }
     let now = now_ms();

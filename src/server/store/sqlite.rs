@@ -9,7 +9,7 @@
 
 use super::writer::{self, Append};
 use super::{now_ms, Appended, Feed, Hooks, PageLimit, Store, StoreError};
-use crate::model::{Backfill, Room, RoomSummary, Snapshot};
+use crate::model::{Backfill, Room, RoomList, RoomSummary, Snapshot};
 use crate::protocol::{Event, EventData, Topic, Version};
 use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -136,20 +136,29 @@ fn room_from(row: &sqlx::sqlite::SqliteRow) -> Room {
 
 #[async_trait]
 impl Store for SqliteStore {
-    async fn list_rooms(&self) -> Result<Vec<RoomSummary>, StoreError> {
+    async fn list_rooms(&self, after: Option<i64>, limit: u32) -> Result<RoomList, StoreError> {
         let rows = sqlx::query(
             "SELECT r.id, r.name, r.created_at, t.head FROM rooms r \
-             JOIN topics t ON t.name = 'room:' || r.id ORDER BY r.id",
+             JOIN topics t ON t.name = 'room:' || r.id WHERE r.id > ? ORDER BY r.id LIMIT ?",
         )
+        .bind(after.unwrap_or(0))
+        .bind(limit as i64 + 1)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
+        let mut rooms: Vec<RoomSummary> = rows
             .iter()
             .map(|row| RoomSummary {
                 room: room_from(row),
                 messages: row.get::<i64, _>("head") as u64,
             })
-            .collect())
+            .collect();
+        let next = if rooms.len() > limit as usize {
+            rooms.truncate(limit as usize);
+            rooms.last().map(|r| r.room.id)
+        } else {
+            None
+        };
+        Ok(RoomList { rooms, next })
     }
 
     async fn create_room(&self, name: &str) -> Result<Room, StoreError> {

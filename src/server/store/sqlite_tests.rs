@@ -229,7 +229,7 @@ async fn data_survives_reopen_seed_runs_once_and_a_closed_store_refuses_writes()
     let url = format!("sqlite://{}", dir.path().join("t.db").display());
     let (s, _feed) = SqliteStore::open(&url, Hooks::default()).await.unwrap();
     assert!(seed_demo(&s).await.unwrap());
-    let before = s.list_rooms().await.unwrap();
+    let before = s.list_rooms(None, 10).await.unwrap().rooms;
     s.close().await;
     assert!(matches!(
         s.append(Topic::room(1), msg(77, "late")).await,
@@ -237,7 +237,17 @@ async fn data_survives_reopen_seed_runs_once_and_a_closed_store_refuses_writes()
     ));
     let (s, _feed) = SqliteStore::open(&url, Hooks::default()).await.unwrap();
     assert!(!seed_demo(&s).await.unwrap());
-    assert_eq!(s.list_rooms().await.unwrap(), before);
+    assert_eq!(s.list_rooms(None, 10).await.unwrap().rooms, before);
+    let first = s.list_rooms(None, 1).await.unwrap();
+    assert_eq!(
+        (first.rooms.len(), first.next),
+        (1, Some(before[0].room.id))
+    );
+    let second = s.list_rooms(first.next, 1).await.unwrap();
+    assert_eq!(
+        (second.rooms[0].room.id, second.next),
+        (before[1].room.id, None)
+    );
     assert_eq!(before.len(), 2);
 }
 
