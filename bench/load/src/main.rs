@@ -10,6 +10,7 @@
 //! It refuses to print a run in which its own CPU was saturated (the numbers
 //! would describe the load tool, not the server).
 
+mod fairness;
 mod procfs;
 mod scenario;
 mod transport;
@@ -22,7 +23,9 @@ fn usage() -> ! {
     eprintln!(
         "usage: tandem-load <fanout|idle> [--transport ws|sio-ws|sio-poll] [--target HOST:PORT] \
          [--topic T] [--token T] [--subs N] [--rate MSG_PER_S] [--duration S] [--hold S] \
-         [--connect-concurrency N] [--server-pid PID] [--json FILE] [--label TEXT]"
+         [--connect-concurrency N] [--server-pid PID] [--json FILE] [--label TEXT]\n\
+         \x20      tandem-load fairness [--target HOST:PORT] [--flood backfill|send] [--flooders N] \
+         [--interval-ms MS] [--duration S] [--json FILE]"
     );
     std::process::exit(2)
 }
@@ -67,6 +70,22 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    if scenario == "fairness" {
+        let o = fairness::Options {
+            target: get("target", "127.0.0.1:3000"),
+            flood: get("flood", "backfill"),
+            flooders: num("flooders", 8)? as usize,
+            interval: Duration::from_millis(num("interval-ms", 200)?),
+            duration: Duration::from_secs(num("duration", 10)?),
+        };
+        let report = runtime.block_on(fairness::run(&o))?;
+        let json = serde_json::to_string(&report)?;
+        if let Some(path) = flags.get("json") {
+            std::fs::write(path, &json)?;
+        }
+        println!("{json}");
+        return Ok(());
+    }
     let report = runtime.block_on(async {
         match scenario.as_str() {
             "fanout" => scenario::fanout(transport, &options).await,
