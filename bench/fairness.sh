@@ -44,12 +44,14 @@ done
 
 out="bench/results/fairness-$(date -u +%Y-%m-%d).json"
 python3 - "$work/runs.jsonl" "$out" <<'PY' | tee bench/results/fairness-latest.md
-import json, sys, subprocess
-runs = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+import json, os, sys, subprocess
 date = subprocess.check_output(["date", "-u", "+%Y-%m-%dT%H:%M:%SZ"]).decode().strip()
-json.dump({"date_utc": date, "runs": runs}, open(sys.argv[2], "w"), indent=1)
+runs = [dict(json.loads(l), date_utc=date) for l in open(sys.argv[1]) if l.strip()]
+# The day's file keeps every run of the day (so their spread can be read).
+earlier = json.load(open(sys.argv[2]))["runs"] if os.path.exists(sys.argv[2]) else []
+json.dump({"runs": earlier + runs}, open(sys.argv[2], "w"), indent=1)
 ms = lambda us: f"{us / 1000:.1f}"
-print(f"Run {date}; tandem with its default limits; one run per row.\n")
+print(f"Run {date}; tandem with its default limits; one run per row (earlier runs of the day are in the JSON).\n")
 print("| flooder | normal client alone: p50 / p99 ms | beside the flooder: p50 / p99 ms | normal sends failed | what the flooder got |")
 print("|---|---|---|---|---|")
 for r in runs:

@@ -154,6 +154,7 @@ async fn open_connections_are_capped_per_address_and_places_come_back() {
 async fn backfills_and_room_creations_are_limited_per_address() {
     let server = TestServer::with(|s| {
         s.backfills_per_minute = 2;
+        s.backfills_burst = 2;
         s.rooms_per_hour = 2;
     })
     .await;

@@ -83,7 +83,10 @@ impl PerIp {
     pub fn new(s: &Settings) -> Self {
         PerIp {
             connects: RateLimiter::keyed(Quota::per_minute(nonzero(s.connects_per_minute))),
-            backfills: RateLimiter::keyed(Quota::per_minute(nonzero(s.backfills_per_minute))),
+            backfills: RateLimiter::keyed(
+                Quota::per_minute(nonzero(s.backfills_per_minute))
+                    .allow_burst(nonzero(s.backfills_burst)),
+            ),
             rooms: RateLimiter::keyed(Quota::per_hour(nonzero(s.rooms_per_hour))),
             open: Mutex::new(OpenCounts::default()),
             max_open: s.max_ws_connections,
