@@ -69,6 +69,7 @@ mod tests {
         let h = headers(&[("authorization", "Bearer s3cret")]);
         assert!(bearer_matches(&h, "s3cret"));
         assert!(!bearer_matches(&h, "s3cre"));
+        assert!(!bearer_matches(&h, "s3creX"), "same length, other token");
         assert!(!bearer_matches(&h, ""));
         assert!(
             !bearer_matches(&headers(&[("authorization", "Bearer ")]), ""),
