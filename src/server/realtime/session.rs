@@ -280,14 +280,7 @@ impl Session {
             self.behind.remove(&topic);
             if finish == Finish::Subscribed {
                 let version = self.subs.get(&topic).copied().unwrap_or(from);
-                frame::push(
-                    out,
-                    ServerFrame::Subscribed {
-                        topic,
-                        version,
-                        policy: topic.policy(),
-                    },
-                );
+                push_subscribed(out, topic, version);
             }
         }
     }
@@ -444,6 +437,18 @@ impl Drop for Session {
             self.services.broker.unsubscribe(*topic, self.conn);
         }
     }
+}
+
+/// Encodes `subscribed` (with the topic's policy) onto `out`.
+pub(super) fn push_subscribed(out: &mut Frames, topic: Topic, version: Version) {
+    frame::push(
+        out,
+        ServerFrame::Subscribed {
+            topic,
+            version,
+            policy: topic.policy(),
+        },
+    );
 }
 
 /// Encodes an `error` frame onto `out`.

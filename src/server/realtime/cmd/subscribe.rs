@@ -6,9 +6,11 @@
 //! as the connection drains) then `subscribed`; or `reset`; or `error` (the
 //! topic is then not subscribed, even if it was before).
 
-use crate::protocol::{ErrorCode, ServerFrame, Topic, Version};
+use crate::protocol::{ErrorCode, Topic, Version};
 use crate::server::realtime::frame::{self, Frames};
-use crate::server::realtime::session::{limit_error, push_error, CatchUp, Finish, Session};
+use crate::server::realtime::session::{
+    limit_error, push_error, push_subscribed, CatchUp, Finish, Session,
+};
 
 pub async fn run(session: &mut Session, topic: Topic, since: Option<Version>, out: &mut Frames) {
     let max = session.services.settings.max_subscriptions;
@@ -39,14 +41,7 @@ pub async fn run(session: &mut Session, topic: Topic, since: Option<Version>, ou
                 resumed.increment(1);
             }
             session.track(topic, version);
-            frame::push(
-                out,
-                ServerFrame::Subscribed {
-                    topic,
-                    version,
-                    policy: topic.policy(),
-                },
-            );
+            push_subscribed(out, topic, version);
         }
         Ok(CatchUp::Partial(version)) => {
             // The rest follows page by page; `subscribed` comes after it.
