@@ -56,6 +56,9 @@ pub struct Settings {
     pub max_ws_connections_per_ip: usize,
     pub trusted_proxies: Vec<String>,
     pub room_page: u32,
+    pub tls_cert_file: String,
+    pub tls_key_file: String,
+    pub http_redirect_addr: String,
 }
 
 impl Default for Settings {
@@ -102,6 +105,9 @@ impl Default for Settings {
             max_ws_connections_per_ip: 256,
             trusted_proxies: Vec::new(),
             room_page: 50,
+            tls_cert_file: String::new(),
+            tls_key_file: String::new(),
+            http_redirect_addr: String::new(),
         }
     }
 }
@@ -223,6 +229,14 @@ impl Settings {
         }
         if self.outbox_capacity == 0 || self.history_page == 0 || self.catch_up_limit == 0 {
             return fail("outbox-capacity, history-page and catch-up-limit must be positive");
+        }
+        if self.tls_cert_file.is_empty() != self.tls_key_file.is_empty() {
+            return fail("tls-cert-file and tls-key-file go together");
+        }
+        if !self.http_redirect_addr.is_empty() && self.tls_cert_file.is_empty() {
+            return fail(
+                "http-redirect-addr redirects to HTTPS: set tls-cert-file and tls-key-file too",
+            );
         }
         if self.max_http_connections == 0
             || self.http_header_timeout_ms == 0

@@ -18,6 +18,7 @@ pub mod serve;
 pub mod shutdown;
 pub mod state;
 pub mod store;
+pub mod tls;
 pub mod validate;
 
 use crate::app::{shell, App};
@@ -126,6 +127,8 @@ pub enum ServeError {
     Io(#[from] std::io::Error),
     #[error(transparent)]
     Rules(#[from] security::RulesError),
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
 }
 
 /// Serves until `shutdown` is triggered, then stops gracefully (see
@@ -150,10 +153,19 @@ pub async fn run_with(
     if settings.seed_demo_data && store::seed_demo(store.as_ref()).await? {
         tracing::info!("seeded demo rooms into the empty database");
     }
+    let tls = if settings.tls_cert_file.is_empty() {
+        None
+    } else {
+        Some(tls::acceptor(
+            settings.tls_cert_file.as_ref(),
+            settings.tls_key_file.as_ref(),
+        )?)
+    };
     let rules = security::Rules::new(
         &settings.public_origins,
         &settings.allowed_hosts,
         listener.local_addr()?,
+        tls.is_some(),
     )?;
     let drain_limit = Duration::from_millis(settings.shutdown_grace_ms.max(100)) + DRAIN_SLACK;
     let broker: Arc<dyn broker::Broker> = Arc::new(LocalBroker::default());
@@ -188,7 +200,31 @@ pub async fn run_with(
     let limits = serve::Limits {
         max_connections: state.settings.max_http_connections,
         header_timeout: Duration::from_millis(state.settings.http_header_timeout_ms),
+        tls,
     };
+    if !state.settings.http_redirect_addr.is_empty() {
+        let plain = TcpListener::bind(&state.settings.http_redirect_addr).await?;
+        let target = state.rules.public[0].to_string();
+        tracing::info!(addr = %plain.local_addr()?, to = %target, "redirecting plain HTTP");
+        let plain_limits = serve::Limits {
+            tls: None,
+            ..limits.clone()
+        };
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            let redirect = tls::redirect_router(target);
+            if let Err(e) = serve::serve(
+                plain,
+                redirect,
+                plain_limits,
+                async move { stop.wait().await },
+            )
+            .await
+            {
+                tracing::error!(error = %e, "the redirect listener failed");
+            }
+        });
+    }
     let stopping = shutdown.clone();
     let stop = async move {
         stopping.wait().await;

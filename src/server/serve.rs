@@ -10,8 +10,10 @@
 //! - on shutdown, connections are told to finish (keep-alive ends), and the
 //!   server waits for the requests in flight.
 //!
-//! A WebSocket leaves this path once upgraded (its session has limits of its
-//! own). TLS will plug in here: one more layer around the accepted stream.
+//! With TLS configured (`tls.rs`), each accepted connection completes its
+//! handshake first, within the same header timeout, so HTTPS and wss get
+//! the same limits. A WebSocket leaves this path once upgraded (its session
+//! has limits of its own).
 //!
 //! Concurrency: one accept loop; one task per connection.
 
@@ -26,11 +28,13 @@ use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 use tower::ServiceExt;
 
-/// The limits of the serving path.
-#[derive(Clone, Copy, Debug)]
+/// The limits of the serving path, and its TLS if any.
+#[derive(Clone)]
 pub struct Limits {
     pub max_connections: usize,
     pub header_timeout: Duration,
+    /// Connections are TLS first (HTTPS, wss) when set.
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 /// Serves `app` on `listener` until `stop` resolves, then waits for the
@@ -81,21 +85,20 @@ pub async fn serve(
             req.extensions_mut().insert(ConnectInfo(peer));
             app.clone().oneshot(req)
         });
-        let conn = http
-            .serve_connection(TokioIo::new(tcp), service)
-            .with_upgrades();
-        let mut finishing = finishing.clone();
+        let (http, finishing, tls) = (http.clone(), finishing.clone(), limits.tls.clone());
+        let handshake = limits.header_timeout;
         tokio::spawn(async move {
-            tokio::pin!(conn);
-            let ended = tokio::select! {
-                ended = conn.as_mut() => ended,
-                _ = async { drop(finishing.wait_for(|&f| f).await) } => {
-                    conn.as_mut().graceful_shutdown();
-                    conn.await
+            match tls {
+                None => serve_one(TokioIo::new(tcp), http, service, finishing).await,
+                Some(acceptor) => {
+                    match tokio::time::timeout(handshake, acceptor.accept(tcp)).await {
+                        Ok(Ok(stream)) => {
+                            serve_one(TokioIo::new(stream), http, service, finishing).await
+                        }
+                        Ok(Err(e)) => tracing::debug!(error = %e, %peer, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                    }
                 }
-            };
-            if let Err(e) = ended {
-                tracing::debug!(error = %e, %peer, "connection ended with an error");
             }
             drop(permit);
         });
@@ -106,4 +109,34 @@ pub async fn serve(
     // every request in flight was answered.
     let _all_done = permits.acquire_many(max as u32).await;
     Ok(())
+}
+
+/// Serves HTTP/1 on one connection until it ends, or finishes it
+/// gracefully once `finishing` turns true.
+async fn serve_one<I, S>(
+    io: I,
+    http: hyper::server::conn::http1::Builder,
+    service: S,
+    mut finishing: watch::Receiver<bool>,
+) where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    S: hyper::service::HttpService<Incoming> + Send + 'static,
+    S::Future: Send + 'static,
+    S::ResBody: Send + 'static,
+    <S::ResBody as hyper::body::Body>::Data: Send,
+    <S::ResBody as hyper::body::Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let conn = http.serve_connection(io, service).with_upgrades();
+    tokio::pin!(conn);
+    let ended = tokio::select! {
+        ended = conn.as_mut() => ended,
+        _ = async { drop(finishing.wait_for(|&f| f).await) } => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(e) = ended {
+        tracing::debug!(error = %e, "connection ended with an error");
+    }
 }

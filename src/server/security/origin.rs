@@ -55,6 +55,13 @@ impl Origin {
     }
 }
 
+impl std::fmt::Display for Origin {
+    /// `scheme://host[:port]`, the port only when it is not the default.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}://{}", self.scheme, self.host_header())
+    }
+}
+
 /// Splits `host[:port]` (IPv6 in brackets), lower-casing the host.
 fn split_port(authority: &str, default_port: u16) -> Option<(String, u16)> {
     let (host, port) = match authority.strip_prefix('[') {
@@ -112,10 +119,12 @@ pub enum RulesError {
 impl Rules {
     /// From the settings; without public origins, the address the server is
     /// bound to (and `localhost` for a loopback address) is the public origin.
+    /// `tls`: the server speaks HTTPS itself, so a derived origin is https.
     pub fn new(
         public_origins: &[String],
         allowed_hosts: &[String],
         bound: SocketAddr,
+        tls: bool,
     ) -> Result<Rules, RulesError> {
         let mut public = public_origins
             .iter()
@@ -129,14 +138,15 @@ impl Rules {
                 SocketAddr::V4(a) => a.ip().to_string(),
                 SocketAddr::V6(a) => format!("[{}]", a.ip()),
             };
+            let scheme = if tls { "https" } else { "http" };
             public.push(Origin {
-                scheme: "http".into(),
+                scheme: scheme.into(),
                 host,
                 port: bound.port(),
             });
             if bound.ip().is_loopback() {
                 public.push(Origin {
-                    scheme: "http".into(),
+                    scheme: scheme.into(),
                     host: "localhost".into(),
                     port: bound.port(),
                 });
@@ -226,7 +236,7 @@ mod tests {
     }
 
     fn local() -> Rules {
-        Rules::new(&[], &[], "127.0.0.1:3000".parse().unwrap()).unwrap()
+        Rules::new(&[], &[], "127.0.0.1:3000".parse().unwrap(), false).unwrap()
     }
 
     #[test]
@@ -276,13 +286,14 @@ mod tests {
             ]))
             .is_err());
         assert!(matches!(
-            Rules::new(&[], &[], "0.0.0.0:3000".parse().unwrap()),
+            Rules::new(&[], &[], "0.0.0.0:3000".parse().unwrap(), false),
             Err(RulesError::NoPublicOrigin(_))
         ));
         let configured = Rules::new(
             &["https://chat.example".into()],
             &[],
             "0.0.0.0:3000".parse().unwrap(),
+            false,
         )
         .unwrap();
         assert!(configured.https());
