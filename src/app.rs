@@ -1,6 +1,7 @@
 //! The HTML shell and the router; pages live in `routes/`.
 
-use crate::features::identity::{provide_identity, NameBadge};
+use crate::features::account::{provide_identity, AccountBadge};
+use crate::routes::account::{AccountPage, LoginPage, SignupPage};
 use crate::routes::{home::HomePage, room::RoomPage};
 use crate::sync::{provide_live_client, use_live_client};
 use leptos::prelude::*;
@@ -42,7 +43,7 @@ pub fn App() -> impl IntoView {
         <Router>
             <header class="top">
                 <a href="/" class="brand">"tandem"</a>
-                <NameBadge />
+                <AccountBadge />
                 <LinkBadge />
             </header>
             <main>
@@ -52,6 +53,9 @@ pub fn App() -> impl IntoView {
                     // can still answer 404.
                     <Route path=path!("/") view=HomePage ssr=SsrMode::Async />
                     <Route path=path!("/rooms/:id") view=RoomPage ssr=SsrMode::Async />
+                    <Route path=path!("/login") view=LoginPage />
+                    <Route path=path!("/signup") view=SignupPage />
+                    <Route path=path!("/account") view=AccountPage ssr=SsrMode::Async />
                 </Routes>
             </main>
         </Router>

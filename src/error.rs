@@ -19,8 +19,9 @@ pub enum AppError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
-    #[error("choose a display name first")]
-    NameRequired,
+    /// No signed-in account, or invalid credentials; the text says which.
+    #[error("{0}")]
+    Unauthenticated(String),
     #[error("forbidden: {0}")]
     Forbidden(String),
     /// A limit was reached; the text says which.
@@ -34,6 +35,11 @@ pub enum AppError {
 }
 
 impl AppError {
+    /// The refusal for a request that needs an account.
+    pub fn sign_in() -> Self {
+        AppError::Unauthenticated("sign in first".into())
+    }
+
     /// Whether retrying the same request (with the same client id) may succeed.
     pub fn is_transient(&self) -> bool {
         matches!(self, AppError::Transport(_) | AppError::Internal)
@@ -42,7 +48,8 @@ impl AppError {
     /// The HTTP status a server function answers with for this error.
     pub fn status(&self) -> u16 {
         match self {
-            AppError::Validation(_) | AppError::NameRequired => 400,
+            AppError::Validation(_) => 400,
+            AppError::Unauthenticated(_) => 401,
             AppError::NotFound(_) => 404,
             AppError::Conflict(_) => 409,
             AppError::Forbidden(_) => 403,
@@ -55,7 +62,7 @@ impl AppError {
     /// message is already a sentence for people).
     pub fn from_frame(code: ErrorCode, message: String) -> Self {
         match code {
-            ErrorCode::NameRequired => AppError::NameRequired,
+            ErrorCode::Unauthenticated => AppError::Unauthenticated(message),
             ErrorCode::Internal => AppError::Internal,
             ErrorCode::Forbidden => AppError::Forbidden(message),
             ErrorCode::Conflict => AppError::Conflict(message),
@@ -76,7 +83,7 @@ impl AppError {
             AppError::Validation(_) => ErrorCode::Validation,
             AppError::NotFound(_) => ErrorCode::NotFound,
             AppError::Conflict(_) => ErrorCode::Conflict,
-            AppError::NameRequired => ErrorCode::NameRequired,
+            AppError::Unauthenticated(_) => ErrorCode::Unauthenticated,
             AppError::Forbidden(_) => ErrorCode::Forbidden,
             AppError::Limit(_) => ErrorCode::Limit,
             AppError::Internal | AppError::Transport(_) => ErrorCode::Internal,

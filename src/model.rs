@@ -11,6 +11,10 @@ pub struct Room {
     pub name: String,
     /// Unix time in milliseconds.
     pub created_at: i64,
+    /// The account that created it (the system account for demo rooms).
+    pub owner_id: i64,
+    /// Members only (and invisible to everyone else).
+    pub private: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -76,4 +80,50 @@ impl Backfill {
             reset: true,
         }
     }
+}
+
+/// The signed-in account, as pages see it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Me {
+    pub id: i64,
+    pub name: String,
+}
+
+/// One of the account's browser sessions (the account page lists them).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionInfo {
+    /// The handle to revoke it by (not the secret).
+    pub id: i64,
+    /// Unix milliseconds.
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub user_agent: String,
+    pub ip: String,
+    /// The session this request came with.
+    pub current: bool,
+}
+
+/// One of the account's access tokens (never the secret).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenInfo {
+    pub id: i64,
+    pub label: String,
+    /// `read`, `write`, `publish`, comma-separated.
+    pub scopes: String,
+    pub created_at: i64,
+}
+
+/// A token just created: the only time its secret is shown.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewToken {
+    pub info: TokenInfo,
+    pub secret: String,
+}
+
+/// A member of a private room.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    pub user_id: i64,
+    pub name: String,
+    pub owner: bool,
 }

@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{cid, Http, TestServer, Ws};
+use common::{cid, TestServer, Ws};
 use tandem::protocol::{ClientFrame, ErrorCode, ServerFrame, Topic, Version};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
@@ -158,7 +158,7 @@ async fn backfills_and_room_creations_are_limited_per_address() {
         s.rooms_per_hour = 2;
     })
     .await;
-    let http = Http::new(&server);
+    let http = server.user("ann").await;
     let query = [("topic", "room:1"), ("epoch", "1"), ("seq", "0")];
     for _ in 0..2 {
         assert_eq!(http.get("events_since", &query).await.0, 200);

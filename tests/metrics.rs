@@ -5,8 +5,6 @@ mod common;
 
 use common::{cid, TestServer, Ws};
 use tandem::protocol::{ClientFrame, ServerFrame, Tick, Topic};
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::http::HeaderValue;
 
 /// The value of the first sample line starting with `series`.
 fn sample(text: &str, series: &str) -> Option<f64> {
@@ -18,7 +16,8 @@ fn sample(text: &str, series: &str) -> Option<f64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_are_scraped_after_real_traffic() {
-    let server = TestServer::with(|s| s.publish_token = "tok".into()).await;
+    let server = TestServer::start().await;
+    let token = server.token(common::PUBLISHER, "publish").await;
     let http = reqwest::Client::new();
     let mut sub = server.ws().await;
     sub.send(&ClientFrame::Subscribe {
@@ -38,14 +37,7 @@ async fn metrics_are_scraped_after_real_traffic() {
     })
     .await;
     assert!(matches!(sub.recv().await, ServerFrame::Subscribed { .. }));
-    let mut req = format!("ws://{}/ws", server.addr)
-        .into_client_request()
-        .unwrap();
-    req.headers_mut()
-        .insert("authorization", HeaderValue::from_static("Bearer tok"));
-    let (stream, _) = tokio_tungstenite::connect_async(req).await.unwrap();
-    let mut publisher = Ws { stream };
-    assert!(matches!(publisher.recv().await, ServerFrame::Hello { .. }));
+    let mut publisher = server.ws_token(&token).await;
     publisher
         .send(&ClientFrame::Publish {
             topic: ticker,

@@ -150,9 +150,9 @@ async fn not_found_names_the_missing_thing_per_endpoint() {
         messages,
         vec![
             (404, "room 999"),
-            (404, "topic room:999"),
-            (404, "topic room:999"),
-            (404, "topic room:999"),
+            (404, "room 999"),
+            (404, "room 999"),
+            (404, "room 999"),
         ]
     );
     let mut ws = server.ws().await;
@@ -162,7 +162,7 @@ async fn not_found_names_the_missing_thing_per_endpoint() {
     })
     .await;
     match ws.recv().await {
-        ServerFrame::Error(e) => assert_eq!(e.message, "topic room:999 not found"),
+        ServerFrame::Error(e) => assert_eq!(e.message, "room 999 not found"),
         other => panic!("{other:?}"),
     }
 }
@@ -170,6 +170,7 @@ async fn not_found_names_the_missing_thing_per_endpoint() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_html_form_post_is_stored_and_redirected_back() {
     let server = TestServer::start().await;
+    let cookie = server.user("ann").await.cookie_header().unwrap();
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -178,7 +179,7 @@ async fn an_html_form_post_is_stored_and_redirected_back() {
         client
             .post(server.url("/api/send_message"))
             .header("accept", "text/html")
-            .header("cookie", "tandem_name=ann")
+            .header("cookie", &cookie)
             .header("referer", server.url("/rooms/1?__path=x&__err=old"))
             .form(&[("room_id", "1"), ("client_id", &cid()[..]), ("body", body)])
             .send()

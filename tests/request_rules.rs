@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{cid, Http, TestServer, Ws};
+use common::{cid, TestServer, Ws};
 use reqwest::header::{HeaderMap, HeaderValue};
 
 fn client() -> reqwest::Client {
@@ -17,6 +17,7 @@ fn client() -> reqwest::Client {
 }
 
 async fn post_send(server: &TestServer, extra: &[(&'static str, &str)]) -> u16 {
+    let cookie = server.user("ann").await.cookie_header().unwrap();
     let mut headers = HeaderMap::new();
     for (k, v) in extra {
         headers.append(*k, HeaderValue::from_str(v).unwrap());
@@ -24,7 +25,7 @@ async fn post_send(server: &TestServer, extra: &[(&'static str, &str)]) -> u16 {
     client()
         .post(server.url("/api/send_message"))
         .headers(headers)
-        .header("cookie", "tandem_name=ann")
+        .header("cookie", cookie)
         .form(&[("room_id", "1"), ("client_id", &cid()[..]), ("body", "x")])
         .send()
         .await
@@ -178,10 +179,10 @@ async fn pages_carry_a_nonce_csp_and_every_response_the_security_headers() {
 async fn an_https_site_gets_hsts_and_secure_cookies() {
     let server = TestServer::with(|s| s.public_origins = vec!["https://chat.example".into()]).await;
     let r = client()
-        .post(server.url("/api/set_display_name"))
+        .post(server.url("/api/sign_up"))
         .header("host", "chat.example")
         .header("origin", "https://chat.example")
-        .form(&[("name", "ann")])
+        .form(&[("name", "ann"), ("password", common::PASSWORD)])
         .send()
         .await
         .unwrap();
@@ -192,7 +193,11 @@ async fn an_https_site_gets_hsts_and_secure_cookies() {
         .contains("max-age="));
     let cookie = r.headers()["set-cookie"].to_str().unwrap();
     assert!(
-        cookie.contains("Secure") && cookie.contains("HttpOnly"),
+        cookie.starts_with("__Host-tandem_session=")
+            && cookie.contains("Secure")
+            && cookie.contains("HttpOnly")
+            && cookie.contains("SameSite=Lax")
+            && cookie.contains("Path=/"),
         "{cookie}"
     );
     let plain = client().get(server.url("/healthz")).send().await.unwrap();
@@ -206,7 +211,7 @@ async fn an_https_site_gets_hsts_and_secure_cookies() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn room_names_that_only_look_alike_are_the_same_name() {
     let server = TestServer::start().await;
-    let http = Http::new(&server);
+    let http = server.user("ann").await;
     let (status, _) = http.post("create_room", &[("name", "paypal")]).await;
     assert_eq!(status, 200);
     for alike in ["раураl", "PAYPAL", "ｐａｙｐａｌ"] {
@@ -222,7 +227,7 @@ async fn room_names_that_only_look_alike_are_the_same_name() {
         .await;
     assert_eq!((status, err["code"].as_str()), (400, Some("validation")));
     let (status, err) = http
-        .post("set_display_name", &[("name", "\u{202E}nimda")])
+        .post("sign_up", &[("name", "\u{202E}nimda"), ("password", common::PASSWORD)])
         .await;
     assert_eq!((status, err["code"].as_str()), (400, Some("validation")));
 }

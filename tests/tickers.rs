@@ -1,4 +1,4 @@
-//! Ephemeral `ticker:` topics over a real WebSocket: the publish token,
+//! Ephemeral `ticker:` topics over a real WebSocket: the `publish` scope,
 //! in-order fan-out, the latest-wins policy on resume, the HTTP backfill
 //! from the in-memory window, and a new epoch after a restart.
 #![allow(clippy::unwrap_used)] // tests may unwrap
@@ -11,17 +11,10 @@ use tandem::protocol::{
     ClientFrame, ErrorCode, EventData, Policy, ServerFrame, Tick, Topic, Version,
 };
 
-async fn publisher(server: &TestServer, token: &str) -> Ws {
-    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-    let mut req = format!("ws://{}/ws", server.addr)
-        .into_client_request()
-        .unwrap();
-    req.headers_mut()
-        .insert("authorization", format!("Bearer {token}").parse().unwrap());
-    let (stream, _) = tokio_tungstenite::connect_async(req).await.unwrap();
-    let mut ws = Ws { stream };
-    assert!(matches!(ws.recv().await, ServerFrame::Hello { .. }));
-    ws
+/// A connection with a token of the publisher account (`publish` scope).
+async fn publisher(server: &TestServer) -> Ws {
+    let token = server.token(common::PUBLISHER, "publish").await;
+    server.ws_token(&token).await
 }
 
 fn tick(price: f64) -> Tick {
@@ -60,14 +53,17 @@ async fn subscribe(ws: &mut Ws, topic: Topic, since: Option<Version>) -> (Vec<u6
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ticks_need_the_publish_token_and_fan_out_in_order() {
-    let server = TestServer::with(|s| s.publish_token = "s3cret".into()).await;
+async fn ticks_need_the_publish_scope_and_fan_out_in_order() {
+    let server = TestServer::start().await;
     let topic = Topic::ticker("ACME").unwrap();
     let mut sub = server.ws().await;
     let (none, v) = subscribe(&mut sub, topic, None).await;
     assert_eq!((none.len(), v.seq), (0, 0), "a ticker starts empty");
 
-    let mut stranger = publisher(&server, "wrong").await;
+    // A token without the `publish` scope, and a signed-in browser session.
+    let mut stranger = server
+        .ws_token(&server.token("ann", "read,write").await)
+        .await;
     stranger
         .send(&ClientFrame::Publish {
             topic,
@@ -77,7 +73,26 @@ async fn ticks_need_the_publish_token_and_fan_out_in_order() {
     assert!(
         matches!(stranger.recv().await, ServerFrame::Error(e) if e.code == ErrorCode::Forbidden)
     );
-    let mut feed = publisher(&server, "s3cret").await;
+    let mut browser = server.ws_as("ann").await;
+    browser
+        .send(&ClientFrame::Publish {
+            topic,
+            tick: tick(1.0),
+        })
+        .await;
+    assert!(
+        matches!(browser.recv().await, ServerFrame::Error(e) if e.code == ErrorCode::Forbidden)
+    );
+    let mut anon = server.ws().await;
+    anon.send(&ClientFrame::Publish {
+        topic,
+        tick: tick(1.0),
+    })
+    .await;
+    assert!(
+        matches!(anon.recv().await, ServerFrame::Error(e) if e.code == ErrorCode::Unauthenticated)
+    );
+    let mut feed = publisher(&server).await;
     feed.send(&ClientFrame::Publish {
         topic: Topic::room(1),
         tick: tick(1.0),
@@ -112,12 +127,11 @@ async fn ticks_need_the_publish_token_and_fan_out_in_order() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_late_or_resuming_ticker_subscriber_gets_the_newest_value_only() {
     let server = TestServer::with(|s| {
-        s.publish_token = "t".into();
         s.ephemeral_window = 2;
     })
     .await;
     let topic = Topic::ticker("W").unwrap();
-    let mut feed = publisher(&server, "t").await;
+    let mut feed = publisher(&server).await;
     publish(&mut feed, topic, 4).await;
     let mut fresh = server.ws().await;
     let (events, v) = subscribe(&mut fresh, topic, None).await;
@@ -146,9 +160,9 @@ async fn a_late_or_resuming_ticker_subscriber_gets_the_newest_value_only() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ticker_resume_across_a_restart_resets() {
-    let mut server = TestServer::with(|s| s.publish_token = "t".into()).await;
+    let mut server = TestServer::start().await;
     let topic = Topic::ticker("W").unwrap();
-    let mut feed = publisher(&server, "t").await;
+    let mut feed = publisher(&server).await;
     publish(&mut feed, topic, 3).await;
     let mut sub = server.ws().await;
     let (_, v) = subscribe(&mut sub, topic, None).await;
@@ -169,13 +183,12 @@ async fn a_ticker_resume_across_a_restart_resets() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_publish_token_cannot_create_unlimited_ticker_topics() {
+async fn the_publish_scope_cannot_create_unlimited_ticker_topics() {
     let server = TestServer::with(|s| {
-        s.publish_token = "t".into();
         s.max_ticker_topics = 2;
     })
     .await;
-    let mut feed = publisher(&server, "t").await;
+    let mut feed = publisher(&server).await;
     for sym in ["A", "B"] {
         publish(&mut feed, Topic::ticker(sym).unwrap(), 1).await;
     }

@@ -91,7 +91,7 @@ async fn a_message_sent_over_the_socket_is_acked_and_broadcast() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn socket_sends_without_a_name_or_with_bad_content_get_error_frames() {
+async fn socket_sends_without_an_account_or_with_bad_content_get_error_frames() {
     let server = TestServer::start().await;
     let mut anon = server.ws().await;
     let id = tandem::sync::new_client_id();
@@ -103,7 +103,7 @@ async fn socket_sends_without_a_name_or_with_bad_content_get_error_frames() {
     .await;
     match anon.recv().await {
         ServerFrame::Error(e) => {
-            assert_eq!((e.code, e.client_id), (ErrorCode::NameRequired, Some(id)))
+            assert_eq!((e.code, e.client_id), (ErrorCode::Unauthenticated, Some(id)))
         }
         other => panic!("{other:?}"),
     }

@@ -6,7 +6,8 @@
 //! Every task here runs in the room's scope and is cancelled when the room
 //! is left; signals are read with the `try_` accessors after any await.
 
-use super::identity::use_identity;
+use super::account::use_identity;
+use super::members::Members;
 use super::messages::{load_room, older_messages, send_message};
 use crate::error::AppError;
 use crate::model::RoomSnapshot;
@@ -98,9 +99,13 @@ pub fn ChatRoom(snapshot: RoomSnapshot) -> impl IntoView {
     });
     sync.start();
     let problem = sync.problem();
+    let private = room.private;
     view! {
         <section class="chat" data-topic=topic.to_string()>
-            <h2 class="room-name">{room.name}</h2>
+            <h2 class="room-name">{room.name.clone()}
+                {private.then(|| view! { <span class="badge" data-testid="private-badge">"private"</span> })}
+            </h2>
+            {private.then(|| view! { <Members room=room.clone() /> })}
             <p class="error" role="alert" data-testid="room-problem">{move || problem.get()}</p>
             <MessageList sync=sync.clone() room_id />
             <Composer sync room_id />
@@ -174,7 +179,14 @@ fn clock(ms: i64) -> String {
 
 #[component]
 fn Composer(sync: RoomSync, room_id: i64) -> impl IntoView {
-    let identity = use_identity();
+    let Some(author) = use_identity().name() else {
+        return view! {
+            <p class="composer signed-out" data-testid="sign-in-to-write">
+                <a href="/login">"Log in"</a> " or " <a href="/signup">"sign up"</a> " to write here."
+            </p>
+        }
+        .into_any();
+    };
     // Without JavaScript the form posts to the server function itself (and is
     // redirected back); the id rendered with the form makes a resubmission
     // of the same form idempotent too.
@@ -191,10 +203,7 @@ fn Composer(sync: RoomSync, room_id: i64) -> impl IntoView {
         if body.trim().is_empty() {
             return;
         }
-        let Some(author) = identity.current() else {
-            error.set(Some(AppError::NameRequired.to_string()));
-            return;
-        };
+        let author = author.clone();
         let client_id = match retry.get_value() {
             Some((b, id)) if b == body => id,
             _ => new_client_id(),
@@ -234,6 +243,7 @@ fn Composer(sync: RoomSync, room_id: i64) -> impl IntoView {
             <p class="error" role="alert" data-testid="send-error">{move || error.get()}</p>
         </form>
     }
+    .into_any()
 }
 
 #[cfg(test)]

@@ -11,15 +11,12 @@ use leptos::server_fn::codec::GetUrl;
 /// continued: reload the snapshot.
 #[server(endpoint = "events_since", input = GetUrl)]
 pub async fn events_since(topic: String, epoch: u32, seq: u64) -> Result<Backfill, AppError> {
-    use crate::server::logs::TopicLog;
     let state = crate::server::app_state()?;
+    let who = crate::server::principal()?;
     let ip = crate::server::client_ip(&state).await?;
     state.limits.backfill(ip).map_err(crate::server::limited)?;
     let topic =
         crate::protocol::Topic::parse(&topic).map_err(|e| AppError::Validation(e.to_string()))?;
     let version = crate::protocol::Version::new(epoch, seq);
-    state
-        .logs
-        .since(topic, version, state.settings.page())
-        .await
+    crate::server::chat::events_since(&state, &who, topic, version).await
 }

@@ -13,30 +13,26 @@ use uuid::Uuid;
 #[server(endpoint = "room_snapshot", input = GetUrl)]
 pub async fn load_room(room_id: i64) -> Result<RoomSnapshot, AppError> {
     let state = crate::server::app_state()?;
-    crate::server::chat::room_snapshot(&state, room_id).await
+    let who = crate::server::principal()?;
+    crate::server::chat::room_snapshot(&state, &who, room_id).await
 }
 
 /// Up to `history-page` messages before seq `before`, oldest first.
 #[server(endpoint = "older_messages", input = GetUrl)]
 pub async fn older_messages(room_id: i64, before: u64) -> Result<Snapshot, AppError> {
     let state = crate::server::app_state()?;
-    let topic = crate::protocol::Topic::room(room_id);
-    Ok(state
-        .store
-        .page(topic, Some(before), state.settings.history_page)
-        .await?)
+    let who = crate::server::principal()?;
+    crate::server::chat::older_messages(&state, &who, room_id, before).await
 }
 
-/// Posts a message as the caller's display name. Persisted, then broadcast
+/// Posts a message as the caller's account (session cookie, or a token with
+/// the `write` scope). Persisted, then broadcast
 /// by the store's feed; a retry with the same `client_id` returns the
 /// original event.
 #[server(endpoint = "send_message")]
 pub async fn send_message(room_id: i64, client_id: Uuid, body: String) -> Result<Event, AppError> {
     let state = crate::server::app_state()?;
-    let headers: http::HeaderMap = leptos_axum::extract()
-        .await
-        .map_err(|_| AppError::Internal)?;
-    let author = crate::server::security::display_name(&headers);
+    let who = crate::server::principal()?;
     let topic = crate::protocol::Topic::room(room_id);
-    crate::server::chat::post_message(&state, topic, client_id, author.as_deref(), &body).await
+    crate::server::chat::post_message(&state, &who, topic, client_id, &body).await
 }

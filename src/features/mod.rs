@@ -4,6 +4,7 @@
 
 pub mod chat_room;
 pub mod events;
-pub mod identity;
+pub mod account;
+pub mod members;
 pub mod messages;
 pub mod rooms;

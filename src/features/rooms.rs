@@ -13,27 +13,31 @@ use leptos::server_fn::codec::GetUrl;
 #[server(endpoint = "list_rooms", input = GetUrl)]
 pub async fn list_rooms(after: Option<i64>) -> Result<RoomList, AppError> {
     let state = crate::server::app_state()?;
-    Ok(state
-        .store
-        .list_rooms(after, state.settings.room_page)
-        .await?)
+    let who = crate::server::principal()?;
+    crate::server::chat::list_rooms(&state, &who, after).await
 }
 
+/// Creates a room owned by the caller; `private` (a checkbox: any value)
+/// makes it members-only.
 #[server(endpoint = "create_room")]
-pub async fn create_room(name: String) -> Result<Room, AppError> {
+pub async fn create_room(name: String, private: Option<String>) -> Result<Room, AppError> {
     let state = crate::server::app_state()?;
+    let who = crate::server::principal()?;
     let ip = crate::server::client_ip(&state).await?;
     state
         .limits
         .create_room(ip)
         .map_err(crate::server::limited)?;
-    crate::server::chat::create_room(&state, &name).await
+    let room = crate::server::chat::create_room(&state, &who, &name, private.is_some()).await?;
+    crate::server::redirect_form_post(&format!("/rooms/{}", room.id));
+    Ok(room)
 }
 
 /// The lobby: every room, and a form to open a new one.
 #[component]
 pub fn RoomList() -> impl IntoView {
     let create = ServerAction::<CreateRoom>::new();
+    let signed_in = super::account::use_identity().me.is_some();
     let query = leptos_router::hooks::use_query_map();
     let after = move || {
         query
@@ -66,6 +70,7 @@ pub fn RoomList() -> impl IntoView {
                                 {list.rooms.into_iter().map(|s| view! {
                                     <li>
                                         <a href=format!("/rooms/{}", s.room.id)>{s.room.name}</a>
+                                        {s.room.private.then(|| view! { <span class="badge">"private"</span> })}
                                         <span class="count">{format!("{} messages", s.messages)}</span>
                                     </li>
                                 }).collect_view()}
@@ -80,11 +85,25 @@ pub fn RoomList() -> impl IntoView {
                     }
                 })}
             </Transition>
-            <ActionForm action=create attr:class="create-room">
-                <input name="name" required maxlength="64" placeholder="new room name" data-testid="room-name" />
-                <button type="submit">"Create room"</button>
-                <span class="error" role="alert">{error}</span>
-            </ActionForm>
+            {if signed_in {
+                view! {
+                    <ActionForm action=create attr:class="create-room">
+                        <input name="name" required maxlength="64" placeholder="new room name" data-testid="room-name" />
+                        <label class="private">
+                            <input type="checkbox" name="private" data-testid="room-private" />
+                            " private (members only)"
+                        </label>
+                        <button type="submit">"Create room"</button>
+                        <span class="error" role="alert">{error}</span>
+                    </ActionForm>
+                }.into_any()
+            } else {
+                view! {
+                    <p class="create-room" data-testid="sign-in-to-create">
+                        <a href="/login">"Log in"</a> " to open a room."
+                    </p>
+                }.into_any()
+            }}
         </section>
     }
 }

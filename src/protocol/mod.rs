@@ -189,11 +189,13 @@ pub enum ErrorCode {
     NotFound,
     /// The content failed validation (e.g. an empty or over-long message).
     Validation,
-    /// A display name must be chosen (cookie `tandem_name`) before sending.
-    NameRequired,
+    /// The request needs a signed-in account (a session cookie or an
+    /// access token), or the credentials presented are invalid.
+    Unauthenticated,
     /// A per-connection limit was reached (e.g. too many subscriptions).
     Limit,
-    /// Not allowed on this connection (e.g. publishing without the token).
+    /// Not allowed for this principal (e.g. a token without the needed
+    /// scope, or publishing without the `publish` scope).
     Forbidden,
     Conflict,
     /// A server-side failure (e.g. storage). Retrying may succeed.
@@ -227,6 +229,10 @@ pub enum CloseCode {
     SlowConsumer = 4001,
     /// Too many malformed frames: the client is broken; do not reconnect as is.
     ProtocolViolation = 4400,
+    /// The connection's credentials ended: its session was logged out,
+    /// revoked or expired, or its access token revoked. Sign in again (or
+    /// get a new token) instead of reconnecting as is.
+    Unauthenticated = 4401,
     /// Went on past `max-refusals` rate-limit refusals in a row: the client
     /// floods; do not reconnect as is.
     RateLimited = 4429,
@@ -241,6 +247,7 @@ impl CloseCode {
             4000 => CloseCode::HeartbeatTimeout,
             4001 => CloseCode::SlowConsumer,
             4400 => CloseCode::ProtocolViolation,
+            4401 => CloseCode::Unauthenticated,
             4429 => CloseCode::RateLimited,
             _ => return None,
         })

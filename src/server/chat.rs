@@ -1,13 +1,15 @@
 //! The chat service (ssr only): what both send paths (server function and
-//! WebSocket `send`) and the room server functions call. Validates and
-//! persists through the `Store`; the store's feed broadcasts.
+//! WebSocket `send`) and the room server functions call. Every function
+//! asks the authorization rule (`accounts::authorize`) first, validates,
+//! and persists through the `Store`; the store's feed broadcasts.
 
+use super::accounts::{authorize, Access, Principal};
 use super::state::AppState;
 use super::store::StoreError;
 use super::validate;
 use crate::error::AppError;
-use crate::model::{Room, RoomSnapshot};
-use crate::protocol::{ChatMessage, Event, EventData, Topic, TopicKind};
+use crate::model::{Backfill, Room, RoomList, RoomSnapshot, Snapshot};
+use crate::protocol::{ChatMessage, Event, EventData, Topic, TopicKind, Version};
 use uuid::Uuid;
 
 impl From<StoreError> for AppError {
@@ -24,24 +26,24 @@ impl From<StoreError> for AppError {
     }
 }
 
-/// Persists a chat message. The store publishes it once committed, even if
-/// this call is cancelled; a retry (same `client_id`) returns the original
-/// event and publishes nothing new.
+/// Persists a chat message by `who`'s account. The store publishes it once
+/// committed, even if this call is cancelled; a retry (same `client_id`)
+/// returns the original event and publishes nothing new.
 pub async fn post_message(
     state: &AppState,
+    who: &Principal,
     topic: Topic,
     client_id: Uuid,
-    author: Option<&str>,
     body: &str,
 ) -> Result<Event, AppError> {
+    authorize(state.accounts.as_ref(), who, topic, Access::Write).await?;
     match topic.kind() {
         TopicKind::Room => {}
         TopicKind::Ticker => {
             return Err(AppError::Validation(format!("{topic} is not a chat room")))
         }
     }
-    let author = validate::display_name(author.ok_or(AppError::NameRequired)?)
-        .map_err(|_| AppError::NameRequired)?;
+    let author = who.require_user()?.name.clone();
     let body = validate::message_body(body, state.settings.max_message_chars)?;
     let data = EventData::Message(ChatMessage {
         client_id,
@@ -54,17 +56,83 @@ pub async fn post_message(
     Ok(appended.event)
 }
 
-pub async fn create_room(state: &AppState, name: &str) -> Result<Room, AppError> {
+/// Creates a room owned by `who` (public, or private: members only).
+pub async fn create_room(
+    state: &AppState,
+    who: &Principal,
+    name: &str,
+    private: bool,
+) -> Result<Room, AppError> {
+    let owner = match who {
+        Principal::Token { scopes, .. } if !scopes.write => {
+            return Err(AppError::Forbidden(
+                "this access token lacks the `write` scope".into(),
+            ))
+        }
+        other => other.require_user()?.id,
+    };
     let name = validate::room_name(name, state.settings.max_room_name_chars)?;
-    Ok(state.store.create_room(&name).await?)
+    Ok(state.store.create_room(&name, owner, private).await?)
+}
+
+/// The rooms `who` may see, a page at a time.
+pub async fn list_rooms(
+    state: &AppState,
+    who: &Principal,
+    after: Option<i64>,
+) -> Result<RoomList, AppError> {
+    if let Principal::Token { scopes, .. } = who {
+        if !scopes.read {
+            return Err(AppError::Forbidden(
+                "this access token lacks the `read` scope".into(),
+            ));
+        }
+    }
+    Ok(state
+        .store
+        .list_rooms(after, state.settings.room_page, who.user_id())
+        .await?)
 }
 
 /// A room and its newest messages, with the version they reflect.
-pub async fn room_snapshot(state: &AppState, room_id: i64) -> Result<RoomSnapshot, AppError> {
+pub async fn room_snapshot(
+    state: &AppState,
+    who: &Principal,
+    room_id: i64,
+) -> Result<RoomSnapshot, AppError> {
+    let topic = Topic::room(room_id);
+    authorize(state.accounts.as_ref(), who, topic, Access::Read).await?;
     let room = state.store.room(room_id).await?;
     let log = state
         .store
-        .page(Topic::room(room_id), None, state.settings.history_page)
+        .page(topic, None, state.settings.history_page)
         .await?;
     Ok(RoomSnapshot { room, log })
+}
+
+/// Up to `history-page` messages before seq `before`.
+pub async fn older_messages(
+    state: &AppState,
+    who: &Principal,
+    room_id: i64,
+    before: u64,
+) -> Result<Snapshot, AppError> {
+    let topic = Topic::room(room_id);
+    authorize(state.accounts.as_ref(), who, topic, Access::Read).await?;
+    Ok(state
+        .store
+        .page(topic, Some(before), state.settings.history_page)
+        .await?)
+}
+
+/// Events of any topic after `after` (the backfill).
+pub async fn events_since(
+    state: &AppState,
+    who: &Principal,
+    topic: Topic,
+    after: Version,
+) -> Result<Backfill, AppError> {
+    use super::logs::TopicLog;
+    authorize(state.accounts.as_ref(), who, topic, Access::Read).await?;
+    state.logs.since(topic, after, state.settings.page()).await
 }

@@ -32,7 +32,13 @@ pub struct Settings {
     pub max_room_name_chars: usize,
     pub shutdown_grace_ms: u64,
     pub reconnect_window_ms: u64,
-    pub publish_token: String,
+    pub publishers: Vec<String>,
+    pub session_days: u32,
+    pub login_burst: u32,
+    pub login_refill_seconds: u64,
+    pub login_ip_burst: u32,
+    pub login_ip_refill_seconds: u64,
+    pub signups_per_hour: u32,
     pub ephemeral_window: usize,
     pub metrics: bool,
     pub metrics_addr: String,
@@ -81,7 +87,13 @@ impl Default for Settings {
             max_room_name_chars: 64,
             shutdown_grace_ms: 500,
             reconnect_window_ms: 5000,
-            publish_token: String::new(),
+            publishers: Vec::new(),
+            session_days: 30,
+            login_burst: 10,
+            login_refill_seconds: 60,
+            login_ip_burst: 50,
+            login_ip_refill_seconds: 10,
+            signups_per_hour: 20,
             ephemeral_window: 1024,
             metrics: true,
             metrics_addr: "127.0.0.1:9464".into(),
@@ -230,6 +242,9 @@ impl Settings {
         if self.outbox_capacity == 0 || self.history_page == 0 || self.catch_up_limit == 0 {
             return fail("outbox-capacity, history-page and catch-up-limit must be positive");
         }
+        if self.session_days == 0 || self.login_burst == 0 || self.login_ip_burst == 0 {
+            return fail("session-days, login-burst and login-ip-burst must be positive");
+        }
         if self.tls_cert_file.is_empty() != self.tls_key_file.is_empty() {
             return fail("tls-cert-file and tls-key-file go together");
         }
@@ -262,12 +277,12 @@ mod tests {
             "TANDEM_DATABASE_URL" => Some("sqlite://b.db".into()),
             "TANDEM_SEED_DEMO_DATA" => Some("false".into()),
             "TANDEM_PUBLIC_ORIGINS" => Some("[\"https://x.example\"]".into()),
-            "TANDEM_PUBLISH_TOKEN" => Some("12345".into()),
+            "TANDEM_METRICS_TOKEN" => Some("12345".into()),
             _ => None,
         })
         .unwrap();
         assert_eq!(s.max_frame_bytes, 4096);
-        assert_eq!(s.publish_token, "12345", "text settings stay text");
+        assert_eq!(s.metrics_token, "12345", "text settings stay text");
         assert_eq!(s.database_url, "sqlite://b.db");
         assert!(!s.seed_demo_data);
         assert_eq!(s.public_origins, vec!["https://x.example".to_string()]);

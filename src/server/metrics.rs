@@ -28,6 +28,8 @@ pub const GAP_REPAIRS: &str = "tandem_gap_repairs_total";
 pub const FALLBACKS: &str = "tandem_fallbacks_total";
 pub const REJECTIONS: &str = "tandem_rejections_total";
 pub const STORE_SECONDS: &str = "tandem_store_seconds";
+pub const PASSWORD_HASH_SECONDS: &str = "tandem_password_hash_seconds";
+pub const REVOCATIONS: &str = "tandem_revocations_total";
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -42,6 +44,12 @@ pub fn install() -> &'static PrometheusHandle {
                     1.0,
                 ],
             )
+            .and_then(|b| {
+                b.set_buckets_for_metric(
+                    Matcher::Full(PASSWORD_HASH_SECONDS.into()),
+                    &[0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.2, 0.5, 1.0, 2.5],
+                )
+            })
             .and_then(|b| {
                 b.set_buckets_for_metric(
                     Matcher::Full(QUEUE_DEPTH.into()),
@@ -149,6 +157,15 @@ fn describe() {
         Unit::Seconds,
         "Store operation latency, by operation."
     );
+    describe_histogram!(
+        PASSWORD_HASH_SECONDS,
+        Unit::Seconds,
+        "Time per Argon2id password hash or verification."
+    );
+    describe_counter!(
+        REVOCATIONS,
+        "Live connections closed or subscriptions ended by a revocation, by kind."
+    );
 }
 
 /// Pre-registered handles for the hot paths.
@@ -239,6 +256,16 @@ impl Default for Meters {
 /// Counts a refusal (cheap enough off the hot path: a registry lookup).
 pub fn reject(reason: &'static str) {
     counter!(REJECTIONS, "reason" => reason).increment(1);
+}
+
+/// Records one password hash's duration.
+pub fn password_hash(seconds: f64) {
+    histogram!(PASSWORD_HASH_SECONDS).record(seconds);
+}
+
+/// Counts what a revocation reached.
+pub fn revoked(kind: &'static str, n: usize) {
+    counter!(REVOCATIONS, "kind" => kind).increment(n as u64);
 }
 
 /// Records one store operation's latency.

@@ -5,6 +5,7 @@
 //! `AppState`, serve HTTP and WebSocket on the given listener until the
 //! shutdown signal, let every session say goodbye, then close the store.
 
+pub mod accounts;
 pub mod broker;
 pub mod chat;
 pub mod config;
@@ -75,6 +76,10 @@ pub fn router(state: AppState) -> Router {
         .leptos_routes(&state, routes, move || shell(options.clone()))
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
         .layer(axum::middleware::from_fn(api_error_status))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            accounts::attach,
+        ))
         .layer(RequestBodyLimitLayer::new(body_limit))
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,
@@ -149,7 +154,7 @@ pub async fn run_with(
     hooks: Hooks,
 ) -> Result<(), ServeError> {
     let settings = config.settings;
-    let (store, feed) = store::open(&settings.database_url, hooks).await?;
+    let (store, accounts, feed) = store::open(&settings.database_url, hooks).await?;
     if settings.seed_demo_data && store::seed_demo(store.as_ref()).await? {
         tracing::info!("seeded demo rooms into the empty database");
     }
@@ -173,6 +178,7 @@ pub async fn run_with(
         config.leptos,
         settings,
         store.clone(),
+        accounts,
         broker.clone(),
         shutdown.clone(),
         rules,
@@ -180,12 +186,16 @@ pub async fn run_with(
     let pump = tokio::spawn(broker::pump(feed, broker, state.meters.clone()));
     tokio::spawn({
         // Addresses seen once do not stay in the rate limiters' memory.
-        let (limits, shutdown) = (state.limits.clone(), shutdown.clone());
+        let (limits, throttle, shutdown) =
+            (state.limits.clone(), state.throttle.clone(), shutdown.clone());
         async move {
             let mut every = tokio::time::interval(Duration::from_secs(60));
             loop {
                 tokio::select! {
-                    _ = every.tick() => limits.forget_idle(),
+                    _ = every.tick() => {
+                        limits.forget_idle();
+                        throttle.forget_idle();
+                    }
                     _ = shutdown.wait() => break,
                 }
             }
@@ -281,6 +291,72 @@ pub fn limited(exceeded: limits::Exceeded) -> crate::error::AppError {
         }
     }
     crate::error::AppError::Limit(format!("too many requests: {}", exceeded.what))
+}
+
+/// Who the request acts for, inside a server function or a page (resolved
+/// once per request by `accounts::attach`). An invalid bearer token is
+/// `Unauthenticated`.
+pub fn principal() -> Result<accounts::Principal, crate::error::AppError> {
+    let parts = leptos::prelude::use_context::<http::request::Parts>().ok_or_else(|| {
+        tracing::error!("no request parts in the server-function context");
+        crate::error::AppError::Internal
+    })?;
+    match parts.extensions.get::<accounts::Auth>() {
+        Some(accounts::Auth(result)) => result.clone(),
+        None => Ok(accounts::Principal::Anonymous),
+    }
+}
+
+/// The client's address and user agent, inside a server function.
+pub async fn client(state: &AppState) -> Result<accounts::service::Client, crate::error::AppError> {
+    let ip = client_ip(state).await?;
+    let user_agent = leptos::prelude::use_context::<http::request::Parts>()
+        .and_then(|p| {
+            p.headers
+                .get(http::header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        })
+        .unwrap_or_default();
+    Ok(accounts::service::Client { ip, user_agent })
+}
+
+/// Sets the session cookie on the response being built (`None` clears it).
+pub fn set_session_cookie(state: &AppState, secret: Option<&str>) -> Result<(), crate::error::AppError> {
+    let https = state.rules.https();
+    let max_age = match secret {
+        Some(_) => i64::from(state.settings.session_days) * 86_400,
+        None => 0,
+    };
+    let value = security::session_cookie(secret.unwrap_or(""), https, max_age);
+    let value = axum::http::HeaderValue::from_str(&value).map_err(|_| crate::error::AppError::Internal)?;
+    if let Some(res) = leptos::prelude::use_context::<leptos_axum::ResponseOptions>() {
+        res.append_header(axum::http::header::SET_COOKIE, value);
+    }
+    Ok(())
+}
+
+/// After a plain form post (no JavaScript: the request accepts HTML), answer
+/// with a redirect to `to`; a script-driven call gets the plain answer and
+/// navigates itself.
+pub fn redirect_form_post(to: &str) {
+    let Some(parts) = leptos::prelude::use_context::<http::request::Parts>() else {
+        return;
+    };
+    let plain_form = parts
+        .headers
+        .get(http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/html"));
+    if plain_form {
+        if let (Some(res), Ok(to)) = (
+            leptos::prelude::use_context::<leptos_axum::ResponseOptions>(),
+            axum::http::HeaderValue::from_str(to),
+        ) {
+            res.set_status(axum::http::StatusCode::SEE_OTHER);
+            res.insert_header(axum::http::header::LOCATION, to);
+        }
+    }
 }
 
 /// The shared state, inside a server function.

@@ -1,6 +1,9 @@
 //! `AppState`: what every handler, server function and session shares
 //! (ssr only). Cheap to clone: everything is behind `Arc`.
 
+use super::accounts::live::LiveConnections;
+use super::accounts::throttle::LoginThrottle;
+use super::accounts::Accounts;
 use super::broker::{Broker, ConnId};
 use super::config::Settings;
 use super::ephemeral::EphemeralLogs;
@@ -21,6 +24,11 @@ pub struct AppState {
     pub leptos: LeptosOptions,
     pub settings: Arc<Settings>,
     pub store: Arc<dyn Store>,
+    /// Users, sessions, tokens, memberships.
+    pub accounts: Arc<dyn Accounts>,
+    /// Live connections by credential, for revocations.
+    pub live: LiveConnections,
+    pub throttle: Arc<LoginThrottle>,
     /// Every topic's log, routed by kind.
     pub logs: Arc<Logs>,
     pub broker: Arc<dyn Broker>,
@@ -38,6 +46,7 @@ impl AppState {
         leptos: LeptosOptions,
         settings: Settings,
         store: Arc<dyn Store>,
+        accounts: Arc<dyn Accounts>,
         broker: Arc<dyn Broker>,
         shutdown: Shutdown,
         rules: Rules,
@@ -50,8 +59,11 @@ impl AppState {
         AppState {
             leptos,
             logs: Arc::new(Logs::new(store.clone(), ephemeral)),
-            settings: Arc::new(settings),
+            settings: Arc::new(settings.clone()),
             store,
+            accounts,
+            live: LiveConnections::default(),
+            throttle: Arc::new(LoginThrottle::new(&settings)),
             broker,
             shutdown,
             meters: Meters::new(),
@@ -59,6 +71,11 @@ impl AppState {
             limits,
             next_conn: Arc::new(AtomicU64::new(1)),
         }
+    }
+
+    /// The session cookie's name (`__Host-` prefixed on https sites).
+    pub fn session_cookie(&self) -> &'static str {
+        super::security::session_cookie_name(self.rules.https())
     }
 
     pub fn next_conn_id(&self) -> ConnId {

@@ -42,6 +42,9 @@ pub enum LinkStatus {
     /// The browser is offline, or many attempts failed in a row (still retrying),
     /// or the server ended the connection for good.
     Offline,
+    /// The server closed the connection because its session ended (logged
+    /// out, revoked, expired): not retried; sign in again.
+    SignedOut,
 }
 
 impl LinkStatus {
@@ -51,6 +54,7 @@ impl LinkStatus {
             LinkStatus::Live => "live",
             LinkStatus::Reconnecting => "reconnecting",
             LinkStatus::Offline => "offline",
+            LinkStatus::SignedOut => "signed out",
         }
     }
 }

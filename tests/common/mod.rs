@@ -24,6 +24,12 @@ pub const WAIT: Duration = Duration::from_secs(5);
 /// The metrics token test servers are started with.
 pub const METRICS_TOKEN: &str = "test-metrics-token";
 
+/// The password every test account gets.
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// The account test servers let hold the `publish` scope.
+pub const PUBLISHER: &str = "publisher";
+
 pub struct TestServer {
     pub addr: SocketAddr,
     pub shutdown: Shutdown,
@@ -39,6 +45,12 @@ pub fn settings(db: &std::path::Path) -> Settings {
         // tests scrape the public port with the token (`TestServer::metrics`).
         metrics_addr: String::new(),
         metrics_token: METRICS_TOKEN.into(),
+        publishers: vec![PUBLISHER.into()],
+        // Tests sign the same accounts in many times from one address; the
+        // throttle's own tests (tests/accounts.rs) set the defaults back.
+        login_burst: 10_000,
+        login_ip_burst: 10_000,
+        signups_per_hour: 10_000,
         ..Settings::default()
     }
 }
@@ -132,21 +144,54 @@ impl TestServer {
         }
     }
 
-    /// A cookie-keeping HTTP client that has chosen `name`.
+    /// A cookie-keeping HTTP client signed in as `name` (the account is
+    /// created with `PASSWORD` if it does not exist yet).
     pub async fn user(&self, name: &str) -> Http {
         let http = Http::new(self);
-        let r = http.post("set_display_name", &[("name", name)]).await;
-        assert_eq!(r.0, 200, "set name: {}", r.1);
+        let form = [("name", name), ("password", PASSWORD)];
+        let (status, body) = http.post("sign_up", &form).await;
+        if status == 409 {
+            let (status, body) = http.post("log_in", &form).await;
+            assert_eq!(status, 200, "log in {name}: {body}");
+        } else {
+            assert_eq!(status, 200, "sign up {name}: {body}");
+        }
         http
     }
 
+    /// An anonymous WebSocket.
     pub async fn ws(&self) -> Ws {
         Ws::connect(self, None, None).await.expect("ws connects")
     }
 
+    /// A WebSocket signed in as `name` (its session cookie, from `user`).
     pub async fn ws_as(&self, name: &str) -> Ws {
-        let cookie = format!("tandem_name={name}");
+        let http = self.user(name).await;
+        self.ws_for(&http).await
+    }
+
+    /// A WebSocket with the session cookie of `http`.
+    pub async fn ws_for(&self, http: &Http) -> Ws {
+        let cookie = http.cookie_header().expect("signed in");
         Ws::connect(self, Some(&self.origin()), Some(&cookie))
+            .await
+            .expect("ws connects")
+    }
+
+    /// A new access token of `name`'s account with these scopes
+    /// (`read,write,publish`); returns its secret.
+    pub async fn token(&self, name: &str, scopes: &str) -> String {
+        let http = self.user(name).await;
+        let (status, body) = http
+            .post("create_token", &[("label", "test"), ("scopes", scopes)])
+            .await;
+        assert_eq!(status, 200, "create token: {body}");
+        body["secret"].as_str().expect("secret").to_owned()
+    }
+
+    /// A WebSocket authenticated by a bearer token (no Origin, no cookie).
+    pub async fn ws_token(&self, token: &str) -> Ws {
+        Ws::connect_with(self, &[("authorization", &format!("Bearer {token}"))])
             .await
             .expect("ws connects")
     }
@@ -160,19 +205,31 @@ impl Drop for TestServer {
 
 pub struct Http {
     pub client: reqwest::Client,
+    pub jar: std::sync::Arc<reqwest::cookie::Jar>,
     base: String,
 }
 
 impl Http {
     pub fn new(server: &TestServer) -> Self {
+        let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
         Http {
             client: reqwest::Client::builder()
-                .cookie_store(true)
+                .cookie_provider(jar.clone())
                 .timeout(WAIT * 6)
                 .build()
                 .expect("client"),
+            jar,
             base: server.url("/api/"),
         }
+    }
+
+    /// The `Cookie` header this client sends (its session), if any.
+    pub fn cookie_header(&self) -> Option<String> {
+        use reqwest::cookie::CookieStore;
+        let url = self.base.parse().expect("url");
+        self.jar
+            .cookies(&url)
+            .map(|v| v.to_str().expect("ascii").to_owned())
     }
 
     /// GET a server function; returns (status, JSON body).
@@ -222,14 +279,25 @@ impl Ws {
         origin: Option<&str>,
         cookie: Option<&str>,
     ) -> Result<Ws, tokio_tungstenite::tungstenite::Error> {
-        let mut req = format!("ws://{}/ws", server.addr).into_client_request()?;
+        let mut headers = Vec::new();
         if let Some(o) = origin {
-            req.headers_mut()
-                .insert("origin", HeaderValue::from_str(o).expect("header"));
+            headers.push(("origin", o));
         }
         if let Some(c) = cookie {
+            headers.push(("cookie", c));
+        }
+        Self::connect_with(server, &headers).await
+    }
+
+    /// Connects with these upgrade headers; waits for `hello`.
+    pub async fn connect_with(
+        server: &TestServer,
+        headers: &[(&'static str, &str)],
+    ) -> Result<Ws, tokio_tungstenite::tungstenite::Error> {
+        let mut req = format!("ws://{}/ws", server.addr).into_client_request()?;
+        for (k, v) in headers {
             req.headers_mut()
-                .insert("cookie", HeaderValue::from_str(c).expect("header"));
+                .insert(*k, HeaderValue::from_str(v).expect("header"));
         }
         let (stream, _) = tokio_tungstenite::connect_async(req).await?;
         let mut ws = Ws { stream };

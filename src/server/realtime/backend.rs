@@ -4,6 +4,7 @@
 //! contract is tested without a database or a socket.
 
 use crate::error::AppError;
+use crate::server::accounts::{Access, Principal};
 use crate::model::Backfill;
 use crate::protocol::{Event, Tick, Topic, Version};
 use crate::server::logs::TopicLog;
@@ -25,12 +26,16 @@ pub trait Backend: Send + Sync + 'static {
     ) -> Result<Backfill, AppError>;
     /// See `TopicLog::latest`.
     async fn latest(&self, topic: Topic) -> Result<(Version, Option<Event>), AppError>;
-    /// Posts a chat message as `author` (see `chat::post_message`).
+    /// The authorization rule (see `accounts::authorize`).
+    async fn authorize(&self, who: &Principal, topic: Topic, access: Access)
+        -> Result<(), AppError>;
+    /// Posts a chat message as `who` (see `chat::post_message`, which
+    /// authorizes it).
     async fn post_message(
         &self,
+        who: &Principal,
         topic: Topic,
         client_id: Uuid,
-        author: Option<&str>,
         body: &str,
     ) -> Result<Event, AppError>;
     /// Publishes a tick (see `EphemeralLogs::publish_tick`).
@@ -56,14 +61,23 @@ impl Backend for AppState {
         self.logs.latest(topic).await
     }
 
+    async fn authorize(
+        &self,
+        who: &Principal,
+        topic: Topic,
+        access: Access,
+    ) -> Result<(), AppError> {
+        crate::server::accounts::authorize(self.accounts.as_ref(), who, topic, access).await
+    }
+
     async fn post_message(
         &self,
+        who: &Principal,
         topic: Topic,
         client_id: Uuid,
-        author: Option<&str>,
         body: &str,
     ) -> Result<Event, AppError> {
-        crate::server::chat::post_message(self, topic, client_id, author, body).await
+        crate::server::chat::post_message(self, who, topic, client_id, body).await
     }
 
     fn publish_tick(&self, topic: Topic, tick: Tick) -> Result<Event, AppError> {

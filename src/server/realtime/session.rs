@@ -40,6 +40,8 @@ use crate::protocol::{
     ClientFrame, CloseCode, ErrorCode, ErrorFrame, Event, Policy, ProtocolError, ServerFrame,
     Topic, Version, PROTOCOL_VERSION,
 };
+use crate::server::accounts::live::Kick;
+use crate::server::accounts::Principal;
 use crate::server::broker::{Broker, ConnId, Delivery, Outbox};
 use crate::server::config::Settings;
 use crate::server::limits::{Budget, Exceeded, Flood};
@@ -48,13 +50,20 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::time::{Duration, Instant};
 
-/// Who is on the other end, as the transport established it.
-#[derive(Clone, Debug, Default)]
+/// Who is on the other end, as the transport established it at the
+/// upgrade: the principal every request of the connection is authorized
+/// for (`accounts::authorize`).
+#[derive(Clone, Debug)]
 pub struct Peer {
-    /// The display name sends are posted under (`None`: sends are refused).
-    pub author: Option<String>,
-    /// Whether the connection presented the publish token.
-    pub may_publish: bool,
+    pub who: Principal,
+}
+
+impl Default for Peer {
+    fn default() -> Self {
+        Peer {
+            who: Principal::Anonymous,
+        }
+    }
 }
 
 /// What a session needs from the server.
@@ -154,11 +163,17 @@ impl Session {
         self.heard = now;
     }
 
-    /// The heartbeat timer fired: ping, or close a peer silent for too long.
+    /// The heartbeat timer fired: ping, or close a peer silent for too long,
+    /// or one whose session has expired.
     pub fn on_tick(&mut self, now: Instant, out: &mut Frames) -> Verdict {
         let silence = Duration::from_millis(self.services.settings.heartbeat_timeout_ms);
         if now.saturating_duration_since(self.heard) > silence {
             return Verdict::Close(CloseCode::HeartbeatTimeout, "heartbeat timeout");
+        }
+        if let Principal::Session { expires_at, .. } = self.peer.who {
+            if crate::server::store::now_ms() >= expires_at {
+                return Verdict::Close(CloseCode::Unauthenticated, "session expired");
+            }
         }
         frame::push(out, ServerFrame::Ping {});
         Verdict::Continue
@@ -203,7 +218,7 @@ impl Session {
                 client_id,
                 body,
             } => cmd::send::run(self, topic, client_id, body, out).await,
-            ClientFrame::Publish { topic, tick } => cmd::publish::run(self, topic, tick, out),
+            ClientFrame::Publish { topic, tick } => cmd::publish::run(self, topic, tick, out).await,
             ClientFrame::Ping {} => cmd::ping::ping(out),
             ClientFrame::Pong {} => cmd::ping::pong(),
         }
@@ -212,6 +227,25 @@ impl Session {
             Flood::Yes => {
                 crate::server::metrics::reject("flooding");
                 Verdict::Close(CloseCode::RateLimited, "too many requests")
+            }
+        }
+    }
+
+    /// A revocation reached this connection: its credentials ended (close
+    /// with 4401), or its account lost access to a topic (that subscription
+    /// ends with `error{not_found, topic}`, as if the topic did not exist).
+    pub fn on_kick(&mut self, kick: Kick, out: &mut Frames) -> Verdict {
+        match kick {
+            Kick::Credentials => {
+                Verdict::Close(CloseCode::Unauthenticated, "credentials revoked")
+            }
+            Kick::Topic(topic) => {
+                if self.subs.contains_key(&topic) {
+                    self.untrack(topic);
+                    let e = AppError::NotFound(topic.to_string().replace(':', " "));
+                    push_error(out, e.code(), e.to_string(), Some(topic));
+                }
+                Verdict::Continue
             }
         }
     }

@@ -6,7 +6,8 @@
 //! shape is unit-tested with an in-memory socket; what a frame *means* is
 //! `Session`'s business, not this file's.
 //!
-//! Task shape: one `select!` per step, `biased` in this order: shutdown, the
+//! Task shape: one `select!` per step, `biased` in this order: shutdown,
+//! revocations (`accounts::live`: a revoked credential closes with 4401), the
 //! heartbeat tick, the lag signal, the peer's frames, the next page of a
 //! catch-up, then deliveries. A busy topic (always-ready deliveries)
 //! therefore cannot starve pings, silence checks or shutdown, and a catch-up
@@ -26,7 +27,7 @@ use crate::protocol::{
     CloseCode, ErrorCode, ErrorFrame, ProtocolError, ServerFrame, MIN_PROTOCOL_VERSION,
 };
 use crate::server::broker::{Inbox, Outbox};
-use crate::server::security;
+use crate::server::accounts::{Auth, Principal};
 use crate::server::shutdown::Shutdown;
 use crate::server::state::AppState;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
@@ -37,7 +38,9 @@ use futures::{Sink, SinkExt, Stream, StreamExt};
 use serde::Deserialize;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::mpsc;
 use tokio::time::{timeout, Instant, Interval};
+use crate::server::accounts::live::Kick;
 
 /// Most deliveries taken from the outbox per step.
 const BATCH: usize = 64;
@@ -52,6 +55,7 @@ pub async fn upgrade(
     State(state): State<AppState>,
     ConnectInfo(remote): ConnectInfo<std::net::SocketAddr>,
     Query(params): Query<Params>,
+    auth: Option<axum::Extension<Auth>>,
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
@@ -84,10 +88,15 @@ pub async fn upgrade(
             return too_many(&exceeded);
         }
     };
-    let peer = Peer {
-        author: security::display_name(&headers),
-        may_publish: security::bearer_matches(&headers, &state.settings.publish_token),
+    let who = match auth.map(|axum::Extension(Auth(a))| a) {
+        Some(Ok(who)) => who,
+        Some(Err(e)) => {
+            crate::server::metrics::reject("bad_credentials");
+            return (StatusCode::UNAUTHORIZED, e.to_string()).into_response();
+        }
+        None => Principal::Anonymous,
     };
+    let peer = Peer { who };
     let max = state.settings.max_ws_message_bytes;
     ws.read_buffer_size(1024)
         .write_buffer_size(8 * 1024)
@@ -120,13 +129,17 @@ async fn serve(socket: WebSocket, state: AppState, peer: Peer) {
     let settings = state.settings.clone();
     let (outbox, inbox) =
         Outbox::counted(settings.outbox_capacity, Some(meters.dropped_full.clone()));
-    let session = Session::new(state.next_conn_id(), state.services(), peer, outbox.clone());
-    let conn_id = session.conn;
+    let conn_id = state.next_conn_id();
+    // Registered before the session starts: a revocation from now on
+    // reaches this connection.
+    let (_registration, kicks) = state.live.register(conn_id, &peer.who);
+    let session = Session::new(conn_id, state.services(), peer, outbox.clone());
     tracing::debug!(conn_id, "websocket open");
     let beat = Duration::from_millis(settings.heartbeat_interval_ms);
     let link = Link {
         inbox,
         outbox,
+        kicks,
         shutdown: state.shutdown.clone(),
         tick: tokio::time::interval_at(Instant::now() + beat, beat),
         limits: Limits::from_settings(&settings),
@@ -163,6 +176,8 @@ impl Limits {
 pub struct Link {
     pub inbox: Inbox,
     pub outbox: Arc<Outbox>,
+    /// Revocations concerning this connection (`accounts::live`).
+    pub kicks: mpsc::UnboundedReceiver<Kick>,
     pub shutdown: Shutdown,
     /// The heartbeat timer (its first tick is the first ping or silence check).
     pub tick: Interval,
@@ -193,6 +208,7 @@ where
         let verdict = tokio::select! {
             biased;
             _ = signal.wait() => return goodbye(&mut socket, link.limits).await,
+            Some(kick) = link.kicks.recv() => session.on_kick(kick, &mut out),
             _ = link.tick.tick() => session.on_tick(Instant::now(), &mut out),
             _ = link.outbox.lagged() => {
                 session.catch_up_lagged(&mut out).await;

@@ -59,6 +59,7 @@ struct Rig {
     shutdown: Shutdown,
     session: Session,
     link: Link,
+    kick: tokio::sync::mpsc::UnboundedSender<crate::server::accounts::live::Kick>,
 }
 
 struct NoBackend;
@@ -89,11 +90,19 @@ impl super::super::backend::Backend for NoBackend {
     {
         Ok((crate::protocol::Version::new(1, 0), None))
     }
+    async fn authorize(
+        &self,
+        _: &crate::server::accounts::Principal,
+        _: crate::protocol::Topic,
+        _: crate::server::accounts::Access,
+    ) -> Result<(), crate::error::AppError> {
+        Ok(())
+    }
     async fn post_message(
         &self,
+        _: &crate::server::accounts::Principal,
         _: crate::protocol::Topic,
         _: uuid::Uuid,
-        _: Option<&str>,
         _: &str,
     ) -> Result<crate::protocol::Event, crate::error::AppError> {
         Err(crate::error::AppError::Internal)
@@ -135,9 +144,11 @@ fn rig(stalled: bool, first_tick: Duration, outbox_capacity: usize) -> Rig {
     };
     let shutdown = Shutdown::default();
     let session = Session::new(1, services, Peer::default(), outbox.clone());
+    let (kick, kicks) = tokio::sync::mpsc::unbounded_channel();
     let link = Link {
         inbox,
         outbox,
+        kicks,
         shutdown: shutdown.clone(),
         tick: tokio::time::interval_at(Instant::now() + first_tick, Duration::from_millis(100)),
         limits: Limits::from_settings(&settings),
@@ -145,6 +156,7 @@ fn rig(stalled: bool, first_tick: Duration, outbox_capacity: usize) -> Rig {
     Rig {
         socket,
         peer,
+        kick,
         written,
         closed,
         broker,
@@ -251,4 +263,33 @@ async fn a_peer_close_is_answered_by_closing() {
         *closed.lock().unwrap(),
         "the socket was closed (the echo flushed)"
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_revoked_credential_closes_with_4401_before_pending_deliveries() {
+    let r = rig(false, Duration::from_secs(3600), 20_000);
+    let topic = crate::protocol::Topic::ticker("BUSY").unwrap();
+    let mut session = r.session;
+    session.subs.insert(topic, crate::protocol::Version::new(1, 0));
+    r.broker.subscribe(topic, 1, r.link.outbox.clone());
+    for seq in 1..=1000u64 {
+        let e = crate::protocol::Event {
+            topic,
+            version: crate::protocol::Version::new(1, seq),
+            data: crate::protocol::EventData::Tick(crate::protocol::Tick { price: 1.0, ts: 0 }),
+        };
+        r.broker
+            .publish(crate::server::broker::Delivery::new(&e).unwrap());
+    }
+    r.kick
+        .send(crate::server::accounts::live::Kick::Credentials)
+        .unwrap();
+    let end = drive(r.socket, session, r.link).await;
+    assert_eq!(end, "credentials revoked");
+    assert_eq!(close_code(&r.written), Some(4401));
+    let events = texts(&r.written)
+        .iter()
+        .filter(|t| t.contains(r#""type":"event""#))
+        .count();
+    assert!(events < 1000, "the revocation was read before the backlog ({events} events)");
 }

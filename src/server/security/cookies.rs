@@ -1,36 +1,44 @@
-//! Credentials carried by requests (ssr only): the display-name cookie
-//! (through the `cookie` crate) and the publish token (compared in constant
-//! time, without leaking its length).
+//! Credentials carried by requests (ssr only): the session cookie (through
+//! the `cookie` crate) and bearer tokens compared in constant time.
 
 use axum::http::{header, HeaderMap};
 use cookie::{Cookie, SameSite};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-/// Name of the cookie that keeps the display name.
-pub const NAME_COOKIE: &str = "tandem_name";
+/// The session cookie's name: with the `__Host-` prefix whenever the site is
+/// https (the browser then only accepts it `Secure`, for this host, on `/`).
+pub fn session_cookie_name(https: bool) -> &'static str {
+    if https {
+        "__Host-tandem_session"
+    } else {
+        "tandem_session"
+    }
+}
 
-/// The display name from the request's cookie, if set and valid.
-pub fn display_name(headers: &HeaderMap) -> Option<String> {
+/// The value of the first cookie named `name` across all `Cookie` headers.
+pub fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(Cookie::split_parse_encoded)
         .filter_map(Result::ok)
-        .find(|c| c.name() == NAME_COOKIE)
-        .and_then(|c| super::super::validate::display_name(c.value()).ok())
+        .find(|c| c.name() == name)
+        .map(|c| c.value().to_owned())
+        .filter(|v| !v.is_empty())
 }
 
-/// The `Set-Cookie` value that stores `name` (already validated) for a
-/// year; `Secure` when the site is served over HTTPS.
-pub fn name_cookie(name: &str, secure: bool) -> String {
-    Cookie::build((NAME_COOKIE, name))
+/// The `Set-Cookie` value that keeps a session secret for `max_age_secs`:
+/// `HttpOnly`, `SameSite=Lax`, `Path=/`, and `Secure` (with the `__Host-`
+/// name) when the site is https. `max_age_secs = 0` clears it.
+pub fn session_cookie(secret: &str, https: bool, max_age_secs: i64) -> String {
+    Cookie::build((session_cookie_name(https), secret))
         .path("/")
-        .max_age(cookie::time::Duration::days(365))
+        .max_age(cookie::time::Duration::seconds(max_age_secs))
         .same_site(SameSite::Lax)
         .http_only(true)
-        .secure(secure)
+        .secure(https)
         .build()
         .encoded()
         .to_string()
@@ -79,22 +87,16 @@ mod tests {
     }
 
     #[test]
-    fn name_cookie_round_trips() {
-        for name in ["Ada", "Zoë Li", "a;b=c", "%41", "\"quoted\""] {
-            let set = name_cookie(name, false);
-            assert!(
-                set.contains("HttpOnly") && set.contains("SameSite=Lax") && !set.contains("Secure")
-            );
-            let value = set.split(';').next().unwrap();
-            let h = headers(&[("cookie", &format!("other=1; {value}; x=y"))]);
-            assert_eq!(display_name(&h).as_deref(), Some(name), "{set}");
-        }
-        assert!(name_cookie("a", true).contains("Secure"));
-        assert_eq!(
-            display_name(&headers(&[("cookie", "tandem_name=%ZZ")])).as_deref(),
-            Some("%ZZ"),
-            "an invalid escape is kept as written"
-        );
-        assert_eq!(display_name(&headers(&[("cookie", "tandem_name=")])), None);
+    fn session_cookies() {
+        let set = session_cookie("abc", false, 60);
+        assert!(set.starts_with("tandem_session=abc"), "{set}");
+        assert!(set.contains("HttpOnly") && set.contains("SameSite=Lax") && set.contains("Path=/"));
+        assert!(!set.contains("Secure"));
+        let secure = session_cookie("abc", true, 60);
+        assert!(secure.starts_with("__Host-tandem_session=abc") && secure.contains("Secure"));
+        assert!(!secure.contains("Domain"), "__Host- cookies have no Domain");
+        let h = headers(&[("cookie", "a=1; tandem_session=xyz"), ("cookie", "tandem_session=later")]);
+        assert_eq!(cookie_value(&h, "tandem_session").as_deref(), Some("xyz"));
+        assert_eq!(cookie_value(&headers(&[("cookie", "tandem_session=")]), "tandem_session"), None);
     }
 }

@@ -8,7 +8,7 @@ mod cookies;
 mod headers;
 mod origin;
 
-pub use cookies::{bearer_matches, display_name, name_cookie, NAME_COOKIE};
+pub use cookies::{bearer_matches, cookie_value, session_cookie, session_cookie_name};
 pub use headers::{apply as apply_headers, csp, set_page_csp};
 pub use origin::{Origin, Refusal, Rules, RulesError};
 
@@ -33,7 +33,8 @@ pub fn refused(refusal: Refusal) -> Response {
 }
 
 /// Middleware, for every request: the Host rule; the Origin rule for
-/// state-changing requests; and no redirect to another site. (Leptos
+/// state-changing requests (except those with a bearer token); and no
+/// redirect to another site. (Leptos
 /// answers a plain form post, one that accepts HTML, with a redirect to its
 /// `Referer`: a `Referer` that is not one of our pages is dropped, so the
 /// redirect goes to `/`.)
@@ -43,7 +44,11 @@ pub async fn guard(State(state): State<AppState>, mut req: Request, next: Next) 
         return refused(r);
     }
     let changes_state = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
-    if changes_state {
+    // A bearer token is not an ambient credential (a page cannot make a
+    // browser send one to another site), so such requests are exempt from
+    // the Origin rule; they never act on the request's cookies.
+    let bearer = super::accounts::bearer(req.headers()).is_some();
+    if changes_state && !bearer {
         if let Err(r) = state.rules.check_origin(req.headers()) {
             tracing::warn!(path = %req.uri().path(), "cross-origin request refused");
             return refused(r);

@@ -26,6 +26,7 @@ pub use hooks::{CommitGate, Hooks};
 pub use sqlite::SqliteStore;
 
 use crate::model::{Backfill, Room, RoomList, Snapshot};
+use crate::server::accounts::{Accounts, SqliteAccounts, SYSTEM_USER};
 use crate::protocol::{Event, EventData, Topic, Version};
 use async_trait::async_trait;
 use std::sync::Arc;
@@ -85,10 +86,19 @@ impl Feed {
 
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
-    /// Up to `limit` rooms with an id above `after` (from the first if `None`).
-    async fn list_rooms(&self, after: Option<i64>, limit: u32) -> Result<RoomList, StoreError>;
-    /// Creates a room and its topic. Names are unique, ignoring case.
-    async fn create_room(&self, name: &str) -> Result<Room, StoreError>;
+    /// Up to `limit` rooms with an id above `after` (from the first if
+    /// `None`) that `viewer` may see: public rooms, and private rooms the
+    /// viewer is a member of.
+    async fn list_rooms(
+        &self,
+        after: Option<i64>,
+        limit: u32,
+        viewer: Option<i64>,
+    ) -> Result<RoomList, StoreError>;
+    /// Creates a room owned by `owner_id`, and its topic; a private room
+    /// gets its owner as first member. Names are unique, by `name_key`.
+    async fn create_room(&self, name: &str, owner_id: i64, private: bool)
+        -> Result<Room, StoreError>;
     async fn room(&self, id: i64) -> Result<Room, StoreError>;
     /// Persists an event, assigns its version and emits it on the feed (see
     /// the module contract).
@@ -115,13 +125,21 @@ pub trait Store: Send + Sync + 'static {
     async fn close(&self);
 }
 
+/// What `open` returns: the store, the accounts on the same database, and
+/// the store's commit feed.
+pub type Opened = (Arc<dyn Store>, Arc<dyn Accounts>, Feed);
+
 /// Opens the store named by `url`, creating and migrating it as needed, and
-/// returns it with its feed. Every operation's latency is recorded
-/// (`tandem_store_seconds`).
-pub async fn open(url: &str, hooks: Hooks) -> Result<(Arc<dyn Store>, Feed), StoreError> {
+/// returns it with its accounts and feed. Every store operation's latency is
+/// recorded (`tandem_store_seconds`).
+pub async fn open(url: &str, hooks: Hooks) -> Result<Opened, StoreError> {
     if url.starts_with("sqlite:") {
-        let (store, feed) = SqliteStore::open(url, hooks).await?;
-        Ok((Arc::new(Timed(store)), feed))
+        let (store, pool, feed) = SqliteStore::open(url, hooks).await?;
+        Ok((
+            Arc::new(Timed(store)),
+            Arc::new(SqliteAccounts::new(pool)),
+            feed,
+        ))
     } else {
         Err(StoreError::UnsupportedUrl(url.to_owned()))
     }
@@ -139,11 +157,21 @@ async fn timed<T>(op: &'static str, f: impl std::future::Future<Output = T>) -> 
 
 #[async_trait]
 impl<S: Store> Store for Timed<S> {
-    async fn list_rooms(&self, after: Option<i64>, limit: u32) -> Result<RoomList, StoreError> {
-        timed("list_rooms", self.0.list_rooms(after, limit)).await
+    async fn list_rooms(
+        &self,
+        after: Option<i64>,
+        limit: u32,
+        viewer: Option<i64>,
+    ) -> Result<RoomList, StoreError> {
+        timed("list_rooms", self.0.list_rooms(after, limit, viewer)).await
     }
-    async fn create_room(&self, name: &str) -> Result<Room, StoreError> {
-        timed("create_room", self.0.create_room(name)).await
+    async fn create_room(
+        &self,
+        name: &str,
+        owner_id: i64,
+        private: bool,
+    ) -> Result<Room, StoreError> {
+        timed("create_room", self.0.create_room(name, owner_id, private)).await
     }
     async fn room(&self, id: i64) -> Result<Room, StoreError> {
         timed("room", self.0.room(id)).await
@@ -177,7 +205,7 @@ impl<S: Store> Store for Timed<S> {
 
 /// Fills an empty database with two demo rooms and a few messages.
 pub async fn seed_demo(store: &dyn Store) -> Result<bool, StoreError> {
-    if !store.list_rooms(None, 1).await?.rooms.is_empty() {
+    if !store.list_rooms(None, 1, None).await?.rooms.is_empty() {
         return Ok(false);
     }
     let now = now_ms();
@@ -202,7 +230,7 @@ pub async fn seed_demo(store: &dyn Store) -> Result<bool, StoreError> {
         ),
     ];
     for (name, messages) in rooms {
-        let room = store.create_room(name).await?;
+        let room = store.create_room(name, SYSTEM_USER, false).await?;
         for (i, (author, body)) in messages.iter().enumerate() {
             let data = EventData::Message(crate::protocol::ChatMessage {
                 client_id: uuid::Uuid::from_u128(((room.id as u128) << 64) | i as u128),

@@ -37,7 +37,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 impl SqliteStore {
     /// Opens (creating if missing) and migrates the database at `url`, and
     /// starts its writer.
-    pub async fn open(url: &str, hooks: Hooks) -> Result<(Self, Feed), StoreError> {
+    pub async fn open(url: &str, hooks: Hooks) -> Result<(Self, SqlitePool, Feed), StoreError> {
         let options = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
@@ -50,16 +50,17 @@ impl SqliteStore {
             .connect_with(options)
             .await?;
         MIGRATOR.run(&pool).await?;
-        rekey_rooms(&pool).await?;
+        rekey(&pool, "rooms").await?;
+        rekey(&pool, "users").await?;
         let (writes, queue) = mpsc::channel(WRITE_QUEUE);
         let (feed_tx, feed_rx) = mpsc::channel(FEED_QUEUE);
         let writer = tokio::spawn(writer::run(pool.clone(), queue, feed_tx, hooks));
         let store = SqliteStore {
-            pool,
+            pool: pool.clone(),
             writes: Mutex::new(Some(writes)),
             writer: tokio::sync::Mutex::new(Some(writer)),
         };
-        Ok((store, Feed(feed_rx)))
+        Ok((store, pool, Feed(feed_rx)))
     }
 }
 
@@ -97,11 +98,11 @@ where
     ))
 }
 
-/// Brings every room's uniqueness key up to the current rule
-/// (`validate::name_key`), for databases written under an older one. A room
+/// Brings every room's (or account's) uniqueness key up to the current rule
+/// (`validate::name_key`), for databases written under an older one. A name
 /// whose new key is taken already keeps its old key (and is logged).
-async fn rekey_rooms(pool: &SqlitePool) -> Result<(), StoreError> {
-    let rows = sqlx::query("SELECT id, name, name_key FROM rooms")
+async fn rekey(pool: &SqlitePool, table: &'static str) -> Result<(), StoreError> {
+    let rows = sqlx::query(&format!("SELECT id, name, name_key FROM {table}"))
         .fetch_all(pool)
         .await?;
     for row in rows {
@@ -110,7 +111,7 @@ async fn rekey_rooms(pool: &SqlitePool) -> Result<(), StoreError> {
         if fresh == key {
             continue;
         }
-        let updated = sqlx::query("UPDATE rooms SET name_key = ? WHERE id = ?")
+        let updated = sqlx::query(&format!("UPDATE {table} SET name_key = ? WHERE id = ?"))
             .bind(&fresh)
             .bind(id)
             .execute(pool)
@@ -118,7 +119,7 @@ async fn rekey_rooms(pool: &SqlitePool) -> Result<(), StoreError> {
         match updated {
             Ok(_) => {}
             Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-                tracing::warn!(room = id, name = %name, "a room looks like another; keeping its old key");
+                tracing::warn!(table, id, name = %name, "a name looks like another; keeping its old key");
             }
             Err(e) => return Err(e.into()),
         }
@@ -131,17 +132,27 @@ fn room_from(row: &sqlx::sqlite::SqliteRow) -> Room {
         id: row.get("id"),
         name: row.get("name"),
         created_at: row.get("created_at"),
+        owner_id: row.get("owner_id"),
+        private: row.get::<i64, _>("private") != 0,
     }
 }
 
 #[async_trait]
 impl Store for SqliteStore {
-    async fn list_rooms(&self, after: Option<i64>, limit: u32) -> Result<RoomList, StoreError> {
+    async fn list_rooms(
+        &self,
+        after: Option<i64>,
+        limit: u32,
+        viewer: Option<i64>,
+    ) -> Result<RoomList, StoreError> {
         let rows = sqlx::query(
-            "SELECT r.id, r.name, r.created_at, t.head FROM rooms r \
-             JOIN topics t ON t.name = 'room:' || r.id WHERE r.id > ? ORDER BY r.id LIMIT ?",
+            "SELECT r.id, r.name, r.created_at, r.owner_id, r.private, t.head FROM rooms r \
+             JOIN topics t ON t.name = 'room:' || r.id WHERE r.id > ? \
+             AND (r.private = 0 OR EXISTS (SELECT 1 FROM members m WHERE m.room_id = r.id AND m.user_id = ?)) \
+             ORDER BY r.id LIMIT ?",
         )
         .bind(after.unwrap_or(0))
+        .bind(viewer.unwrap_or(0))
         .bind(limit as i64 + 1)
         .fetch_all(&self.pool)
         .await?;
@@ -161,15 +172,17 @@ impl Store for SqliteStore {
         Ok(RoomList { rooms, next })
     }
 
-    async fn create_room(&self, name: &str) -> Result<Room, StoreError> {
+    async fn create_room(&self, name: &str, owner_id: i64, private: bool) -> Result<Room, StoreError> {
         let now = now_ms();
         let mut tx = self.pool.begin().await?;
         let inserted = sqlx::query(
-            "INSERT INTO rooms (name, name_key, created_at) VALUES (?, ?, ?) RETURNING id",
+            "INSERT INTO rooms (name, name_key, created_at, owner_id, private) VALUES (?, ?, ?, ?, ?) RETURNING id",
         )
         .bind(name)
         .bind(crate::server::validate::name_key(name))
         .bind(now)
+        .bind(owner_id)
+        .bind(private as i64)
         .fetch_one(&mut *tx)
         .await;
         let id: i64 = match inserted {
@@ -187,16 +200,28 @@ impl Store for SqliteStore {
             .bind(now)
             .execute(&mut *tx)
             .await?;
+        if private {
+            sqlx::query("INSERT INTO members (room_id, user_id, added_at) VALUES (?, ?, ?)")
+                .bind(id)
+                .bind(owner_id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+        }
         tx.commit().await?;
         Ok(Room {
             id,
             name: name.to_owned(),
             created_at: now,
+            owner_id,
+            private,
         })
     }
 
     async fn room(&self, id: i64) -> Result<Room, StoreError> {
-        let row = sqlx::query("SELECT id, name, created_at FROM rooms WHERE id = ?")
+        let row = sqlx::query(
+            "SELECT id, name, created_at, owner_id, private FROM rooms WHERE id = ?",
+        )
             .bind(id)
             .fetch_optional(&self.pool)
             .await?

@@ -19,7 +19,7 @@ fn msg(id: u128, body: &str) -> EventData {
 async fn store_with(hooks: Hooks) -> (SqliteStore, Feed, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("t.db").display());
-    let (store, feed) = SqliteStore::open(&url, hooks).await.unwrap();
+    let (store, _pool, feed) = SqliteStore::open(&url, hooks).await.unwrap();
     (store, feed, dir)
 }
 
@@ -41,7 +41,7 @@ async fn gated() -> (
     })
     .await;
     let s = Arc::new(s);
-    let topic = Topic::room(s.create_room("r").await.unwrap().id);
+    let topic = Topic::room(s.create_room("r", 1, false).await.unwrap().id);
     (s, feed, gate, topic, dir)
 }
 
@@ -70,7 +70,7 @@ fn seqs(events: &[Event]) -> Vec<u64> {
 #[tokio::test]
 async fn appends_are_gapless_idempotent_and_on_the_feed_once() {
     let (s, mut feed, _d) = store().await;
-    let topic = Topic::room(s.create_room("Lobby").await.unwrap().id);
+    let topic = Topic::room(s.create_room("Lobby", 1, false).await.unwrap().id);
     let a = s.append(topic, msg(1, "a")).await.unwrap();
     let b = s.append(topic, msg(2, "b")).await.unwrap();
     assert_eq!((a.event.version.seq, b.event.version.seq), (1, 2));
@@ -97,7 +97,7 @@ async fn appends_are_gapless_idempotent_and_on_the_feed_once() {
 async fn concurrent_appends_get_distinct_gapless_seqs_fed_in_commit_order() {
     let (s, mut feed, _d) = store().await;
     let s = Arc::new(s);
-    let topic = Topic::room(s.create_room("busy").await.unwrap().id);
+    let topic = Topic::room(s.create_room("busy", 1, false).await.unwrap().id);
     let tasks: Vec<_> = (0..40u128)
         .map(|i| {
             let s = s.clone();
@@ -170,7 +170,7 @@ async fn a_refused_append_does_not_fail_its_batch() {
 #[tokio::test]
 async fn pages_and_since() {
     let (s, _feed, _d) = store().await;
-    let topic = Topic::room(s.create_room("r").await.unwrap().id);
+    let topic = Topic::room(s.create_room("r", 1, false).await.unwrap().id);
     for i in 1..=5 {
         s.append(topic, msg(i, "m")).await.unwrap();
     }
@@ -207,9 +207,9 @@ async fn pages_and_since() {
 #[tokio::test]
 async fn room_names_are_unique_ignoring_case_and_missing_things_are_not_found() {
     let (s, _feed, _d) = store().await;
-    s.create_room("Lobby").await.unwrap();
+    s.create_room("Lobby", 1, false).await.unwrap();
     assert!(matches!(
-        s.create_room("lobby").await,
+        s.create_room("lobby", 1, false).await,
         Err(StoreError::Conflict(_))
     ));
     assert!(matches!(s.room(999).await, Err(StoreError::NotFound(_))));
@@ -227,23 +227,23 @@ async fn room_names_are_unique_ignoring_case_and_missing_things_are_not_found() 
 async fn data_survives_reopen_seed_runs_once_and_a_closed_store_refuses_writes() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("t.db").display());
-    let (s, _feed) = SqliteStore::open(&url, Hooks::default()).await.unwrap();
+    let (s, _pool, _feed) = SqliteStore::open(&url, Hooks::default()).await.unwrap();
     assert!(seed_demo(&s).await.unwrap());
-    let before = s.list_rooms(None, 10).await.unwrap().rooms;
+    let before = s.list_rooms(None, 10, None).await.unwrap().rooms;
     s.close().await;
     assert!(matches!(
         s.append(Topic::room(1), msg(77, "late")).await,
         Err(StoreError::Closed)
     ));
-    let (s, _feed) = SqliteStore::open(&url, Hooks::default()).await.unwrap();
+    let (s, _pool, _feed) = SqliteStore::open(&url, Hooks::default()).await.unwrap();
     assert!(!seed_demo(&s).await.unwrap());
-    assert_eq!(s.list_rooms(None, 10).await.unwrap().rooms, before);
-    let first = s.list_rooms(None, 1).await.unwrap();
+    assert_eq!(s.list_rooms(None, 10, None).await.unwrap().rooms, before);
+    let first = s.list_rooms(None, 1, None).await.unwrap();
     assert_eq!(
         (first.rooms.len(), first.next),
         (1, Some(before[0].room.id))
     );
-    let second = s.list_rooms(first.next, 1).await.unwrap();
+    let second = s.list_rooms(first.next, 1, None).await.unwrap();
     assert_eq!(
         (second.rooms[0].room.id, second.next),
         (before[1].room.id, None)
@@ -254,7 +254,7 @@ async fn data_survives_reopen_seed_runs_once_and_a_closed_store_refuses_writes()
 #[tokio::test]
 async fn pages_are_bounded_in_bytes_too() {
     let (s, _feed, _d) = store().await;
-    let topic = Topic::room(s.create_room("long").await.unwrap().id);
+    let topic = Topic::room(s.create_room("long", 1, false).await.unwrap().id);
     let long = "x".repeat(1000);
     for i in 1..=10 {
         s.append(topic, msg(i, &long)).await.unwrap();

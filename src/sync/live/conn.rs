@@ -33,6 +33,8 @@ enum Outcome {
     Now,
     /// The server closed for good (terminal close code).
     Stop,
+    /// The connection's credentials ended (4401): sign in again.
+    SignedOut,
 }
 
 pub(super) async fn run(inner: Rc<Inner>, mut woken: mpsc::UnboundedReceiver<Wake>) {
@@ -48,6 +50,10 @@ pub(super) async fn run(inner: Rc<Inner>, mut woken: mpsc::UnboundedReceiver<Wak
         let delay = match outcome {
             Outcome::Stop => {
                 inner.status.try_set(LinkStatus::Offline);
+                return;
+            }
+            Outcome::SignedOut => {
+                inner.status.try_set(LinkStatus::SignedOut);
                 return;
             }
             Outcome::Now => 0,
@@ -167,7 +173,9 @@ async fn connect_once(
 }
 
 fn closed(code: u16) -> Outcome {
-    if CloseCode::should_reconnect(code) {
+    if code == CloseCode::Unauthenticated as u16 {
+        Outcome::SignedOut
+    } else if CloseCode::should_reconnect(code) {
         Outcome::Retry { window_ms: None }
     } else {
         Outcome::Stop

@@ -1,4 +1,5 @@
-//! `send`: post a chat message under the connection's display name.
+//! `send`: post a chat message as the connection's account (authorized by
+//! the service: `write`).
 //! Answered by `ack` (the stored event, or the original for a retried
 //! `client_id`) or `error` carrying the same `client_id`. The event reaches
 //! subscribers through the store's feed, not from here.
@@ -20,7 +21,7 @@ pub async fn run(
     }
     let backend = session.services.backend.clone();
     let sent = backend
-        .post_message(topic, client_id, session.peer.author.as_deref(), &body)
+        .post_message(&session.peer.who, topic, client_id, &body)
         .await;
     frame::push(
         out,

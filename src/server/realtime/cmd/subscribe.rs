@@ -1,5 +1,7 @@
 //! `subscribe`: start (or restart) a topic from the client's version.
 //!
+//! Asks the authorization rule first (`read`): a refusal is an `error` with
+//! the topic (`not_found` for a private room, whether or not it exists).
 //! Registers with the broker first, then reads the log, so nothing committed
 //! in between is missed. Answers with the events the client lacks (by the
 //! topic's policy; for a lossless topic one page now, the rest page by page
@@ -7,6 +9,7 @@
 //! topic is then not subscribed, even if it was before).
 
 use crate::protocol::{ErrorCode, Topic, Version};
+use crate::server::accounts::Access;
 use crate::server::realtime::frame::{self, Frames};
 use crate::server::realtime::session::{
     limit_error, push_error, push_subscribed, CatchUp, Finish, Session,
@@ -25,6 +28,13 @@ pub async fn run(session: &mut Session, topic: Topic, since: Option<Version>, ou
             session.untrack(topic);
             return frame::push(out, limit_error(&exceeded, Some(topic), None));
         }
+    }
+    let backend = session.services.backend.clone();
+    let allowed = backend.authorize(&session.peer.who, topic, Access::Read).await;
+    if let Err(e) = allowed {
+        // Refused: not subscribed now, even if it was before.
+        session.untrack(topic);
+        return push_error(out, e.code(), e.to_string(), Some(topic));
     }
     session.register(topic);
     // A resubscription restarts any catch-up in progress.

@@ -121,11 +121,20 @@ impl Backend for Fake {
         Ok((self.head_of(topic), newest))
     }
 
+    async fn authorize(
+        &self,
+        _who: &crate::server::accounts::Principal,
+        _topic: Topic,
+        _access: crate::server::accounts::Access,
+    ) -> Result<(), AppError> {
+        Ok(())
+    }
+
     async fn post_message(
         &self,
+        _who: &crate::server::accounts::Principal,
         _topic: Topic,
         _client_id: Uuid,
-        _author: Option<&str>,
         _body: &str,
     ) -> Result<Event, AppError> {
         Err(AppError::Internal)

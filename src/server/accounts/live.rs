@@ -1,0 +1,202 @@
+//! Live connections by credential (ssr only): what lets a revocation reach
+//! the connections it concerns, at once, and only those.
+//!
+//! Every live connection registers its principal (`register`) and keeps the
+//! returned `Registration`; dropping it unregisters. Revoking a session or a
+//! token, logging out everywhere, or removing an account from a private
+//! room sends a `Kick` to exactly the connections it concerns; the
+//! transport's task reads kicks before anything but shutdown.
+//!
+//! In-process: with several instances (PostgreSQL, later) the same calls
+//! arrive through LISTEN/NOTIFY. Each connection's kick queue is unbounded
+//! but only revocations fill it, and a credential revocation ends the
+//! connection.
+
+use super::Principal;
+use crate::protocol::Topic;
+use crate::server::broker::ConnId;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use tokio::sync::mpsc;
+
+/// What a revocation asks of one connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kick {
+    /// Its credentials ended: close with 4401.
+    Credentials,
+    /// Its account lost access to this topic: end that subscription.
+    Topic(Topic),
+}
+
+#[derive(Default)]
+struct Registry {
+    conns: HashMap<ConnId, mpsc::UnboundedSender<Kick>>,
+    sessions: HashMap<i64, HashSet<ConnId>>,
+    tokens: HashMap<i64, HashSet<ConnId>>,
+    users: HashMap<i64, HashSet<ConnId>>,
+}
+
+#[derive(Default, Clone)]
+pub struct LiveConnections {
+    inner: Arc<Mutex<Registry>>,
+}
+
+/// Unregisters its connection when dropped.
+pub struct Registration {
+    conn: ConnId,
+    who: Principal,
+    live: LiveConnections,
+}
+
+fn remove(map: &mut HashMap<i64, HashSet<ConnId>>, key: i64, conn: ConnId) {
+    if let Some(set) = map.get_mut(&key) {
+        set.remove(&conn);
+        if set.is_empty() {
+            map.remove(&key);
+        }
+    }
+}
+
+impl LiveConnections {
+    /// Registers connection `conn` acting for `who`; its kicks arrive on the
+    /// returned receiver.
+    pub fn register(
+        &self,
+        conn: ConnId,
+        who: &Principal,
+    ) -> (Registration, mpsc::UnboundedReceiver<Kick>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        if let Ok(mut r) = self.inner.lock() {
+            r.conns.insert(conn, tx);
+            match who {
+                Principal::Anonymous => {}
+                Principal::Session {
+                    user, session_id, ..
+                } => {
+                    r.sessions.entry(*session_id).or_default().insert(conn);
+                    r.users.entry(user.id).or_default().insert(conn);
+                }
+                Principal::Token { user, token_id, .. } => {
+                    r.tokens.entry(*token_id).or_default().insert(conn);
+                    r.users.entry(user.id).or_default().insert(conn);
+                }
+            }
+        }
+        let registration = Registration {
+            conn,
+            who: who.clone(),
+            live: self.clone(),
+        };
+        (registration, rx)
+    }
+
+    fn kick(&self, pick: impl FnOnce(&Registry) -> Vec<ConnId>, kick: Kick) -> usize {
+        let Ok(r) = self.inner.lock() else { return 0 };
+        let conns = pick(&r);
+        for conn in &conns {
+            if let Some(tx) = r.conns.get(conn) {
+                let _ = tx.send(kick);
+            }
+        }
+        conns.len()
+    }
+
+    fn in_set(map: &HashMap<i64, HashSet<ConnId>>, key: i64) -> Vec<ConnId> {
+        map.get(&key).map(|s| s.iter().copied().collect()).unwrap_or_default()
+    }
+
+    /// Closes the connections of these sessions; how many.
+    pub fn revoke_sessions(&self, ids: &[i64]) -> usize {
+        self.kick(
+            |r| ids.iter().flat_map(|id| Self::in_set(&r.sessions, *id)).collect(),
+            Kick::Credentials,
+        )
+    }
+
+    /// Closes the connections of this token; how many.
+    pub fn revoke_token(&self, id: i64) -> usize {
+        self.kick(|r| Self::in_set(&r.tokens, id), Kick::Credentials)
+    }
+
+    /// Ends the account's subscriptions to `topic`, on every connection
+    /// (sessions and tokens); how many connections.
+    pub fn lost_access(&self, user_id: i64, topic: Topic) -> usize {
+        self.kick(|r| Self::in_set(&r.users, user_id), Kick::Topic(topic))
+    }
+
+    /// Connections registered (for tests and metrics).
+    pub fn len(&self) -> usize {
+        self.inner.lock().map(|r| r.conns.len()).unwrap_or(0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        let Ok(mut r) = self.live.inner.lock() else { return };
+        r.conns.remove(&self.conn);
+        match &self.who {
+            Principal::Anonymous => {}
+            Principal::Session {
+                user, session_id, ..
+            } => {
+                remove(&mut r.sessions, *session_id, self.conn);
+                remove(&mut r.users, user.id, self.conn);
+            }
+            Principal::Token { user, token_id, .. } => {
+                remove(&mut r.tokens, *token_id, self.conn);
+                remove(&mut r.users, user.id, self.conn);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::accounts::{Scopes, User};
+
+    fn session(user: i64, id: i64) -> Principal {
+        Principal::Session {
+            user: User {
+                id: user,
+                name: format!("u{user}"),
+            },
+            session_id: id,
+            expires_at: i64::MAX,
+        }
+    }
+
+    #[test]
+    fn kicks_reach_exactly_the_concerned_connections() {
+        let live = LiveConnections::default();
+        let (_a, mut ra) = live.register(1, &session(7, 100));
+        let (_b, mut rb) = live.register(2, &session(7, 101));
+        let token = Principal::Token {
+            user: User {
+                id: 7,
+                name: "u7".into(),
+            },
+            token_id: 5,
+            scopes: Scopes::ALL,
+        };
+        let (_c, mut rc) = live.register(3, &token);
+        let (_d, mut rd) = live.register(4, &session(8, 102));
+        let (_e, mut re) = live.register(5, &Principal::Anonymous);
+        assert_eq!(live.revoke_sessions(&[100]), 1);
+        assert_eq!(ra.try_recv(), Ok(Kick::Credentials));
+        assert!(rb.try_recv().is_err() && rc.try_recv().is_err());
+        assert_eq!(live.revoke_token(5), 1);
+        assert_eq!(rc.try_recv(), Ok(Kick::Credentials));
+        let topic = Topic::room(3);
+        assert_eq!(live.lost_access(7, topic), 3);
+        assert_eq!(rb.try_recv(), Ok(Kick::Topic(topic)));
+        assert!(rd.try_recv().is_err() && re.try_recv().is_err());
+        drop(_b);
+        assert_eq!(live.revoke_sessions(&[101]), 0, "unregistered on drop");
+        assert_eq!(live.len(), 4);
+    }
+}
