@@ -13,7 +13,6 @@ SERVER_CPU="${SERVER_CPU:-0}"
 LOAD_CPU="${LOAD_CPU:-1}"
 TANDEM_PORT=3300
 SIO_PORT=3301
-TOKEN="bench-$RANDOM$RANDOM"
 ulimit -n "$(ulimit -Hn)"  # as high as allowed (20,000 idle connections need ~20k fds per side)
 log() { printf '\033[1m[bench]\033[0m %s\n' "$*" >&2; }
 
@@ -44,7 +43,7 @@ start_tandem() {
   TANDEM_MESSAGES_PER_SECOND=10000000 TANDEM_MESSAGES_BURST=10000000 \
   TANDEM_CONNECTS_PER_MINUTE=10000000 TANDEM_MAX_WS_CONNECTIONS=100000 \
   TANDEM_MAX_WS_CONNECTIONS_PER_IP=100000 TANDEM_RESUMES_BURST=10000000 \
-  TANDEM_DATABASE_URL="sqlite://$work/bench.db" TANDEM_PUBLISH_TOKEN="$TOKEN" \
+  TANDEM_DATABASE_URL="sqlite://$work/bench.db" TANDEM_PUBLISHERS='["bench"]' TANDEM_LOGIN_BURST=1000 \
     TANDEM_MAX_SUBSCRIPTIONS=8 TANDEM_SEED_DEMO_DATA=true RUST_LOG=warn \
     LEPTOS_SITE_ADDR="127.0.0.1:$TANDEM_PORT" LEPTOS_SITE_ROOT=target/site \
     taskset -c "$SERVER_CPU" target/release/tandem >"$work/tandem.log" 2>&1 &
@@ -66,7 +65,7 @@ run() {
   if [ "$server" = tandem ]; then target="127.0.0.1:$TANDEM_PORT"; pid=$TANDEM_PID; else target="127.0.0.1:$SIO_PORT"; pid=$SIO_PID; fi
   log "$label on $server"
   if timeout 600 taskset -c "$LOAD_CPU" target/release/tandem-load "$@" --target "$target" \
-       --token "$TOKEN" --server-pid "$pid" --label "$label" --json "$work/one.json" >/dev/null; then
+       --server-pid "$pid" --label "$label" --json "$work/one.json" >/dev/null; then
     python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); d["server_name"]=sys.argv[2]; print(json.dumps(d))' \
       "$work/one.json" "$server" >> "$work/runs.jsonl"
   else

@@ -28,7 +28,8 @@ async fn alive(ws: &mut Ws, who: &str) {
 }
 
 async fn subscribe(ws: &mut Ws, topic: Topic) -> ServerFrame {
-    ws.send(&ClientFrame::Subscribe { topic, since: None }).await;
+    ws.send(&ClientFrame::Subscribe { topic, since: None })
+        .await;
     ws.recv().await
 }
 
@@ -122,7 +123,10 @@ async fn sign_up_log_in_and_log_out() {
         .await;
     assert_eq!((status, me["name"].as_str()), (200, Some("Zoë Li")));
     let wrong = Http::new(&server)
-        .post("log_in", &[("name", "Zoë Li"), ("password", "not the password")])
+        .post(
+            "log_in",
+            &[("name", "Zoë Li"), ("password", "not the password")],
+        )
         .await;
     let unknown = Http::new(&server)
         .post("log_in", &[("name", "nobody"), ("password", PASSWORD)])
@@ -196,7 +200,10 @@ async fn anonymous_visitors_read_public_rooms_and_write_nothing() {
     let anon = Http::new(&server);
     assert_eq!(anon.get("room_snapshot", &[("room_id", "1")]).await.0, 200);
     let (status, err) = anon.send(1, &cid(), "hi").await;
-    assert_eq!((status, err["code"].as_str()), (401, Some("unauthenticated")));
+    assert_eq!(
+        (status, err["code"].as_str()),
+        (401, Some("unauthenticated"))
+    );
     let (status, _) = anon.post("create_room", &[("name", "mine")]).await;
     assert_eq!(status, 401);
     let mut ws = server.ws().await;
@@ -213,7 +220,10 @@ async fn anonymous_visitors_read_public_rooms_and_write_nothing() {
     .await;
     match ws.recv().await {
         ServerFrame::Error(e) => {
-            assert_eq!((e.code, e.client_id), (ErrorCode::Unauthenticated, Some(id)))
+            assert_eq!(
+                (e.code, e.client_id),
+                (ErrorCode::Unauthenticated, Some(id))
+            )
         }
         other => panic!("{other:?}"),
     }
@@ -249,8 +259,11 @@ async fn a_private_room_is_not_found_for_non_members_on_every_path() {
                 http.get("room_snapshot", &[("room_id", room_id)]).await,
                 http.get("older_messages", &[("room_id", room_id), ("before", "9")])
                     .await,
-                http.get("events_since", &[("topic", &t), ("epoch", "1"), ("seq", "0")])
-                    .await,
+                http.get(
+                    "events_since",
+                    &[("topic", &t), ("epoch", "1"), ("seq", "0")],
+                )
+                .await,
                 http.get("room_members", &[("room_id", room_id)]).await,
             ];
             for (status, body) in answers {
@@ -279,7 +292,10 @@ async fn a_private_room_is_not_found_for_non_members_on_every_path() {
     ] {
         match subscribe(&mut ws, room(id)).await {
             ServerFrame::Error(e) => {
-                assert_eq!((e.code, e.message.as_str()), (ErrorCode::NotFound, &*format!("room {id} not found")))
+                assert_eq!(
+                    (e.code, e.message.as_str()),
+                    (ErrorCode::NotFound, &*format!("room {id} not found"))
+                )
             }
             other => panic!("{other:?}"),
         }
@@ -326,7 +342,10 @@ async fn access_tokens_act_within_their_scopes() {
     let (status, err) = send(&read, None).await;
     assert_eq!((status, err["code"].as_str()), (403, Some("forbidden")));
     let (status, event) = send(&write, None).await;
-    assert_eq!((status, event["data"]["author"].as_str()), (200, Some("ann")));
+    assert_eq!(
+        (status, event["data"]["author"].as_str()),
+        (200, Some("ann"))
+    );
     // Not an ambient credential: exempt from the Origin rule.
     assert_eq!(send(&write, Some("http://elsewhere.example")).await.0, 200);
     // An unknown token is refused, never treated as anonymous.
@@ -370,7 +389,10 @@ async fn access_tokens_act_within_their_scopes() {
     assert_eq!(status, 403);
     let (_, list) = ann.get("my_tokens", &[]).await;
     assert_eq!(list.as_array().unwrap().len(), 2);
-    assert!(!list.to_string().contains(&read), "secrets are never listed");
+    assert!(
+        !list.to_string().contains(&read),
+        "secrets are never listed"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -438,7 +460,10 @@ async fn logging_out_and_revoking_close_exactly_the_connections_concerned() {
     let (_, tokens) = ann_e.get("my_tokens", &[]).await;
     let token_id = tokens[0]["id"].to_string();
     let started = Instant::now();
-    assert_eq!(ann_e.post("revoke_token", &[("id", &token_id)]).await.0, 200);
+    assert_eq!(
+        ann_e.post("revoke_token", &[("id", &token_id)]).await.0,
+        200
+    );
     closed_4401(&mut t, started, "revoke token").await;
     alive(&mut e, "ann's session").await;
     alive(&mut other, "bob").await;
@@ -481,7 +506,10 @@ async fn removal_from_a_private_room_ends_that_subscription_only() {
     let (status, _) = ann
         .post(
             "remove_member",
-            &[("room_id", &sid), ("user_id", &member["user_id"].to_string())],
+            &[
+                ("room_id", &sid),
+                ("user_id", &member["user_id"].to_string()),
+            ],
         )
         .await;
     assert_eq!(status, 200);

@@ -88,4 +88,3 @@ async fn hostile_display_names_and_bodies_are_text_in_every_place_they_appear() 
         assert_inert(&home, name, "name badge");
     }
 }
-

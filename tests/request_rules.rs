@@ -227,7 +227,10 @@ async fn room_names_that_only_look_alike_are_the_same_name() {
         .await;
     assert_eq!((status, err["code"].as_str()), (400, Some("validation")));
     let (status, err) = http
-        .post("sign_up", &[("name", "\u{202E}nimda"), ("password", common::PASSWORD)])
+        .post(
+            "sign_up",
+            &[("name", "\u{202E}nimda"), ("password", common::PASSWORD)],
+        )
         .await;
     assert_eq!((status, err["code"].as_str()), (400, Some("validation")));
 }

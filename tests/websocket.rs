@@ -103,7 +103,10 @@ async fn socket_sends_without_an_account_or_with_bad_content_get_error_frames() 
     .await;
     match anon.recv().await {
         ServerFrame::Error(e) => {
-            assert_eq!((e.code, e.client_id), (ErrorCode::Unauthenticated, Some(id)))
+            assert_eq!(
+                (e.code, e.client_id),
+                (ErrorCode::Unauthenticated, Some(id))
+            )
         }
         other => panic!("{other:?}"),
     }

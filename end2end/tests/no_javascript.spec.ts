@@ -1,7 +1,7 @@
 /**
  * Without JavaScript the app is still readable: a room's recent messages and
  * the home page's room list are in the server-rendered HTML, and the plain
- * forms (create a room, choose a name) post without scripts.
+ * forms (sign up, log out, log in, create a room) post without scripts.
  *
  * Each test first checks that the raw HTML response contains the text, then
  * that a browser with JavaScript disabled actually shows it. If only the
@@ -10,7 +10,7 @@
  * script-less browser never displays.
  */
 import type { Locator, Page } from '@playwright/test';
-import { createRoom, expect, sendOverHttp, test, uid, uniqueName } from './fixtures/chat';
+import { createRoom, expect, passwordFor, sendOverHttp, test, uid, uniqueName } from './fixtures/chat';
 
 const OUT_OF_ORDER_HINT =
   'is in the server HTML but not displayed without JavaScript (out-of-order streaming puts ' +
@@ -64,12 +64,13 @@ const HOME_URL = /^https?:\/\/[^/]+\/(\?.*)?$/;
 
 test('a room can be created with the plain form, without JavaScript', async ({ newUser, request }) => {
   const name = uniqueName('e2e-nojs');
-  const visitor = await newUser(null, { javaScriptEnabled: false });
+  const visitor = await newUser('nojs-owner', { javaScriptEnabled: false });
   await visitor.page.goto('/');
 
   await visitor.page.getByTestId('room-name').fill(name);
   await submitAndWaitForNavigation(visitor.page, visitor.page.getByRole('button', { name: 'Create room' }));
-  await expect(visitor.page, 'the form post redirects back to the page').toHaveURL(HOME_URL);
+  await expect(visitor.page, 'the form post redirects to the new room').toHaveURL(/\/rooms\/\d+$/);
+  await expect(visitor.page.locator('h2.room-name')).toHaveText(name);
 
   // The room list comes in pages: read them all.
   type RoomList = { rooms: { room: { id: number; name: string } }[]; next: number | null };
@@ -84,16 +85,37 @@ test('a room can be created with the plain form, without JavaScript', async ({ n
   expect(names, 'the room created by the form exists').toContain(name);
 });
 
-test('a display name can be chosen with the plain form, without JavaScript', async ({ newUser }) => {
+test('signing up, logging out and logging in work with plain forms, without JavaScript', async ({ newUser }) => {
+  const name = uniqueName('frank').slice(0, 32);
   const visitor = await newUser(null, { javaScriptEnabled: false });
-  await visitor.page.goto('/');
+  const { page } = visitor;
+  await page.goto('/signup');
+  await expect(page.getByTestId('account-name'), `the sign-up form ${OUT_OF_ORDER_HINT}`).toBeVisible();
+  await page.getByTestId('account-name').fill(name);
+  await page.getByTestId('account-password').fill(passwordFor(name));
+  await submitAndWaitForNavigation(page, page.getByTestId('account-submit'));
+  await expect(page, 'signing up lands on the home page').toHaveURL(HOME_URL);
+  await expect(visitor.displayName).toHaveText(name);
+  const cookie = (await visitor.context.cookies()).find((c) => c.name === 'tandem_session');
+  expect(cookie?.httpOnly, 'the session cookie is HttpOnly').toBe(true);
+  expect(cookie?.sameSite).toBe('Lax');
 
-  await expect(visitor.nameInput, `the name form ${OUT_OF_ORDER_HINT}`).toBeVisible();
-  await visitor.nameInput.fill('frank');
-  await submitAndWaitForNavigation(visitor.page, visitor.nameSubmit);
-  await expect(visitor.page, 'the form post redirects back to the page').toHaveURL(HOME_URL);
+  await submitAndWaitForNavigation(page, page.getByTestId('log-out'));
+  await expect(page).toHaveURL(HOME_URL);
+  await expect(visitor.displayName).toHaveCount(0);
+  await expect(page.getByTestId('log-in-link')).toBeVisible();
 
-  const cookie = (await visitor.context.cookies()).find((c) => c.name === 'tandem_name');
-  expect(cookie?.value, 'the name cookie was set').toBe('frank');
-  await expect(visitor.displayName, `the chosen name ${OUT_OF_ORDER_HINT}`).toHaveText('frank');
+  // A wrong password comes back to the form with a message.
+  await page.goto('/login');
+  await page.getByTestId('account-name').fill(name);
+  await page.getByTestId('account-password').fill('not the right password');
+  await submitAndWaitForNavigation(page, page.getByTestId('account-submit'));
+  await expect(page).toHaveURL(/\/login\?error=wrong$/);
+  await expect(page.getByTestId('account-error')).toHaveText('Wrong name or password.');
+
+  await page.getByTestId('account-name').fill(name);
+  await page.getByTestId('account-password').fill(passwordFor(name));
+  await submitAndWaitForNavigation(page, page.getByTestId('account-submit'));
+  await expect(page).toHaveURL(HOME_URL);
+  await expect(visitor.displayName).toHaveText(name);
 });

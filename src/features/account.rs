@@ -166,8 +166,12 @@ pub fn form_error_text(code: &str) -> Option<&'static str> {
         "wrong" => "Wrong name or password.",
         "limit" => "Too many attempts. Wait a minute, then try again.",
         "taken" => "That name is taken (or looks like one that is).",
-        "password" => "A password has at least 10 characters (at most 256 bytes) and is not the name.",
-        "name" => "A name has 1 to 32 characters, without control or invisible formatting characters.",
+        "password" => {
+            "A password has at least 10 characters (at most 256 bytes) and is not the name."
+        }
+        "name" => {
+            "A name has 1 to 32 characters, without control or invisible formatting characters."
+        }
         "internal" => "The server had a problem; please try again.",
         _ => return None,
     })
@@ -192,7 +196,12 @@ fn me_from_request() -> Option<Me> {
     #[cfg(feature = "ssr")]
     {
         use_context::<http::request::Parts>()
-            .and_then(|parts| parts.extensions.get::<crate::server::accounts::Auth>().cloned())
+            .and_then(|parts| {
+                parts
+                    .extensions
+                    .get::<crate::server::accounts::Auth>()
+                    .cloned()
+            })
             .and_then(|crate::server::accounts::Auth(auth)| auth.ok())
             .and_then(|who| me_of(&who))
     }
@@ -303,11 +312,16 @@ pub fn AccountPanel() -> impl IntoView {
     let sessions = Resource::new(|| (), |_| my_sessions());
     let tokens = Resource::new(move || create.version().get(), |_| my_tokens());
     let created = move || match create.value().get() {
-        Some(Ok(t)) => Some(view! {
-            <p class="new-token">"Your new token (shown only now): "
-                <code data-testid="new-token">{t.secret}</code></p>
-        }.into_any()),
-        Some(Err(e)) => Some(view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any()),
+        Some(Ok(t)) => Some(
+            view! {
+                <p class="new-token">"Your new token (shown only now): "
+                    <code data-testid="new-token">{t.secret}</code></p>
+            }
+            .into_any(),
+        ),
+        Some(Err(e)) => {
+            Some(view! { <p class="error" role="alert">{e.to_string()}</p> }.into_any())
+        }
         None => None,
     };
     view! {

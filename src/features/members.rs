@@ -62,7 +62,7 @@ pub fn Members(room: Room) -> impl IntoView {
                                 {list.into_iter().map(|m| view! {
                                     <li data-testid="member">
                                         <span class="member-name">{m.name.clone()}</span>
-                                        {m.owner.then(|| " (owner)")}
+                                        {m.owner.then_some(" (owner)")}
                                         {(owner && !m.owner).then(|| view! {
                                             <ActionForm action=remove attr:class="inline">
                                                 <input type="hidden" name="room_id" value=room_id.to_string() />

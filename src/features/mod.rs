@@ -2,9 +2,9 @@
 //! they call (both builds; server-function bodies run on the server only and
 //! reach server code through `crate::server`).
 
+pub mod account;
 pub mod chat_room;
 pub mod events;
-pub mod account;
 pub mod members;
 pub mod messages;
 pub mod rooms;

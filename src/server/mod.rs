@@ -186,8 +186,11 @@ pub async fn run_with(
     let pump = tokio::spawn(broker::pump(feed, broker, state.meters.clone()));
     tokio::spawn({
         // Addresses seen once do not stay in the rate limiters' memory.
-        let (limits, throttle, shutdown) =
-            (state.limits.clone(), state.throttle.clone(), shutdown.clone());
+        let (limits, throttle, shutdown) = (
+            state.limits.clone(),
+            state.throttle.clone(),
+            shutdown.clone(),
+        );
         async move {
             let mut every = tokio::time::interval(Duration::from_secs(60));
             loop {
@@ -322,14 +325,18 @@ pub async fn client(state: &AppState) -> Result<accounts::service::Client, crate
 }
 
 /// Sets the session cookie on the response being built (`None` clears it).
-pub fn set_session_cookie(state: &AppState, secret: Option<&str>) -> Result<(), crate::error::AppError> {
+pub fn set_session_cookie(
+    state: &AppState,
+    secret: Option<&str>,
+) -> Result<(), crate::error::AppError> {
     let https = state.rules.https();
     let max_age = match secret {
         Some(_) => i64::from(state.settings.session_days) * 86_400,
         None => 0,
     };
     let value = security::session_cookie(secret.unwrap_or(""), https, max_age);
-    let value = axum::http::HeaderValue::from_str(&value).map_err(|_| crate::error::AppError::Internal)?;
+    let value =
+        axum::http::HeaderValue::from_str(&value).map_err(|_| crate::error::AppError::Internal)?;
     if let Some(res) = leptos::prelude::use_context::<leptos_axum::ResponseOptions>() {
         res.append_header(axum::http::header::SET_COOKIE, value);
     }

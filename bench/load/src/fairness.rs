@@ -25,6 +25,8 @@ use tokio_tungstenite::tungstenite::Message;
 #[derive(Clone, Debug)]
 pub struct Options {
     pub target: String,
+    /// An access token (`write` scope) the clients authenticate with.
+    pub token: String,
     pub flood: String,
     pub flooders: usize,
     pub interval: Duration,
@@ -60,11 +62,11 @@ pub struct Report {
 type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-async fn chat_socket(target: &str, name: &str) -> anyhow::Result<Ws> {
+async fn chat_socket(target: &str, token: &str) -> anyhow::Result<Ws> {
     let mut req = format!("ws://{target}/ws").into_client_request()?;
     req.headers_mut().insert(
-        "cookie",
-        HeaderValue::from_str(&format!("tandem_name={name}"))?,
+        "authorization",
+        HeaderValue::from_str(&format!("Bearer {token}"))?,
     );
     let (mut ws, _) = tokio_tungstenite::connect_async(req).await?;
     match ws.next().await {
@@ -83,7 +85,7 @@ fn send_frame(room: i64, id: &str, body: &str) -> String {
 
 /// Sends every `interval` for `duration` and times each ack.
 async fn normal_client(o: &Options, room: i64, salt: u64) -> anyhow::Result<(Histogram<u64>, u64)> {
-    let mut ws = chat_socket(&o.target, "normal").await?;
+    let mut ws = chat_socket(&o.target, &o.token).await?;
     let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
     let mut failures = 0;
     let end = Instant::now() + o.duration;
@@ -121,7 +123,7 @@ async fn normal_client(o: &Options, room: i64, salt: u64) -> anyhow::Result<(His
 
 /// Fills room 2 with 1,000 messages of 8 KB (over HTTP, which is not
 /// rate-limited per connection) and returns its epoch.
-async fn long_room(target: &str) -> anyhow::Result<u64> {
+async fn long_room(target: &str, token: &str) -> anyhow::Result<u64> {
     let http = reqwest::Client::new();
     let body = "😀".repeat(2000);
     for chunk in 0..20 {
@@ -132,7 +134,7 @@ async fn long_room(target: &str) -> anyhow::Result<u64> {
                 ("body", body.clone()),
             ];
             http.post(format!("http://{target}/api/send_message"))
-                .header("cookie", "tandem_name=filler")
+                .bearer_auth(token)
                 .header("accept", "application/json")
                 .form(&form)
                 .send()
@@ -174,8 +176,12 @@ async fn backfill_flood(
     }
 }
 
-async fn send_flood(target: String, stop: Arc<AtomicU64>) -> anyhow::Result<FloodOutcome> {
-    let ws = chat_socket(&target, "flooder").await?;
+async fn send_flood(
+    target: String,
+    token: String,
+    stop: Arc<AtomicU64>,
+) -> anyhow::Result<FloodOutcome> {
+    let ws = chat_socket(&target, &token).await?;
     let (mut sink, mut stream) = ws.split();
     let writer = tokio::spawn({
         let stop = stop.clone();
@@ -211,7 +217,7 @@ async fn send_flood(target: String, stop: Arc<AtomicU64>) -> anyhow::Result<Floo
 }
 
 pub async fn run(o: &Options) -> anyhow::Result<Report> {
-    let epoch = long_room(&o.target).await?;
+    let epoch = long_room(&o.target, &o.token).await?;
     let (alone, _) = normal_client(o, 1, 1).await?;
     let stop = Arc::new(AtomicU64::new(0));
     let counts: Arc<[AtomicU64; 2]> = Arc::new([AtomicU64::new(0), AtomicU64::new(0)]);
@@ -228,7 +234,11 @@ pub async fn run(o: &Options) -> anyhow::Result<Report> {
             }
             None
         }
-        "send" => Some(tokio::spawn(send_flood(o.target.clone(), stop.clone()))),
+        "send" => Some(tokio::spawn(send_flood(
+            o.target.clone(),
+            o.token.clone(),
+            stop.clone(),
+        ))),
         other => anyhow::bail!("unknown flood `{other}` (backfill or send)"),
     };
     let (flooded, failures) = normal_client(o, 1, 2).await?;

@@ -4,12 +4,17 @@
 //!
 //! ```text
 //! tandem-load fanout --transport ws --target 127.0.0.1:3000 --subs 1000 --rate 100 --duration 10 \
-//!     --token SECRET --server-pid 1234 --json out.json --label "1k x 100/s"
+//!     --server-pid 1234 --json out.json --label "1k x 100/s"
 //! tandem-load idle --transport ws --target 127.0.0.1:3000 --subs 20000 --hold 20 --server-pid 1234
 //! ```
+//! Against tandem every connection presents an access token: `--token` (the
+//! secret), or by default a new token of the account `--account` (default
+//! `bench`; signed up on first use), which the server must list in its
+//! `publishers` setting (`TANDEM_PUBLISHERS='["bench"]'`).
 //! It refuses to print a run in which its own CPU was saturated (the numbers
 //! would describe the load tool, not the server).
 
+mod auth;
 mod fairness;
 mod procfs;
 mod scenario;
@@ -22,9 +27,9 @@ use std::time::Duration;
 fn usage() -> ! {
     eprintln!(
         "usage: tandem-load <fanout|idle> [--transport ws|sio-ws|sio-poll] [--target HOST:PORT] \
-         [--topic T] [--token T] [--subs N] [--rate MSG_PER_S] [--duration S] [--hold S] \
+         [--topic T] [--token T | --account NAME] [--subs N] [--rate MSG_PER_S] [--duration S] [--hold S] \
          [--connect-concurrency N] [--server-pid PID] [--json FILE] [--label TEXT]\n\
-         \x20      tandem-load fairness [--target HOST:PORT] [--flood backfill|send] [--flooders N] \
+         \x20      tandem-load fairness [--target HOST:PORT] [--token T | --account NAME] [--flood backfill|send] [--flooders N] \
          [--interval-ms MS] [--duration S] [--json FILE]"
     );
     std::process::exit(2)
@@ -60,19 +65,29 @@ fn main() -> anyhow::Result<()> {
         server_pid: flags.get("server-pid").cloned(),
         hold: Duration::from_secs(num("hold", 10)?),
     };
-    let transport: Arc<dyn transport::Transport> = Arc::from(transport::open(
-        &transport_name,
-        &get("target", "127.0.0.1:3000"),
-        &get("topic", default_topic),
-        &get("token", ""),
-    )?);
-
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    // tandem: an access token of the `bench` account (read, write, publish)
+    // unless one is given; the server must list `bench` in `publishers`.
+    let target = get("target", "127.0.0.1:3000");
+    let token = match flags.get("token") {
+        Some(t) => t.clone(),
+        None if transport_name == "ws" || scenario == "fairness" => runtime.block_on(
+            auth::token(&target, &get("account", "bench"), "read,write,publish"),
+        )?,
+        None => String::new(),
+    };
+    let transport: Arc<dyn transport::Transport> = Arc::from(transport::open(
+        &transport_name,
+        &target,
+        &get("topic", default_topic),
+        &token,
+    )?);
     if scenario == "fairness" {
         let o = fairness::Options {
             target: get("target", "127.0.0.1:3000"),
+            token: token.clone(),
             flood: get("flood", "backfill"),
             flooders: num("flooders", 8)? as usize,
             interval: Duration::from_millis(num("interval-ms", 200)?),

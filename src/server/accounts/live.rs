@@ -102,13 +102,19 @@ impl LiveConnections {
     }
 
     fn in_set(map: &HashMap<i64, HashSet<ConnId>>, key: i64) -> Vec<ConnId> {
-        map.get(&key).map(|s| s.iter().copied().collect()).unwrap_or_default()
+        map.get(&key)
+            .map(|s| s.iter().copied().collect())
+            .unwrap_or_default()
     }
 
     /// Closes the connections of these sessions; how many.
     pub fn revoke_sessions(&self, ids: &[i64]) -> usize {
         self.kick(
-            |r| ids.iter().flat_map(|id| Self::in_set(&r.sessions, *id)).collect(),
+            |r| {
+                ids.iter()
+                    .flat_map(|id| Self::in_set(&r.sessions, *id))
+                    .collect()
+            },
             Kick::Credentials,
         )
     }
@@ -136,7 +142,9 @@ impl LiveConnections {
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        let Ok(mut r) = self.live.inner.lock() else { return };
+        let Ok(mut r) = self.live.inner.lock() else {
+            return;
+        };
         r.conns.remove(&self.conn);
         match &self.who {
             Principal::Anonymous => {}

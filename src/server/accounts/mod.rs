@@ -73,7 +73,9 @@ impl Scopes {
             }
         }
         if scopes == Scopes::default() {
-            return Err(AppError::Validation("a token needs at least one scope".into()));
+            return Err(AppError::Validation(
+                "a token needs at least one scope".into(),
+            ));
         }
         Ok(scopes)
     }
@@ -94,7 +96,11 @@ impl std::fmt::Display for Scopes {
             (self.write, "write"),
             (self.publish, "publish"),
         ];
-        let list: Vec<&str> = names.iter().filter(|(on, _)| *on).map(|(_, n)| *n).collect();
+        let list: Vec<&str> = names
+            .iter()
+            .filter(|(on, _)| *on)
+            .map(|(_, n)| *n)
+            .collect();
         f.write_str(&list.join(","))
     }
 }
@@ -332,7 +338,12 @@ pub async fn attach(
 ) -> axum::response::Response {
     let path = req.uri().path();
     if !(path.starts_with("/pkg/") || path == "/favicon.svg" || path == "/healthz") {
-        let auth = resolve(state.accounts.as_ref(), state.session_cookie(), req.headers()).await;
+        let auth = resolve(
+            state.accounts.as_ref(),
+            state.session_cookie(),
+            req.headers(),
+        )
+        .await;
         req.extensions_mut().insert(Auth(auth));
     }
     next.run(req).await

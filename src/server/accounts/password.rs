@@ -57,7 +57,9 @@ pub fn check_new(password: &str, name: &str) -> Result<(), AppError> {
     Ok(())
 }
 
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, AppError> {
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, AppError> {
     let _permit = permits().acquire().await.map_err(|_| AppError::Internal)?;
     let start = std::time::Instant::now();
     let out = tokio::task::spawn_blocking(f).await.map_err(|e| {
@@ -130,8 +132,12 @@ mod tests {
     async fn hashes_verify_and_carry_the_parameters() {
         let phc = hash("correct horse battery".into()).await.unwrap();
         assert!(phc.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{phc}");
-        assert!(verify("correct horse battery".into(), Some(phc.clone())).await.unwrap());
-        assert!(!verify("correct horse batterx".into(), Some(phc.clone())).await.unwrap());
+        assert!(verify("correct horse battery".into(), Some(phc.clone()))
+            .await
+            .unwrap());
+        assert!(!verify("correct horse batterx".into(), Some(phc.clone()))
+            .await
+            .unwrap());
         assert!(!verify("correct horse battery".into(), None).await.unwrap());
         let again = hash("correct horse battery".into()).await.unwrap();
         assert_ne!(phc, again, "salted");
@@ -143,6 +149,9 @@ mod tests {
         assert!(check_new("0123456789", "ann").is_ok());
         assert!(check_new("Annabelle10", "annabelle10").is_err());
         assert!(check_new(&"x".repeat(257), "ann").is_err());
-        assert!(check_new("ééééééééé", "ann").is_err(), "9 characters, 18 bytes");
+        assert!(
+            check_new("ééééééééé", "ann").is_err(),
+            "9 characters, 18 bytes"
+        );
     }
 }

@@ -192,27 +192,55 @@ pub async fn revoke_token(state: &AppState, who: &Principal, id: i64) -> Result<
 
 /// A room's owner, for member management: the room exists, the caller may
 /// read it and owns it, and it is private.
-async fn owned_private_room(state: &AppState, who: &Principal, room_id: i64) -> Result<Room, AppError> {
+async fn owned_private_room(
+    state: &AppState,
+    who: &Principal,
+    room_id: i64,
+) -> Result<Room, AppError> {
     let user = who.require_user()?;
-    super::authorize(state.accounts.as_ref(), who, Topic::room(room_id), super::Access::Write)
-        .await?;
+    super::authorize(
+        state.accounts.as_ref(),
+        who,
+        Topic::room(room_id),
+        super::Access::Write,
+    )
+    .await?;
     let room = state.store.room(room_id).await?;
     if room.owner_id != user.id {
-        return Err(AppError::Forbidden("only the room's owner manages its members".into()));
+        return Err(AppError::Forbidden(
+            "only the room's owner manages its members".into(),
+        ));
     }
     if !room.private {
-        return Err(AppError::Validation("public rooms have no member list".into()));
+        return Err(AppError::Validation(
+            "public rooms have no member list".into(),
+        ));
     }
     Ok(room)
 }
 
-pub async fn members(state: &AppState, who: &Principal, room_id: i64) -> Result<Vec<Member>, AppError> {
-    super::authorize(state.accounts.as_ref(), who, Topic::room(room_id), super::Access::Read).await?;
+pub async fn members(
+    state: &AppState,
+    who: &Principal,
+    room_id: i64,
+) -> Result<Vec<Member>, AppError> {
+    super::authorize(
+        state.accounts.as_ref(),
+        who,
+        Topic::room(room_id),
+        super::Access::Read,
+    )
+    .await?;
     Ok(state.accounts.members(room_id).await?)
 }
 
 /// Adds the account named `name` to a private room the caller owns.
-pub async fn invite(state: &AppState, who: &Principal, room_id: i64, name: &str) -> Result<Member, AppError> {
+pub async fn invite(
+    state: &AppState,
+    who: &Principal,
+    room_id: i64,
+    name: &str,
+) -> Result<Member, AppError> {
     owned_private_room(state, who, room_id).await?;
     let key = validate::name_key(&validate::display_name(name)?);
     let (user, _) = state
@@ -231,7 +259,12 @@ pub async fn invite(state: &AppState, who: &Principal, room_id: i64, name: &str)
 
 /// Removes a member from a private room the caller owns; their live
 /// subscriptions to it end at once.
-pub async fn remove_member(state: &AppState, who: &Principal, room_id: i64, user_id: i64) -> Result<(), AppError> {
+pub async fn remove_member(
+    state: &AppState,
+    who: &Principal,
+    room_id: i64,
+    user_id: i64,
+) -> Result<(), AppError> {
     let room = owned_private_room(state, who, room_id).await?;
     if user_id == room.owner_id {
         return Err(AppError::Validation("the owner cannot be removed".into()));

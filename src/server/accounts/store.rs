@@ -55,8 +55,10 @@ pub trait Accounts: Send + Sync + 'static {
         secret_hash: &[u8; 32],
     ) -> Result<TokenInfo, StoreError>;
     /// The token with this secret hash: its user, id and scopes.
-    async fn token(&self, secret_hash: &[u8; 32])
-        -> Result<Option<(User, i64, Scopes)>, StoreError>;
+    async fn token(
+        &self,
+        secret_hash: &[u8; 32],
+    ) -> Result<Option<(User, i64, Scopes)>, StoreError>;
     async fn tokens(&self, user_id: i64) -> Result<Vec<TokenInfo>, StoreError>;
     async fn delete_token(&self, user_id: i64, token_id: i64) -> Result<bool, StoreError>;
     /// The room's visibility and the account's membership; `None` if there

@@ -69,7 +69,8 @@ impl LoginThrottle {
             account: RateLimiter::keyed(quota(s.login_burst, s.login_refill_seconds)),
             ip: RateLimiter::keyed(quota(s.login_ip_burst, s.login_ip_refill_seconds)),
             signups: RateLimiter::keyed(
-                Quota::per_hour(nonzero(s.signups_per_hour)).allow_burst(nonzero(s.signups_per_hour)),
+                Quota::per_hour(nonzero(s.signups_per_hour))
+                    .allow_burst(nonzero(s.signups_per_hour)),
             ),
         }
     }

@@ -4,9 +4,9 @@
 //! contract is tested without a database or a socket.
 
 use crate::error::AppError;
-use crate::server::accounts::{Access, Principal};
 use crate::model::Backfill;
 use crate::protocol::{Event, Tick, Topic, Version};
+use crate::server::accounts::{Access, Principal};
 use crate::server::logs::TopicLog;
 use crate::server::state::AppState;
 use crate::server::store::PageLimit;
@@ -27,8 +27,12 @@ pub trait Backend: Send + Sync + 'static {
     /// See `TopicLog::latest`.
     async fn latest(&self, topic: Topic) -> Result<(Version, Option<Event>), AppError>;
     /// The authorization rule (see `accounts::authorize`).
-    async fn authorize(&self, who: &Principal, topic: Topic, access: Access)
-        -> Result<(), AppError>;
+    async fn authorize(
+        &self,
+        who: &Principal,
+        topic: Topic,
+        access: Access,
+    ) -> Result<(), AppError>;
     /// Posts a chat message as `who` (see `chat::post_message`, which
     /// authorizes it).
     async fn post_message(

@@ -236,9 +236,7 @@ impl Session {
     /// ends with `error{not_found, topic}`, as if the topic did not exist).
     pub fn on_kick(&mut self, kick: Kick, out: &mut Frames) -> Verdict {
         match kick {
-            Kick::Credentials => {
-                Verdict::Close(CloseCode::Unauthenticated, "credentials revoked")
-            }
+            Kick::Credentials => Verdict::Close(CloseCode::Unauthenticated, "credentials revoked"),
             Kick::Topic(topic) => {
                 if self.subs.contains_key(&topic) {
                     self.untrack(topic);

@@ -26,8 +26,9 @@ use super::session::{Peer, Session, Verdict};
 use crate::protocol::{
     CloseCode, ErrorCode, ErrorFrame, ProtocolError, ServerFrame, MIN_PROTOCOL_VERSION,
 };
-use crate::server::broker::{Inbox, Outbox};
+use crate::server::accounts::live::Kick;
 use crate::server::accounts::{Auth, Principal};
+use crate::server::broker::{Inbox, Outbox};
 use crate::server::shutdown::Shutdown;
 use crate::server::state::AppState;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
@@ -40,7 +41,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::{timeout, Instant, Interval};
-use crate::server::accounts::live::Kick;
 
 /// Most deliveries taken from the outbox per step.
 const BATCH: usize = 64;

@@ -270,7 +270,9 @@ async fn a_revoked_credential_closes_with_4401_before_pending_deliveries() {
     let r = rig(false, Duration::from_secs(3600), 20_000);
     let topic = crate::protocol::Topic::ticker("BUSY").unwrap();
     let mut session = r.session;
-    session.subs.insert(topic, crate::protocol::Version::new(1, 0));
+    session
+        .subs
+        .insert(topic, crate::protocol::Version::new(1, 0));
     r.broker.subscribe(topic, 1, r.link.outbox.clone());
     for seq in 1..=1000u64 {
         let e = crate::protocol::Event {
@@ -291,5 +293,8 @@ async fn a_revoked_credential_closes_with_4401_before_pending_deliveries() {
         .iter()
         .filter(|t| t.contains(r#""type":"event""#))
         .count();
-    assert!(events < 1000, "the revocation was read before the backlog ({events} events)");
+    assert!(
+        events < 1000,
+        "the revocation was read before the backlog ({events} events)"
+    );
 }

@@ -95,8 +95,14 @@ mod tests {
         let secure = session_cookie("abc", true, 60);
         assert!(secure.starts_with("__Host-tandem_session=abc") && secure.contains("Secure"));
         assert!(!secure.contains("Domain"), "__Host- cookies have no Domain");
-        let h = headers(&[("cookie", "a=1; tandem_session=xyz"), ("cookie", "tandem_session=later")]);
+        let h = headers(&[
+            ("cookie", "a=1; tandem_session=xyz"),
+            ("cookie", "tandem_session=later"),
+        ]);
         assert_eq!(cookie_value(&h, "tandem_session").as_deref(), Some("xyz"));
-        assert_eq!(cookie_value(&headers(&[("cookie", "tandem_session=")]), "tandem_session"), None);
+        assert_eq!(
+            cookie_value(&headers(&[("cookie", "tandem_session=")]), "tandem_session"),
+            None
+        );
     }
 }

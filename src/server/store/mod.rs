@@ -26,8 +26,8 @@ pub use hooks::{CommitGate, Hooks};
 pub use sqlite::SqliteStore;
 
 use crate::model::{Backfill, Room, RoomList, Snapshot};
-use crate::server::accounts::{Accounts, SqliteAccounts, SYSTEM_USER};
 use crate::protocol::{Event, EventData, Topic, Version};
+use crate::server::accounts::{Accounts, SqliteAccounts, SYSTEM_USER};
 use async_trait::async_trait;
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -97,8 +97,12 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<RoomList, StoreError>;
     /// Creates a room owned by `owner_id`, and its topic; a private room
     /// gets its owner as first member. Names are unique, by `name_key`.
-    async fn create_room(&self, name: &str, owner_id: i64, private: bool)
-        -> Result<Room, StoreError>;
+    async fn create_room(
+        &self,
+        name: &str,
+        owner_id: i64,
+        private: bool,
+    ) -> Result<Room, StoreError>;
     async fn room(&self, id: i64) -> Result<Room, StoreError>;
     /// Persists an event, assigns its version and emits it on the feed (see
     /// the module contract).

@@ -172,7 +172,12 @@ impl Store for SqliteStore {
         Ok(RoomList { rooms, next })
     }
 
-    async fn create_room(&self, name: &str, owner_id: i64, private: bool) -> Result<Room, StoreError> {
+    async fn create_room(
+        &self,
+        name: &str,
+        owner_id: i64,
+        private: bool,
+    ) -> Result<Room, StoreError> {
         let now = now_ms();
         let mut tx = self.pool.begin().await?;
         let inserted = sqlx::query(
@@ -219,13 +224,12 @@ impl Store for SqliteStore {
     }
 
     async fn room(&self, id: i64) -> Result<Room, StoreError> {
-        let row = sqlx::query(
-            "SELECT id, name, created_at, owner_id, private FROM rooms WHERE id = ?",
-        )
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or_else(|| StoreError::NotFound(format!("room {id}")))?;
+        let row =
+            sqlx::query("SELECT id, name, created_at, owner_id, private FROM rooms WHERE id = ?")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?
+                .ok_or_else(|| StoreError::NotFound(format!("room {id}")))?;
         Ok(room_from(&row))
     }
 

@@ -1,6 +1,7 @@
-//! tandem over its WebSocket (`GET /ws`, docs/PROTOCOL.md): subscribers send
-//! `subscribe` and read `event` frames; the publisher presents the publish
-//! token and sends `publish` frames with a `tick` whose `ts` is the send time.
+//! tandem over its WebSocket (`GET /ws`, docs/PROTOCOL.md): every connection
+//! presents the access token (`Authorization: Bearer`); subscribers send
+//! `subscribe` and read `event` frames; the publisher sends `publish` frames
+//! with a `tick` whose `ts` is the send time (the token's `publish` scope).
 
 use super::{field_u64, Msg, Publisher, Subscriber, Transport};
 use async_trait::async_trait;
@@ -35,15 +36,13 @@ impl TandemWs {
         self.topic.starts_with("room:")
     }
 
-    async fn connect(&self, token: Option<&str>) -> anyhow::Result<Ws> {
+    async fn connect(&self) -> anyhow::Result<Ws> {
         let mut req = self.url.as_str().into_client_request()?;
-        if let Some(t) = token {
+        if !self.token.is_empty() {
             req.headers_mut().insert(
                 "authorization",
-                HeaderValue::from_str(&format!("Bearer {t}"))?,
+                HeaderValue::from_str(&format!("Bearer {}", self.token))?,
             );
-            req.headers_mut()
-                .insert("cookie", HeaderValue::from_static("tandem_name=bench"));
         }
         let config = WebSocketConfig::default()
             .read_buffer_size(4096)
@@ -68,7 +67,7 @@ impl Transport for TandemWs {
     }
 
     async fn subscribe(&self) -> anyhow::Result<(Box<dyn Subscriber>, u64)> {
-        let mut ws = self.connect(None).await?;
+        let mut ws = self.connect().await?;
         let frame = format!(r#"{{"type":"subscribe","topic":"{}"}}"#, self.topic);
         ws.send(Message::Text(frame.into())).await?;
         loop {
@@ -87,7 +86,7 @@ impl Transport for TandemWs {
     }
 
     async fn publisher(&self) -> anyhow::Result<Box<dyn Publisher>> {
-        let ws = self.connect(Some(&self.token)).await?;
+        let ws = self.connect().await?;
         Ok(Box::new(Pub {
             ws,
             topic: self.topic.clone(),

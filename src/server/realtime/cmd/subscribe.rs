@@ -30,7 +30,9 @@ pub async fn run(session: &mut Session, topic: Topic, since: Option<Version>, ou
         }
     }
     let backend = session.services.backend.clone();
-    let allowed = backend.authorize(&session.peer.who, topic, Access::Read).await;
+    let allowed = backend
+        .authorize(&session.peer.who, topic, Access::Read)
+        .await;
     if let Err(e) = allowed {
         // Refused: not subscribed now, even if it was before.
         session.untrack(topic);
