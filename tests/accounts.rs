@@ -574,3 +574,49 @@ async fn a_cross_origin_log_out_changes_nothing() {
     assert_eq!(r.status(), 403);
     assert_eq!(whoami(&ann).await["name"], "ann");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_private_room_name_cannot_be_probed() {
+    let server = TestServer::start().await;
+    let ann = server.user("ann").await;
+    let bob = server.user("bob").await;
+    let private = [("name", "hidden plans"), ("private", "on")];
+    assert_eq!(ann.post("create_room", &private).await.0, 200);
+    // Another account can take the name, publicly or privately: a conflict
+    // would tell that the private room exists.
+    assert_eq!(
+        bob.post("create_room", &[("name", "Hidden Plans")]).await.0,
+        200
+    );
+    assert_eq!(bob.post("create_room", &private).await.0, 200);
+    // Names stay unique among public rooms, and among one owner's rooms.
+    let (status, err) = ann.post("create_room", &[("name", "HIDDEN PLANS")]).await;
+    assert_eq!((status, err["code"].as_str()), (409, Some("conflict")));
+    let (status, err) = ann.post("create_room", &private).await;
+    assert_eq!((status, err["code"].as_str()), (409, Some("conflict")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publishing_needs_the_account_to_be_a_publisher_now() {
+    let mut server = TestServer::start().await;
+    let token = server.token(common::PUBLISHER, "publish").await;
+    let ticker = Topic::ticker("NOW").unwrap();
+    let publish = |topic: Topic| ClientFrame::Publish {
+        topic,
+        tick: tandem::protocol::Tick { price: 1.0, ts: 1 },
+    };
+    let mut ws = server.ws_token(&token).await;
+    ws.send(&publish(room(1))).await;
+    assert!(matches!(ws.recv().await, ServerFrame::Error(e) if e.code == ErrorCode::Validation));
+    ws.send(&publish(ticker)).await;
+    alive(&mut ws, "an accepted publish gets no answer").await;
+    drop(ws);
+    server.stop().await;
+    // The same database, without the account in `publishers`.
+    let mut settings = common::settings(&server.db);
+    settings.publishers.clear();
+    let again = TestServer::launch(settings).await;
+    let mut ws = again.ws_token(&token).await;
+    ws.send(&publish(ticker)).await;
+    assert!(matches!(ws.recv().await, ServerFrame::Error(e) if e.code == ErrorCode::Forbidden));
+}

@@ -38,8 +38,23 @@ CREATE TABLE tokens (
 CREATE INDEX tokens_user ON tokens(user_id);
 
 -- Rooms get an owner (existing rooms: the system account) and a visibility.
-ALTER TABLE rooms ADD COLUMN owner_id INTEGER NOT NULL DEFAULT 1 REFERENCES users(id);
-ALTER TABLE rooms ADD COLUMN private INTEGER NOT NULL DEFAULT 0;
+-- Names are unique among public rooms, and among one owner's private rooms:
+-- a global rule would let anyone probe for a private room by its name.
+-- (The table is rebuilt: SQLite cannot drop the old UNIQUE constraint.)
+CREATE TABLE rooms_v2 (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    name       TEXT    NOT NULL,
+    name_key   TEXT    NOT NULL,
+    created_at INTEGER NOT NULL,
+    owner_id   INTEGER NOT NULL DEFAULT 1 REFERENCES users(id),
+    private    INTEGER NOT NULL DEFAULT 0
+);
+INSERT INTO rooms_v2 (id, name, name_key, created_at)
+    SELECT id, name, name_key, created_at FROM rooms;
+DROP TABLE rooms;
+ALTER TABLE rooms_v2 RENAME TO rooms;
+CREATE UNIQUE INDEX rooms_public_name ON rooms(name_key) WHERE private = 0;
+CREATE UNIQUE INDEX rooms_private_name ON rooms(owner_id, name_key) WHERE private = 1;
 
 -- Members of private rooms (the owner is one too).
 CREATE TABLE members (

@@ -23,6 +23,7 @@ pub async fn list_rooms(after: Option<i64>) -> Result<RoomList, AppError> {
 pub async fn create_room(name: String, private: Option<String>) -> Result<Room, AppError> {
     let state = crate::server::app_state()?;
     let who = crate::server::principal()?;
+    who.require_user()?;
     let ip = crate::server::client_ip(&state).await?;
     state
         .limits

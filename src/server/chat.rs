@@ -36,7 +36,7 @@ pub async fn post_message(
     client_id: Uuid,
     body: &str,
 ) -> Result<Event, AppError> {
-    authorize(state.accounts.as_ref(), who, topic, Access::Write).await?;
+    authorize(state, who, topic, Access::Write).await?;
     match topic.kind() {
         TopicKind::Room => {}
         TopicKind::Ticker => {
@@ -101,7 +101,7 @@ pub async fn room_snapshot(
     room_id: i64,
 ) -> Result<RoomSnapshot, AppError> {
     let topic = Topic::room(room_id);
-    authorize(state.accounts.as_ref(), who, topic, Access::Read).await?;
+    authorize(state, who, topic, Access::Read).await?;
     let room = state.store.room(room_id).await?;
     let log = state
         .store
@@ -118,7 +118,7 @@ pub async fn older_messages(
     before: u64,
 ) -> Result<Snapshot, AppError> {
     let topic = Topic::room(room_id);
-    authorize(state.accounts.as_ref(), who, topic, Access::Read).await?;
+    authorize(state, who, topic, Access::Read).await?;
     Ok(state
         .store
         .page(topic, Some(before), state.settings.history_page)
@@ -133,6 +133,6 @@ pub async fn events_since(
     after: Version,
 ) -> Result<Backfill, AppError> {
     use super::logs::TopicLog;
-    authorize(state.accounts.as_ref(), who, topic, Access::Read).await?;
+    authorize(state, who, topic, Access::Read).await?;
     state.logs.since(topic, after, state.settings.page()).await
 }

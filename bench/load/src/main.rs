@@ -17,6 +17,7 @@
 mod auth;
 mod fairness;
 mod procfs;
+mod revocation;
 mod scenario;
 mod transport;
 
@@ -30,7 +31,8 @@ fn usage() -> ! {
          [--topic T] [--token T | --account NAME] [--subs N] [--rate MSG_PER_S] [--duration S] [--hold S] \
          [--connect-concurrency N] [--server-pid PID] [--json FILE] [--label TEXT]\n\
          \x20      tandem-load fairness [--target HOST:PORT] [--token T | --account NAME] [--flood backfill|send] [--flooders N] \
-         [--interval-ms MS] [--duration S] [--json FILE]"
+         [--interval-ms MS] [--duration S] [--json FILE]\n\
+         \x20      tandem-load revocation [--target HOST:PORT] [--rounds N] [--json FILE]"
     );
     std::process::exit(2)
 }
@@ -73,6 +75,7 @@ fn main() -> anyhow::Result<()> {
     let target = get("target", "127.0.0.1:3000");
     let token = match flags.get("token") {
         Some(t) => t.clone(),
+        None if scenario == "revocation" => String::new(),
         None if transport_name == "ws" || scenario == "fairness" => runtime.block_on(
             auth::token(&target, &get("account", "bench"), "read,write,publish"),
         )?,
@@ -84,6 +87,15 @@ fn main() -> anyhow::Result<()> {
         &get("topic", default_topic),
         &token,
     )?);
+    if scenario == "revocation" {
+        let report = runtime.block_on(revocation::run(&target, num("rounds", 50)?))?;
+        let json = serde_json::to_string(&report)?;
+        if let Some(path) = flags.get("json") {
+            std::fs::write(path, &json)?;
+        }
+        println!("{json}");
+        return Ok(());
+    }
     if scenario == "fairness" {
         let o = fairness::Options {
             target: get("target", "127.0.0.1:3000"),

@@ -24,6 +24,7 @@ pub use store::{Accounts, SqliteAccounts};
 
 use crate::error::AppError;
 use crate::protocol::Topic;
+use crate::server::state::AppState;
 use axum::http::{header, HeaderMap};
 use base64::Engine;
 use sha2::{Digest, Sha256};
@@ -173,13 +174,15 @@ pub enum Access {
 /// - Public rooms: anyone reads; any account writes. Private rooms: members
 ///   read and write; for anyone else the room is *not found*, whether or
 ///   not it exists.
-/// - Tickers: anyone reads; only a token with the `publish` scope publishes.
+/// - Tickers: anyone reads; only a token with the `publish` scope, of an
+///   account listed in `publishers` (now, not only when the token was
+///   made), publishes. Rooms take no ticks (`Validation`).
 /// - Anonymous visitors never write or publish (`Unauthenticated`).
 ///
-/// What a topic *kind* accepts (a message to a ticker, a tick to a room) is
-/// the service's business, checked after this rule.
+/// Whether a ticker takes a chat message is the chat service's business,
+/// checked after this rule.
 pub async fn authorize(
-    accounts: &dyn Accounts,
+    state: &AppState,
     who: &Principal,
     topic: Topic,
     access: Access,
@@ -200,9 +203,21 @@ pub async fn authorize(
         }
         _ => {}
     }
+    if access == Access::Publish {
+        if let Topic::Room(_) = topic {
+            return Err(AppError::Validation(format!("{topic} does not take ticks")));
+        }
+        let publisher = who.user().is_some_and(|u| is_publisher(&state.settings, u));
+        if !publisher {
+            crate::server::metrics::reject("not_a_publisher");
+            return Err(AppError::Forbidden(
+                "this account may not publish (see the `publishers` setting)".into(),
+            ));
+        }
+    }
     match topic {
         Topic::Room(id) => {
-            let room = accounts.room_access(id, who.user_id()).await?;
+            let room = state.accounts.room_access(id, who.user_id()).await?;
             match room {
                 Some(r) if !r.private || r.member => Ok(()),
                 _ => {
@@ -215,6 +230,15 @@ pub async fn authorize(
         }
         Topic::Ticker(_) => Ok(()),
     }
+}
+
+/// Whether `user` is listed in the `publishers` setting (by name key).
+pub fn is_publisher(settings: &crate::server::config::Settings, user: &User) -> bool {
+    let key = crate::server::validate::name_key(&user.name);
+    settings
+        .publishers
+        .iter()
+        .any(|p| crate::server::validate::name_key(p) == key)
 }
 
 fn scope_name(access: Access) -> &'static str {

@@ -95,6 +95,30 @@ async fn start_session(state: &AppState, user: &User, client: &Client) -> Result
     Ok(secret)
 }
 
+/// Closes a just-registered live connection whose credentials were revoked
+/// after its upgrade request was authenticated but before it registered
+/// (a revocation in that window found no connection to close).
+pub async fn confirm_live(state: &AppState, who: &Principal) {
+    let now = crate::server::store::now_ms();
+    let alive = match who {
+        Principal::Anonymous => Ok(true),
+        Principal::Session { session_id, .. } => {
+            state.accounts.session_alive(*session_id, now).await
+        }
+        Principal::Token { token_id, .. } => state.accounts.token_alive(*token_id).await,
+    };
+    match (alive, who) {
+        (Ok(true), _) | (_, Principal::Anonymous) => {}
+        (Ok(false), Principal::Session { session_id, .. }) => {
+            state.live.revoke_sessions(&[*session_id]);
+        }
+        (Ok(false), Principal::Token { token_id, .. }) => {
+            state.live.revoke_token(*token_id);
+        }
+        (Err(e), _) => tracing::warn!(error = %e, "could not re-check a connection's credentials"),
+    }
+}
+
 /// Ends the caller's session (if any) and closes its live connections.
 pub async fn log_out(state: &AppState, who: &Principal) -> Result<(), AppError> {
     if let Principal::Session {
@@ -156,7 +180,7 @@ pub async fn create_token(
     let label = validate::room_name(label, 64)
         .map_err(|_| AppError::Validation("a token label has 1 to 64 characters".into()))?;
     let scopes = Scopes::parse(scopes)?;
-    if scopes.publish && !may_publish(state, user) {
+    if scopes.publish && !super::is_publisher(&state.settings, user) {
         return Err(AppError::Forbidden(
             "this account may not hold the `publish` scope (see the `publishers` setting)".into(),
         ));
@@ -168,15 +192,6 @@ pub async fn create_token(
         .create_token(user.id, &label, scopes, &hash)
         .await?;
     Ok(NewToken { info, secret })
-}
-
-fn may_publish(state: &AppState, user: &User) -> bool {
-    let key = validate::name_key(&user.name);
-    state
-        .settings
-        .publishers
-        .iter()
-        .any(|p| validate::name_key(p) == key)
 }
 
 /// Deletes a token and closes the connections that use it.
@@ -198,13 +213,7 @@ async fn owned_private_room(
     room_id: i64,
 ) -> Result<Room, AppError> {
     let user = who.require_user()?;
-    super::authorize(
-        state.accounts.as_ref(),
-        who,
-        Topic::room(room_id),
-        super::Access::Write,
-    )
-    .await?;
+    super::authorize(state, who, Topic::room(room_id), super::Access::Write).await?;
     let room = state.store.room(room_id).await?;
     if room.owner_id != user.id {
         return Err(AppError::Forbidden(
@@ -224,13 +233,7 @@ pub async fn members(
     who: &Principal,
     room_id: i64,
 ) -> Result<Vec<Member>, AppError> {
-    super::authorize(
-        state.accounts.as_ref(),
-        who,
-        Topic::room(room_id),
-        super::Access::Read,
-    )
-    .await?;
+    super::authorize(state, who, Topic::room(room_id), super::Access::Read).await?;
     Ok(state.accounts.members(room_id).await?)
 }
 

@@ -60,6 +60,10 @@ pub trait Accounts: Send + Sync + 'static {
         secret_hash: &[u8; 32],
     ) -> Result<Option<(User, i64, Scopes)>, StoreError>;
     async fn tokens(&self, user_id: i64) -> Result<Vec<TokenInfo>, StoreError>;
+    /// Whether this session still exists and is unexpired.
+    async fn session_alive(&self, session_id: i64, now: i64) -> Result<bool, StoreError>;
+    /// Whether this token still exists.
+    async fn token_alive(&self, token_id: i64) -> Result<bool, StoreError>;
     async fn delete_token(&self, user_id: i64, token_id: i64) -> Result<bool, StoreError>;
     /// The room's visibility and the account's membership; `None` if there
     /// is no such room.
@@ -264,6 +268,23 @@ impl Accounts for SqliteAccounts {
         .fetch_all(&self.pool)
         .await?;
         Ok(rows.iter().map(token_from).collect())
+    }
+
+    async fn session_alive(&self, session_id: i64, now: i64) -> Result<bool, StoreError> {
+        let row = sqlx::query("SELECT 1 FROM sessions WHERE id = ? AND expires_at > ?")
+            .bind(session_id)
+            .bind(now)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.is_some())
+    }
+
+    async fn token_alive(&self, token_id: i64) -> Result<bool, StoreError> {
+        let row = sqlx::query("SELECT 1 FROM tokens WHERE id = ?")
+            .bind(token_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.is_some())
     }
 
     async fn delete_token(&self, user_id: i64, token_id: i64) -> Result<bool, StoreError> {

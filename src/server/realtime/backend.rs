@@ -71,7 +71,7 @@ impl Backend for AppState {
         topic: Topic,
         access: Access,
     ) -> Result<(), AppError> {
-        crate::server::accounts::authorize(self.accounts.as_ref(), who, topic, access).await
+        crate::server::accounts::authorize(self, who, topic, access).await
     }
 
     async fn post_message(

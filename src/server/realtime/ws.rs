@@ -90,9 +90,12 @@ pub async fn upgrade(
     };
     let who = match auth.map(|axum::Extension(Auth(a))| a) {
         Some(Ok(who)) => who,
-        Some(Err(e)) => {
+        Some(Err(e @ crate::error::AppError::Unauthenticated(_))) => {
             crate::server::metrics::reject("bad_credentials");
             return (StatusCode::UNAUTHORIZED, e.to_string()).into_response();
+        }
+        Some(Err(e)) => {
+            return (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response();
         }
         None => Principal::Anonymous,
     };
@@ -133,6 +136,7 @@ async fn serve(socket: WebSocket, state: AppState, peer: Peer) {
     // Registered before the session starts: a revocation from now on
     // reaches this connection.
     let (_registration, kicks) = state.live.register(conn_id, &peer.who);
+    crate::server::accounts::service::confirm_live(&state, &peer.who).await;
     let session = Session::new(conn_id, state.services(), peer, outbox.clone());
     tracing::debug!(conn_id, "websocket open");
     let beat = Duration::from_millis(settings.heartbeat_interval_ms);

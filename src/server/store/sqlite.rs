@@ -193,9 +193,11 @@ impl Store for SqliteStore {
         let id: i64 = match inserted {
             Ok(row) => row.get(0),
             Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-                return Err(StoreError::Conflict(format!(
-                    "a room named “{name}” (or one that looks the same) exists already"
-                )))
+                return Err(StoreError::Conflict(if private {
+                    format!("you have a private room named “{name}” (or one that looks the same) already")
+                } else {
+                    format!("a room named “{name}” (or one that looks the same) exists already")
+                }))
             }
             Err(e) => return Err(e.into()),
         };
