@@ -36,6 +36,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 pub fn App() -> impl IntoView {
     provide_meta_context();
     provide_live_client();
+    crate::sync::sender::provide_sender();
     provide_identity();
     view! {
         <Stylesheet id="leptos" href="/pkg/tandem.css" />
@@ -62,13 +63,21 @@ pub fn App() -> impl IntoView {
     }
 }
 
-/// The live connection's state: live / reconnecting / offline.
+/// The live connection's state: live / reconnecting / offline / signed
+/// out, and while it is down a "retry now" control that connects at once
+/// instead of waiting out the backoff.
 #[component]
 fn LinkBadge() -> impl IntoView {
-    let status = use_live_client().status();
+    use crate::sync::LinkStatus;
+    let live = use_live_client();
+    let status = live.status();
+    let down = move || matches!(status.get(), LinkStatus::Reconnecting | LinkStatus::Offline);
     view! {
-        <span class="link-status" data-testid="link-status" data-status=move || status.get().label()>
+        <span class="link-status" role="status" data-testid="link-status" data-status=move || status.get().label()>
             {move || status.get().label()}
         </span>
+        <Show when=down>
+            <button class="link" data-testid="retry-now" on:click=move |_| live.reconnect()>"retry now"</button>
+        </Show>
     }
 }

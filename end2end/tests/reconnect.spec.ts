@@ -85,6 +85,21 @@ for (const [what, wake] of [
   });
 }
 
+test('the "retry now" control reconnects at once, without waiting out the backoff', async ({ newUser, request }) => {
+  const room = await createRoom(request);
+  const carol = await newUser('carol');
+  const socket = await SocketControl.install(carol.context);
+  await carol.open(room.id);
+  await carol.page.clock.install();
+  await socket.drop();
+  await carol.waitNotLive();
+  socket.release();
+  await carol.page.getByTestId('retry-now').click();
+  await carol.waitLive();
+  await expect(carol.page.getByTestId('retry-now')).toHaveCount(0);
+  carol.expectNoPanic();
+});
+
 test('going offline shows offline; coming back online goes live', async ({ newUser, request }) => {
   const room = await createRoom(request);
   const dan = await newUser('dan');

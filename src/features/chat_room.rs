@@ -8,75 +8,23 @@
 
 use super::account::use_identity;
 use super::members::Members;
-use super::messages::{load_room, older_messages, send_message};
+use super::messages::{load_room, older_messages};
 use crate::error::AppError;
 use crate::model::RoomSnapshot;
 use crate::protocol::{Event, EventData, Topic};
+use crate::sync::new_client_id;
+use crate::sync::outbox::{Queued, QueuedState};
+use crate::sync::sender::use_sender;
 use crate::sync::timeline::Timeline;
 use crate::sync::topic::TopicSync;
-use crate::sync::{new_client_id, sleep_ms};
 use futures::FutureExt;
 use leptos::prelude::*;
-use uuid::Uuid;
-
-/// Server-function send attempts on transient failures (same client id each time).
-const SEND_ATTEMPTS: u32 = 3;
 
 /// One room, kept in step with the server.
 type RoomSync = TopicSync<Timeline>;
 
 fn timeline_of(s: RoomSnapshot) -> Timeline {
     Timeline::from_snapshot(s.log.version, s.log.events, s.log.has_older)
-}
-
-/// Sends a message (optimistically shown as pending) over the chosen path.
-async fn send(
-    sync: &RoomSync,
-    room_id: i64,
-    client_id: Uuid,
-    author: String,
-    body: String,
-    over_socket: bool,
-) -> Result<(), AppError> {
-    sync.state()
-        .try_update(|t| t.add_pending(client_id, author, body.clone()));
-    let result = if over_socket {
-        match sync
-            .live()
-            .send_message(sync.topic(), client_id, body.clone())
-            .await
-        {
-            // Socket down or no answer: the same id over HTTP cannot double it.
-            Err(AppError::Transport(_)) => send_over_http(room_id, client_id, body).await,
-            other => other,
-        }
-    } else {
-        send_over_http(room_id, client_id, body).await
-    };
-    match result {
-        Ok(event) => {
-            sync.receive(event);
-            Ok(())
-        }
-        Err(e) => {
-            sync.state().try_update(|t| t.remove_pending(client_id));
-            Err(e)
-        }
-    }
-}
-
-/// The server-function path, retried with the same id on transient failures.
-async fn send_over_http(room_id: i64, client_id: Uuid, body: String) -> Result<Event, AppError> {
-    let mut attempt = 1;
-    loop {
-        match send_message(room_id, client_id, body.clone()).await {
-            Err(e) if e.is_transient() && attempt < SEND_ATTEMPTS => {
-                sleep_ms(400 * attempt).await;
-                attempt += 1;
-            }
-            other => return other,
-        }
-    }
 }
 
 async fn load_older(sync: &RoomSync, room_id: i64) -> Result<(), AppError> {
@@ -98,6 +46,20 @@ pub fn ChatRoom(snapshot: RoomSnapshot) -> impl IntoView {
         async move { load_room(room_id).await.map(timeline_of) }.boxed_local()
     });
     sync.start();
+    // Acknowledged writes of this tab reach the room (whichever path carried them).
+    let sender = use_sender();
+    let confirming = sync.clone();
+    let registration = StoredValue::new(None::<u64>);
+    Effect::new(move |_| {
+        let sync = confirming.clone();
+        let id = sender.on_confirm(topic, move |event| sync.receive(event));
+        registration.set_value(Some(id));
+    });
+    on_cleanup(move || {
+        if let Some(id) = registration.try_get_value().flatten() {
+            sender.off_confirm(topic, id);
+        }
+    });
     let problem = sync.problem();
     let private = room.private;
     view! {
@@ -108,7 +70,7 @@ pub fn ChatRoom(snapshot: RoomSnapshot) -> impl IntoView {
             {private.then(|| view! { <Members room=room.clone() /> })}
             <p class="error" role="alert" data-testid="room-problem">{move || problem.get()}</p>
             <MessageList sync=sync.clone() room_id />
-            <Composer sync room_id />
+            <Composer topic room_id />
         </section>
     }
 }
@@ -116,6 +78,8 @@ pub fn ChatRoom(snapshot: RoomSnapshot) -> impl IntoView {
 #[component]
 fn MessageList(sync: RoomSync, room_id: i64) -> impl IntoView {
     let timeline = sync.state();
+    let topic = sync.topic();
+    let outbox = use_sender().outbox();
     let older_error = RwSignal::new(None::<String>);
     let on_older = move |_| {
         let sync = sync.clone();
@@ -138,15 +102,41 @@ fn MessageList(sync: RoomSync, room_id: i64) -> impl IntoView {
                 <For each=move || timeline.with(|t| t.confirmed().to_vec()) key=|e| e.version let(event)>
                     <MessageRow event />
                 </For>
-                <For each=move || timeline.with(|t| t.pending().to_vec()) key=|p| p.client_id let(p)>
-                    <li class="message pending" data-testid="pending-message">
-                        <span class="author">{p.author}</span>
-                        <span class="meta">"sending…"</span>
-                        <p class="body">{p.body}</p>
-                    </li>
+                // This tab's writes not confirmed yet, in the order they were made.
+                <For each=move || outbox.with(|o| {
+                        timeline.with(|t| o.of(topic).filter(|q| !t.is_confirmed(q.client_id)).cloned().collect::<Vec<_>>())
+                    })
+                    key=|q| (q.client_id, q.state.clone()) let(q)>
+                    <PendingRow q />
                 </For>
             </ol>
         </div>
+    }
+}
+
+/// One of this tab's writes on its way: waiting, sending, or refused (with
+/// the server's reason and a button to discard it).
+#[component]
+fn PendingRow(q: Queued) -> impl IntoView {
+    let sender = use_sender();
+    let id = q.client_id;
+    let (status, refused) = match &q.state {
+        QueuedState::Waiting => ("waiting to send…".to_owned(), false),
+        QueuedState::Sending => ("sending…".to_owned(), false),
+        QueuedState::Refused(why) => (format!("not sent: {why}"), true),
+    };
+    let cancellable = q.state != QueuedState::Sending;
+    view! {
+        <li class="message pending" class:refused=refused data-testid="pending-message" data-state=if refused { "refused" } else { "pending" }>
+            <span class="author">{q.author}</span>
+            <span class="meta" role=refused.then_some("alert")>{status}</span>
+            {cancellable.then(|| view! {
+                <button class="link" data-testid="cancel-pending" on:click=move |_| { sender.cancel(id); }>
+                    {if refused { "discard" } else { "cancel" }}
+                </button>
+            })}
+            <p class="body">{q.body}</p>
+        </li>
     }
 }
 
@@ -178,7 +168,7 @@ fn clock(ms: i64) -> String {
 }
 
 #[component]
-fn Composer(sync: RoomSync, room_id: i64) -> impl IntoView {
+fn Composer(topic: Topic, room_id: i64) -> impl IntoView {
     let Some(author) = use_identity().name() else {
         return view! {
             <p class="composer signed-out" data-testid="sign-in-to-write">
@@ -187,45 +177,40 @@ fn Composer(sync: RoomSync, room_id: i64) -> impl IntoView {
         }
         .into_any();
     };
+    let sender = use_sender();
     // Without JavaScript the form posts to the server function itself (and is
     // redirected back); the id rendered with the form makes a resubmission
     // of the same form idempotent too.
     let form_id = new_client_id().to_string();
     let text = RwSignal::new(String::new());
-    let error = RwSignal::new(None::<String>);
     let over_socket = RwSignal::new(false);
-    // The id of the last failed send: re-sending the same text reuses it, so
-    // a send that did land (but whose answer was lost) is not doubled.
-    let retry = StoredValue::new(None::<(String, Uuid)>);
+    // The newest refusal in this room, until it is discarded.
+    let outbox = sender.outbox();
+    let refused = move || {
+        outbox.with(|o| {
+            o.of(topic).rev().find_map(|q| match &q.state {
+                QueuedState::Refused(why) => Some(why.clone()),
+                _ => None,
+            })
+        })
+    };
     let on_submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         let body = text.get_untracked();
         if body.trim().is_empty() {
             return;
         }
-        let author = author.clone();
-        let client_id = match retry.get_value() {
-            Some((b, id)) if b == body => id,
-            _ => new_client_id(),
-        };
-        retry.set_value(Some((body.clone(), client_id)));
-        text.set(String::new());
-        error.set(None);
-        let via_socket = over_socket.get_untracked();
-        let sync = sync.clone();
-        sync.clone().spawn(async move {
-            match send(&sync, room_id, client_id, author, body.clone(), via_socket).await {
-                Ok(()) => {
-                    retry.try_set_value(None);
-                }
-                Err(e) => {
-                    if text.try_get_untracked().is_some_and(|t| t.is_empty()) {
-                        text.try_set(body);
-                    }
-                    error.try_set(Some(e.to_string()));
-                }
-            }
+        // Queued in this tab (and its storage) until acknowledged: in order,
+        // through outages and reloads, never twice.
+        sender.push(Queued {
+            topic,
+            client_id: new_client_id(),
+            author: author.clone(),
+            body,
+            via_socket: over_socket.get_untracked(),
+            state: QueuedState::Waiting,
         });
+        text.set(String::new());
     };
     view! {
         <form class="composer" method="post" action="/api/send_message" on:submit=on_submit>
@@ -240,7 +225,7 @@ fn Composer(sync: RoomSync, room_id: i64) -> impl IntoView {
                     on:change=move |ev| over_socket.set(event_target_checked(&ev)) />
                 " over WebSocket"
             </label>
-            <p class="error" role="alert" data-testid="send-error">{move || error.get()}</p>
+            <p class="error" role="alert" data-testid="send-error">{refused}</p>
         </form>
     }
     .into_any()

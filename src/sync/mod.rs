@@ -6,6 +6,9 @@
 //!   inbox or a document later) in step with the server through both
 //!   channels: pushes, backfills, snapshot reloads and subscription errors.
 //! - `scope` ties the tasks a component starts to that component.
+//! - `outbox` (pure) and `sender` keep the tab's writes in the order they
+//!   were made, in `sessionStorage` until acknowledged, and send them one
+//!   after another per topic, through outages and reloads.
 //! - `live` owns the tab's one WebSocket: connecting, heartbeats,
 //!   reconnecting with backoff, resubscribing every topic from its handler's
 //!   current version, and routing frames to handlers. In the server build
@@ -14,7 +17,9 @@
 
 pub mod backoff;
 pub mod cursor;
+pub mod outbox;
 pub mod scope;
+pub mod sender;
 pub mod timeline;
 pub mod topic;
 

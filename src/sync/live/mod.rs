@@ -4,8 +4,9 @@
 //! page; it connects, resubscribes every registered topic from its
 //! handler's `since()`, routes frames to handlers, and reconnects with
 //! backoff. The page talks to it through `Inner`, whose `RefCell`s are never
-//! held across an await, and wakes it through a channel (`Wake`): a name
-//! change, the browser coming back online, a hidden tab becoming visible.
+//! held across an await, and wakes it through a channel (`Wake`): the
+//! "retry now" control, the browser coming back online, a hidden tab
+//! becoming visible.
 //! The browser listeners are removed when the app's owner is cleaned up.
 
 mod conn;
@@ -39,7 +40,7 @@ pub struct LiveClient {
 /// Why the connection task is woken.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Wake {
-    /// Drop the socket and connect again now (the display name changed).
+    /// Drop the socket (if any) and connect again now ("retry now").
     Kick,
     /// The browser is back online, or a hidden tab became visible: connect
     /// now if down, check the link if up.
@@ -120,8 +121,8 @@ impl LiveClient {
         }
     }
 
-    /// Drops the socket and connects again at once, e.g. after the display
-    /// name changed (the server reads it from the cookie at the upgrade).
+    /// Drops the socket (if any) and connects again at once: the "retry
+    /// now" control.
     pub fn reconnect(&self) {
         if let Some(inner) = self.inner.try_get_value() {
             let _ = inner.wake.unbounded_send(Wake::Kick);
