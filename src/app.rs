@@ -48,7 +48,15 @@ pub fn App() -> impl IntoView {
                 <LinkBadge />
             </header>
             <main>
-                <Routes fallback=|| view! { <p class="error">"Page not found."</p> }>
+                <Routes fallback=|| {
+                    #[cfg(feature = "ssr")]
+                    crate::server::set_page_status(404);
+                    view! {
+                        <Title text="Page not found · tandem" />
+                        <h1>"Page not found"</h1>
+                        <p class="error">"There is no page at this address. " <a href="/">"Go to the rooms"</a></p>
+                    }
+                }>
                     // Async rendering: Suspense content is in the HTML where it
                     // belongs (pages read fine without JavaScript), and a missing room
                     // can still answer 404.

@@ -29,7 +29,7 @@ for (const hostile of ROOM_NAMES) {
     });
     await alice.open(room.id);
     await expect(alice.page).toHaveTitle(`${name} · tandem`);
-    await expect(alice.page.locator('h2.room-name')).toHaveText(name);
+    await expect(alice.page.locator('h1.room-name')).toHaveText(name);
     await alice.expectMessage(body);
     await expect(alice.message(body).locator('.author')).toHaveText(author);
     await expect(alice.page).toHaveURL(new RegExp(`/rooms/${room.id}$`));

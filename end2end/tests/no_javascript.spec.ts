@@ -30,7 +30,7 @@ test('a room page shows its messages without JavaScript', async ({ newUser, requ
   expect(response?.status()).toBe(200);
 
   await expect(reader.bodies, `the room's messages ${OUT_OF_ORDER_HINT}`).toHaveText(bodies);
-  await expect(reader.page.locator('h2.room-name')).toHaveText(room.name);
+  await expect(reader.page.locator('h1.room-name')).toHaveText(room.name);
   await expect(reader.message(bodies[0]).locator('.author')).toHaveText('dave');
   // Nothing ran in the page: the live link never started.
   await expect(reader.status).toHaveAttribute('data-status', 'connecting');
@@ -70,7 +70,7 @@ test('a room can be created with the plain form, without JavaScript', async ({ n
   await visitor.page.getByTestId('room-name').fill(name);
   await submitAndWaitForNavigation(visitor.page, visitor.page.getByRole('button', { name: 'Create room' }));
   await expect(visitor.page, 'the form post redirects to the new room').toHaveURL(/\/rooms\/\d+$/);
-  await expect(visitor.page.locator('h2.room-name')).toHaveText(name);
+  await expect(visitor.page.locator('h1.room-name')).toHaveText(name);
 
   // The room list comes in pages: read them all.
   type RoomList = { rooms: { room: { id: number; name: string } }[]; next: number | null };

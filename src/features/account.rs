@@ -266,6 +266,7 @@ pub fn CredentialsForm(sign_up: bool) -> impl IntoView {
     if let Some(me) = use_identity().me {
         return view! {
             <section class="account">
+                <h1>{title}</h1>
                 <p>"You are signed in as " <strong>{me.name}</strong> ". " <a href="/">"Go to the rooms"</a></p>
             </section>
         }
@@ -273,7 +274,7 @@ pub fn CredentialsForm(sign_up: bool) -> impl IntoView {
     }
     view! {
         <section class="account">
-            <h2>{title}</h2>
+            <h1>{title}</h1>
             <form class="credentials" method="post" action=action data-testid="credentials-form">
                 <label>"Name "
                     <input name="name" required maxlength="32" autocomplete="username" data-testid="account-name" />
@@ -303,6 +304,7 @@ pub fn AccountPanel() -> impl IntoView {
         crate::server::set_page_status(401);
         return view! {
             <section class="account">
+                <h1>"Account"</h1>
                 <p data-testid="account-signed-out">"Log in to see your account. " <a href="/login">"Log in"</a></p>
             </section>
         }
@@ -326,8 +328,8 @@ pub fn AccountPanel() -> impl IntoView {
     };
     view! {
         <section class="account">
-            <h2>"Account: " {me.name}</h2>
-            <h3>"Sessions"</h3>
+            <h1>"Account: " {me.name}</h1>
+            <h2>"Sessions"</h2>
             <Suspense fallback=|| view! { <p>"Loading…"</p> }>
                 {move || Suspend::new(async move {
                     match sessions.await {
@@ -352,7 +354,7 @@ pub fn AccountPanel() -> impl IntoView {
             <form method="post" action="/api/log_out_everywhere">
                 <button type="submit" data-testid="log-out-everywhere">"Log out everywhere"</button>
             </form>
-            <h3>"Access tokens"</h3>
+            <h2>"Access tokens"</h2>
             <p>"For bots, scripts and other clients: send as " <code>"Authorization: Bearer <token>"</code> "."</p>
             <Suspense fallback=|| view! { <p>"Loading…"</p> }>
                 {move || Suspend::new(async move {
@@ -375,7 +377,7 @@ pub fn AccountPanel() -> impl IntoView {
                 })}
             </Suspense>
             <ActionForm action=create attr:class="create-token">
-                <input name="label" required maxlength="64" placeholder="token label" data-testid="token-label" />
+                <input name="label" required maxlength="64" placeholder="token label" aria-label="Token label" data-testid="token-label" />
                 <label><input type="checkbox" name="read" checked /> " read"</label>
                 <label><input type="checkbox" name="write" /> " write"</label>
                 <label><input type="checkbox" name="publish" /> " publish"</label>

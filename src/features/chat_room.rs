@@ -64,9 +64,9 @@ pub fn ChatRoom(snapshot: RoomSnapshot) -> impl IntoView {
     let private = room.private;
     view! {
         <section class="chat" data-topic=topic.to_string()>
-            <h2 class="room-name">{room.name.clone()}
+            <h1 class="room-name">{room.name.clone()}
                 {private.then(|| view! { <span class="badge" data-testid="private-badge">"private"</span> })}
-            </h2>
+            </h1>
             {private.then(|| view! { <Members room=room.clone() /> })}
             <p class="error" role="alert" data-testid="room-problem">{move || problem.get()}</p>
             <MessageList sync=sync.clone() room_id />
@@ -89,7 +89,7 @@ fn MessageList(sync: RoomSync, room_id: i64) -> impl IntoView {
         });
     };
     view! {
-        <div class="messages" data-testid="messages">
+        <div class="messages" data-testid="messages" role="log" aria-live="polite" aria-label="Messages">
             <ol class="message-list">
                 <Show when=move || timeline.with(Timeline::has_older)>
                     <li class="older">

@@ -53,7 +53,7 @@ pub fn Members(room: Room) -> impl IntoView {
     };
     view! {
         <aside class="members" data-testid="members">
-            <h3>"Members (private room)"</h3>
+            <h2>"Members (private room)"</h2>
             <Suspense fallback=|| view! { <p>"Loading members…"</p> }>
                 {move || Suspend::new(async move {
                     match members.await {
@@ -81,7 +81,7 @@ pub fn Members(room: Room) -> impl IntoView {
             {owner.then(|| view! {
                 <ActionForm action=invite attr:class="invite">
                     <input type="hidden" name="room_id" value=room_id.to_string() />
-                    <input name="name" required maxlength="32" placeholder="account name" data-testid="invite-name" />
+                    <input name="name" required maxlength="32" placeholder="account name" aria-label="Account name to invite" data-testid="invite-name" />
                     <button type="submit" data-testid="invite">"Invite"</button>
                 </ActionForm>
             })}

@@ -62,7 +62,7 @@ pub fn RoomList() -> impl IntoView {
     };
     view! {
         <section class="rooms">
-            <h2>"Rooms"</h2>
+            <h1>"Rooms"</h1>
             <Transition fallback=|| view! { <p>"Loading rooms…"</p> }>
                 {move || Suspend::new(async move {
                     match rooms.await {
@@ -89,7 +89,7 @@ pub fn RoomList() -> impl IntoView {
             {if signed_in {
                 view! {
                     <ActionForm action=create attr:class="create-room">
-                        <input name="name" required maxlength="64" placeholder="new room name" data-testid="room-name" />
+                        <input name="name" required maxlength="64" placeholder="new room name" aria-label="New room name" data-testid="room-name" />
                         <label class="private">
                             <input type="checkbox" name="private" data-testid="room-private" />
                             " private (members only)"

@@ -45,7 +45,12 @@ pub fn RoomPage() -> impl IntoView {
                     Err(e) => {
                         #[cfg(feature = "ssr")]
                         crate::server::set_page_status(e.status());
-                        view! { <p class="error" data-testid="room-error">{e.to_string()}</p> }.into_any()
+                        let title = if e.status() == 404 { "Room not found · tandem" } else { "Room unavailable · tandem" };
+                        view! {
+                            <Title text=title />
+                            <h1>"Room unavailable"</h1>
+                            <p class="error" data-testid="room-error">{e.to_string()}</p>
+                        }.into_any()
                     }
                 }
             })}
