@@ -330,52 +330,24 @@ pub fn AccountPanel() -> impl IntoView {
         <section class="account">
             <h1>"Account: " {me.name}</h1>
             <h2>"Sessions"</h2>
-            <Suspense fallback=|| view! { <p>"Loading…"</p> }>
-                {move || Suspend::new(async move {
-                    match sessions.await {
-                        Ok(list) => view! {
-                            <ul class="sessions" data-testid="sessions">
-                                {list.into_iter().map(|s| view! {
-                                    <li data-testid="session">
-                                        <span>{s.user_agent}</span> " · " <span>{s.ip}</span>
-                                        {s.current.then(|| view! { <strong>" (this session)"</strong> })}
-                                        <form class="inline" method="post" action="/api/revoke_session">
-                                            <input type="hidden" name="id" value=s.id.to_string() />
-                                            <button type="submit" class="link" data-testid="revoke-session">"revoke"</button>
-                                        </form>
-                                    </li>
-                                }).collect_view()}
-                            </ul>
-                        }.into_any(),
-                        Err(e) => view! { <p class="error">{e.to_string()}</p> }.into_any(),
-                    }
-                })}
-            </Suspense>
+            {loaded_list(sessions, "sessions", |s: SessionInfo| view! {
+                <li data-testid="session">
+                    <span>{s.user_agent}</span> " · " <span>{s.ip}</span>
+                    {s.current.then(|| view! { <strong>" (this session)"</strong> })}
+                    <RevokeForm action="/api/revoke_session" id=s.id testid="revoke-session" />
+                </li>
+            })}
             <form method="post" action="/api/log_out_everywhere">
                 <button type="submit" data-testid="log-out-everywhere">"Log out everywhere"</button>
             </form>
             <h2>"Access tokens"</h2>
             <p>"For bots, scripts and other clients: send as " <code>"Authorization: Bearer <token>"</code> "."</p>
-            <Suspense fallback=|| view! { <p>"Loading…"</p> }>
-                {move || Suspend::new(async move {
-                    match tokens.await {
-                        Ok(list) => view! {
-                            <ul class="tokens" data-testid="tokens">
-                                {list.into_iter().map(|t| view! {
-                                    <li data-testid="token">
-                                        <strong>{t.label}</strong> " · " <span>{t.scopes}</span>
-                                        <form class="inline" method="post" action="/api/revoke_token">
-                                            <input type="hidden" name="id" value=t.id.to_string() />
-                                            <button type="submit" class="link" data-testid="revoke-token">"revoke"</button>
-                                        </form>
-                                    </li>
-                                }).collect_view()}
-                            </ul>
-                        }.into_any(),
-                        Err(e) => view! { <p class="error">{e.to_string()}</p> }.into_any(),
-                    }
-                })}
-            </Suspense>
+            {loaded_list(tokens, "tokens", |t: TokenInfo| view! {
+                <li data-testid="token">
+                    <strong>{t.label}</strong> " · " <span>{t.scopes}</span>
+                    <RevokeForm action="/api/revoke_token" id=t.id testid="revoke-token" />
+                </li>
+            })}
             <ActionForm action=create attr:class="create-token">
                 <input name="label" required maxlength="64" placeholder="token label" aria-label="Token label" data-testid="token-label" />
                 <label><input type="checkbox" name="read" checked /> " read"</label>
@@ -387,4 +359,39 @@ pub fn AccountPanel() -> impl IntoView {
         </section>
     }
     .into_any()
+}
+
+/// A loaded list (`<ul class=class data-testid=class>` of `row`s), or its error.
+fn loaded_list<T, V>(
+    items: Resource<Result<Vec<T>, AppError>>,
+    class: &'static str,
+    row: fn(T) -> V,
+) -> impl IntoView
+where
+    T: Clone + Send + Sync + serde::Serialize + serde::de::DeserializeOwned + 'static,
+    V: IntoView + 'static,
+{
+    view! {
+        <Suspense fallback=|| view! { <p>"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                match items.await {
+                    Ok(list) => view! {
+                        <ul class=class data-testid=class>{list.into_iter().map(row).collect_view()}</ul>
+                    }.into_any(),
+                    Err(e) => view! { <p class="error">{e.to_string()}</p> }.into_any(),
+                }
+            })}
+        </Suspense>
+    }
+}
+
+/// A plain form that revokes item `id` (works without JavaScript).
+#[component]
+fn RevokeForm(action: &'static str, id: i64, testid: &'static str) -> impl IntoView {
+    view! {
+        <form class="inline" method="post" action=action>
+            <input type="hidden" name="id" value=id.to_string() />
+            <button type="submit" class="link" data-testid=testid>"revoke"</button>
+        </form>
+    }
 }

@@ -32,6 +32,7 @@ use std::rc::Rc;
 use uuid::Uuid;
 
 /// Where the outbox is kept (the tab's `sessionStorage`).
+#[cfg(feature = "hydrate")]
 const STORAGE_KEY: &str = "tandem.outbox";
 
 /// A room's hook for its acknowledged writes.

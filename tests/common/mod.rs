@@ -66,28 +66,37 @@ impl TestServer {
 
     /// A server on a fresh database whose store has these test seams.
     pub async fn with_hooks(tweak: impl FnOnce(&mut Settings), hooks: Hooks) -> Self {
+        Self::fresh(tweak, hooks, "target/site").await
+    }
+
+    /// A server on a fresh database serving its files from `site_root`.
+    pub async fn with_site_root(site_root: &std::path::Path) -> Self {
+        Self::fresh(|_| {}, Hooks::default(), &site_root.display().to_string()).await
+    }
+
+    async fn fresh(tweak: impl FnOnce(&mut Settings), hooks: Hooks, site_root: &str) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let db = dir.path().join("test.db");
         let mut s = settings(&db);
         tweak(&mut s);
-        let mut server = Self::launch_with(s, hooks).await;
+        let mut server = Self::launch_in(s, hooks, site_root).await;
         server._dir = Some(dir);
         server
     }
 
     /// Starts a server with exactly these settings (e.g. on an existing database).
     pub async fn launch(settings: Settings) -> Self {
-        Self::launch_with(settings, Hooks::default()).await
+        Self::launch_in(settings, Hooks::default(), "target/site").await
     }
 
-    async fn launch_with(settings: Settings, hooks: Hooks) -> Self {
+    async fn launch_in(settings: Settings, hooks: Hooks, site_root: &str) -> Self {
         let _ = tracing_subscriber::fmt()
             .with_env_filter("warn")
             .with_test_writer()
             .try_init();
-        let leptos = leptos::config::get_config_from_str(
-            "[package.metadata.leptos]\noutput-name = \"tandem\"\nsite-root = \"target/site\"\nsite-pkg-dir = \"pkg\"\n",
-        )
+        let leptos = leptos::config::get_config_from_str(&format!(
+            "[package.metadata.leptos]\noutput-name = \"tandem\"\nsite-root = {site_root:?}\nsite-pkg-dir = \"pkg\"\n"
+        ))
         .expect("leptos options");
         let db = settings.database_url.trim_start_matches("sqlite://").into();
         let config = Config { leptos, settings };

@@ -8,7 +8,8 @@ use anyhow::Context;
 /// The password the load tool's accounts get (local benchmarks only).
 const PASSWORD: &str = "tandem-load benchmark password";
 
-fn session_cookie(r: &reqwest::Response) -> Option<String> {
+/// The `tandem_session=...` pair a sign-up or log-in answer sets.
+pub fn session_cookie(r: &reqwest::Response) -> Option<String> {
     r.headers()
         .get_all("set-cookie")
         .iter()

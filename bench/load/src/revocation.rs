@@ -32,15 +32,6 @@ pub struct Report {
 
 const PASSWORD: &str = "tandem-load revocation password";
 
-fn cookie_of(r: &reqwest::Response) -> Option<String> {
-    r.headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.contains("tandem_session="))
-        .and_then(|v| v.split(';').next())
-        .map(str::to_owned)
-}
 
 pub async fn run(target: &str, rounds: u64) -> anyhow::Result<Report> {
     let http = reqwest::Client::new();
@@ -70,7 +61,7 @@ pub async fn run(target: &str, rounds: u64) -> anyhow::Result<Report> {
             .await?;
         log_in.record(started.elapsed().as_micros() as u64)?;
         let status = r.status();
-        let cookie = cookie_of(&r).with_context(|| format!("log in: HTTP {status}"))?;
+        let cookie = crate::auth::session_cookie(&r).with_context(|| format!("log in: HTTP {status}"))?;
         let mut req = format!("ws://{target}/ws").into_client_request()?;
         req.headers_mut()
             .insert("cookie", HeaderValue::from_str(&cookie)?);
