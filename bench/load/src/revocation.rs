@@ -32,7 +32,6 @@ pub struct Report {
 
 const PASSWORD: &str = "tandem-load revocation password";
 
-
 pub async fn run(target: &str, rounds: u64) -> anyhow::Result<Report> {
     let http = reqwest::Client::new();
     let form = [("name", "revocation-bench"), ("password", PASSWORD)];
@@ -61,7 +60,8 @@ pub async fn run(target: &str, rounds: u64) -> anyhow::Result<Report> {
             .await?;
         log_in.record(started.elapsed().as_micros() as u64)?;
         let status = r.status();
-        let cookie = crate::auth::session_cookie(&r).with_context(|| format!("log in: HTTP {status}"))?;
+        let cookie =
+            crate::auth::session_cookie(&r).with_context(|| format!("log in: HTTP {status}"))?;
         let mut req = format!("ws://{target}/ws").into_client_request()?;
         req.headers_mut()
             .insert("cookie", HeaderValue::from_str(&cookie)?);
