@@ -32,8 +32,12 @@ test('messages reach the other tab live and exactly once, over both send paths',
 
   const fromBob = `hi alice, bob here ${uid()}`;
   await test.step('bob sends over the WebSocket; alice sees it live', async () => {
+    const overHttp: string[] = [];
+    bob.page.on('request', (r) => {
+      if (r.url().includes('/api/send_message')) overHttp.push(r.url());
+    });
     await bob.sendAndConfirm(fromBob, { viaSocket: true });
-    await expect(bob.viaSocket).toBeChecked();
+    expect(overHttp, 'the message went over the WebSocket, not the server function').toEqual([]);
     await alice.expectMessage(fromBob);
     await expect(alice.message(fromBob).locator('.author')).toHaveText('bob');
   });

@@ -1,40 +1,129 @@
 //! A chat room on screen: the message list (server-rendered from the
-//! snapshot, then hydrated), "load older", the composer, and the room's
-//! sending rules. Keeping the room in step with the server is the generic
-//! `TopicSync` (src/sync/topic.rs) over the room's `Timeline`.
+//! snapshot, then hydrated), older pages, the composer, editing and
+//! deleting, and the room's sending rules. Keeping the room in step with the
+//! server is the generic `TopicSync` (src/sync/topic.rs) over the room's
+//! `Timeline`.
+//!
+//! Cost per incoming message: rows are keyed by version and revision, and
+//! share the timeline's messages (`Arc`), so an event adds one row (or
+//! redraws the one it changed); while the reader follows the end, the
+//! timeline keeps the newest `WINDOW` messages.
 //!
 //! Every task here runs in the room's scope and is cancelled when the room
 //! is left; signals are read with the `try_` accessors after any await.
 
 use super::account::use_identity;
+use super::chat_text::{self, Segment, GROUP_MS};
 use super::members::Members;
 use super::messages::{load_room, older_messages};
 use crate::error::AppError;
 use crate::model::RoomSnapshot;
-use crate::protocol::{Event, EventData, Topic};
+use crate::protocol::Topic;
 use crate::sync::new_client_id;
-use crate::sync::outbox::{Queued, QueuedState};
+use crate::sync::outbox::{Queued, QueuedState, WriteKind};
 use crate::sync::sender::use_sender;
-use crate::sync::timeline::Timeline;
+use crate::sync::timeline::{Row, Timeline};
 use crate::sync::topic::TopicSync;
 use futures::FutureExt;
+use leptos::html;
 use leptos::prelude::*;
 
 /// One room, kept in step with the server.
 type RoomSync = TopicSync<Timeline>;
 
+/// Messages kept while the reader follows the end of the room.
+pub const WINDOW: usize = 1000;
+
 fn timeline_of(s: RoomSnapshot) -> Timeline {
     Timeline::from_snapshot(s.log.version, s.log.events, s.log.has_older)
 }
 
-async fn load_older(sync: &RoomSync, room_id: i64) -> Result<(), AppError> {
+/// Loads the page before the oldest message held and puts it on top, with
+/// the reader's view kept on the messages it showed.
+async fn load_older(
+    sync: &RoomSync,
+    room_id: i64,
+    list: NodeRef<html::Div>,
+) -> Result<(), AppError> {
     let Some(Some(before)) = sync.state().try_with_untracked(Timeline::oldest_seq) else {
         return Ok(());
     };
     let page = older_messages(room_id, before).await?;
+    // The list scrolls from its end (`column-reverse`), so the distance from
+    // the end is what keeps the view in place; browsers do not all keep it
+    // when content is added above.
+    let from_end = list.try_get_untracked().flatten().map(|el| el.scroll_top());
     sync.state()
         .try_update(|t| t.prepend_older(page.events, page.has_older));
+    if let (Some(top), Some(el)) = (from_end, list.try_get_untracked().flatten()) {
+        request_animation_frame(move || el.set_scroll_top(top));
+    }
     Ok(())
+}
+
+/// The reader's clock: UTC as the server rendered it, the browser's zone
+/// once hydrated.
+#[derive(Clone, Copy)]
+struct Zone(RwSignal<bool>);
+
+impl Zone {
+    /// Milliseconds the shown zone is ahead of UTC at `ms` (tracked).
+    fn offset(self, ms: i64) -> i64 {
+        if self.0.get() {
+            local_offset_ms(ms)
+        } else {
+            0
+        }
+    }
+}
+
+#[cfg(feature = "hydrate")]
+fn local_offset_ms(ms: i64) -> i64 {
+    let date = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(ms as f64));
+    -(date.get_timezone_offset() as i64) * 60_000
+}
+
+#[cfg(not(feature = "hydrate"))]
+fn local_offset_ms(_ms: i64) -> i64 {
+    0
+}
+
+/// Unix milliseconds now.
+fn wall_ms() -> i64 {
+    #[cfg(feature = "hydrate")]
+    {
+        js_sys::Date::now() as i64
+    }
+    #[cfg(not(feature = "hydrate"))]
+    {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0)
+    }
+}
+
+/// A change of this tab to a message, not confirmed yet.
+#[derive(Clone, Debug, PartialEq)]
+struct PendingChange {
+    client_id: uuid::Uuid,
+    kind: WriteKind,
+    body: String,
+    state: QueuedState,
+}
+
+/// What every row of a room needs.
+#[derive(Clone, Copy)]
+struct RoomCtx {
+    topic: Topic,
+    /// The reader's account.
+    me: Option<i64>,
+    /// The reader owns the room (deletes any message).
+    owner: bool,
+    zone: Zone,
+    /// This tab's edits and deletions on their way, by target seq.
+    changes: Memo<Vec<(u64, PendingChange)>>,
+    composer: NodeRef<html::Textarea>,
 }
 
 #[component]
@@ -60,6 +149,37 @@ pub fn ChatRoom(snapshot: RoomSnapshot) -> impl IntoView {
             sender.off_confirm(topic, id);
         }
     });
+    let me = use_identity().me.map(|m| m.id);
+    let zone = Zone(RwSignal::new(false));
+    // After hydration (effects run in the browser only): the reader's zone.
+    Effect::new(move |_| zone.0.set(true));
+    let outbox = sender.outbox();
+    let changes = Memo::new(move |_| {
+        outbox.with(|o| {
+            o.of(topic)
+                .filter_map(|q| {
+                    let target = q.target()?;
+                    Some((
+                        target,
+                        PendingChange {
+                            client_id: q.client_id,
+                            kind: q.kind,
+                            body: q.body.clone(),
+                            state: q.state.clone(),
+                        },
+                    ))
+                })
+                .collect()
+        })
+    });
+    provide_context(RoomCtx {
+        topic,
+        me,
+        owner: me == Some(room.owner_id),
+        zone,
+        changes,
+        composer: NodeRef::new(),
+    });
     let problem = sync.problem();
     let private = room.private;
     view! {
@@ -75,47 +195,157 @@ pub fn ChatRoom(snapshot: RoomSnapshot) -> impl IntoView {
     }
 }
 
+/// A row and the one before it (for day headings and grouping).
+#[derive(Clone)]
+struct RowView {
+    row: Row,
+    prev: Option<Row>,
+}
+
+impl RowView {
+    fn key(
+        &self,
+    ) -> (
+        (crate::protocol::Version, u64),
+        Option<crate::protocol::Version>,
+    ) {
+        (self.row.key(), self.prev.as_ref().map(|p| p.version))
+    }
+}
+
 #[component]
 fn MessageList(sync: RoomSync, room_id: i64) -> impl IntoView {
     let timeline = sync.state();
     let topic = sync.topic();
     let outbox = use_sender().outbox();
     let older_error = RwSignal::new(None::<String>);
-    let on_older = move |_| {
+    let loading_older = RwSignal::new(false);
+    let list = NodeRef::<html::Div>::new();
+    // The reader is at the end of the list (it scrolls from the bottom).
+    let at_end = RwSignal::new(true);
+    // Messages that arrived while the reader was scrolled up.
+    let unseen = RwSignal::new(0usize);
+    let older = {
         let sync = sync.clone();
-        sync.clone().spawn(async move {
-            let result = load_older(&sync, room_id).await;
-            older_error.try_set(result.err().map(|e| e.to_string()));
-        });
+        move || {
+            if loading_older.get_untracked() {
+                return;
+            }
+            loading_older.set(true);
+            let sync = sync.clone();
+            sync.clone().spawn(async move {
+                let result = load_older(&sync, room_id, list).await;
+                older_error.try_set(result.err().map(|e| e.to_string()));
+                loading_older.try_set(false);
+            });
+        }
     };
+    let on_older = {
+        let older = older.clone();
+        move |_| older()
+    };
+    let on_scroll = move |_| {
+        let Some(el) = list.get_untracked() else {
+            return;
+        };
+        // `column-reverse`: 0 at the end, negative above it.
+        let top = el.scroll_top();
+        let end = top >= -4;
+        at_end.set(end);
+        if end {
+            unseen.set(0);
+        }
+        let room_above = el.scroll_height() - el.client_height() + top;
+        if room_above < 120 && timeline.with_untracked(Timeline::has_older) {
+            older();
+        }
+    };
+    // New messages: counted while scrolled up; while following the end, the
+    // timeline keeps only the newest `WINDOW`.
+    Effect::new(move |prev: Option<Option<u64>>| {
+        let last = timeline.with(|t| t.rows().last().map(|r| r.version.seq));
+        if let (Some(Some(before)), Some(_)) = (prev, last) {
+            if at_end.get_untracked() {
+                if timeline.with_untracked(|t| t.rows().len() > WINDOW) {
+                    timeline.update(|t| t.trim(WINDOW));
+                }
+            } else {
+                let new = timeline.with_untracked(|t| {
+                    t.rows()
+                        .iter()
+                        .rev()
+                        .take_while(|r| r.version.seq > before)
+                        .count()
+                });
+                unseen.update(|n| *n += new);
+            }
+        }
+        last
+    });
+    let to_end = move |_| {
+        if let Some(el) = list.get_untracked() {
+            el.set_scroll_top(0);
+        }
+        unseen.set(0);
+    };
+    let rows = move || {
+        timeline.with(|t| {
+            let rows = t.rows();
+            rows.iter()
+                .enumerate()
+                .map(|(i, r)| RowView {
+                    row: r.clone(),
+                    prev: i.checked_sub(1).map(|j| rows[j].clone()),
+                })
+                .collect::<Vec<_>>()
+        })
+    };
+    let empty = move || timeline.with(|t| t.rows().is_empty() && !t.has_older());
     view! {
-        <div class="messages" data-testid="messages" role="log" aria-live="polite" aria-label="Messages">
-            <ol class="message-list">
-                <Show when=move || timeline.with(Timeline::has_older)>
-                    <li class="older">
-                        <button on:click=on_older.clone() data-testid="load-older">"Load older messages"</button>
-                        <span class="error">{older_error}</span>
-                    </li>
-                </Show>
-                // Keyed by the full version: after an epoch change, a row
-                // with the same seq is another message.
-                <For each=move || timeline.with(|t| t.confirmed().to_vec()) key=|e| e.version let(event)>
-                    <MessageRow event />
-                </For>
-                // This tab's writes not confirmed yet, in the order they were made.
-                <For each=move || outbox.with(|o| {
-                        timeline.with(|t| o.of(topic).filter(|q| !t.is_confirmed(q.client_id)).cloned().collect::<Vec<_>>())
-                    })
-                    key=|q| (q.client_id, q.state.clone()) let(q)>
-                    <PendingRow q />
-                </For>
-            </ol>
+        <div class="messages-frame">
+            <div class="messages" data-testid="messages" role="log" aria-live="polite" aria-label="Messages"
+                node_ref=list on:scroll=on_scroll>
+                <ol class="message-list">
+                    <Show when=move || timeline.with(Timeline::has_older)>
+                        <li class="older">
+                            <button on:click=on_older.clone() data-testid="load-older" disabled=move || loading_older.get()>
+                                {move || if loading_older.get() { "Loading older messages…" } else { "Load older messages" }}
+                            </button>
+                            <span class="error">{older_error}</span>
+                        </li>
+                    </Show>
+                    <Show when=empty>
+                        <li class="empty" data-testid="empty-room">"No messages yet. Say hello!"</li>
+                    </Show>
+                    // Keyed by version and revision (and the row before, for
+                    // headings and grouping): an event adds or redraws one row.
+                    <For each=rows key=RowView::key let(view)>
+                        <MessageRow view />
+                    </For>
+                    // This tab's new messages not confirmed yet, in the order they were made.
+                    <For each=move || outbox.with(|o| {
+                            timeline.with(|t| o.of(topic)
+                                .filter(|q| q.kind == WriteKind::Message && !t.is_confirmed(q.client_id))
+                                .cloned()
+                                .collect::<Vec<_>>())
+                        })
+                        key=|q| (q.client_id, q.state.clone()) let(q)>
+                        <PendingRow q />
+                    </For>
+                </ol>
+            </div>
+            <Show when=move || { unseen.get() > 0 }>
+                <button class="new-below" data-testid="new-below" on:click=to_end>
+                    {move || match unseen.get() { 1 => "↓ 1 new message".to_owned(), n => format!("↓ {n} new messages") }}
+                </button>
+            </Show>
         </div>
     }
+    .into_any()
 }
 
-/// One of this tab's writes on its way: waiting, sending, or refused (with
-/// the server's reason and a button to discard it).
+/// One of this tab's new messages on its way: waiting, sending, or refused
+/// (with the server's reason and a button to discard it).
 #[component]
 fn PendingRow(q: Queued) -> impl IntoView {
     let sender = use_sender();
@@ -127,44 +357,238 @@ fn PendingRow(q: Queued) -> impl IntoView {
     };
     let cancellable = q.state != QueuedState::Sending;
     view! {
-        <li class="message pending" class:refused=refused data-testid="pending-message" data-state=if refused { "refused" } else { "pending" }>
-            <span class="author">{q.author}</span>
-            <span class="meta" role=refused.then_some("alert")>{status}</span>
-            {cancellable.then(|| view! {
-                <button class="link" data-testid="cancel-pending" on:click=move |_| { sender.cancel(id); }>
-                    {if refused { "discard" } else { "cancel" }}
-                </button>
-            })}
+        <li class="message pending own" class:refused=refused data-testid="pending-message" data-state=if refused { "refused" } else { "pending" }>
+            <div class="head">
+                <span class="author">{q.author}</span>
+                <span class="meta" role=refused.then_some("alert")>{status}</span>
+                {cancellable.then(|| view! {
+                    <button class="link" data-testid="cancel-pending" on:click=move |_| { sender.cancel(id); }>
+                        {if refused { "discard" } else { "cancel" }}
+                    </button>
+                })}
+            </div>
             <p class="body">{q.body}</p>
-        </li>
-    }
-}
-
-#[component]
-fn MessageRow(event: Event) -> impl IntoView {
-    let EventData::Message(m) = event.data else {
-        // Room topics carry messages; a kind from a newer server shows nothing.
-        return ().into_any();
-    };
-    view! {
-        <li class="message" data-seq=event.version.seq data-epoch=event.version.epoch data-testid="message">
-            <span class="author">{m.author}</span>
-            <time class="meta" title="UTC">{clock(m.sent_at)}</time>
-            <p class="body">{m.body}</p>
         </li>
     }
     .into_any()
 }
 
-/// `HH:MM` (UTC) of a unix-millisecond time; the same in both builds, so
-/// hydration matches the server's markup.
-fn clock(ms: i64) -> String {
-    let minutes = ms.div_euclid(60_000);
-    format!(
-        "{:02}:{:02}",
-        minutes.div_euclid(60).rem_euclid(24),
-        minutes.rem_euclid(60)
-    )
+/// A message's text: links are `<a>` elements with text inside, everything
+/// else text nodes (never HTML).
+fn body_view(body: &str) -> impl IntoView {
+    chat_text::segments(body)
+        .into_iter()
+        .map(|segment| match segment {
+            Segment::Text(t) => t.to_owned().into_any(),
+            Segment::Link(url) => view! {
+                <a href=url.to_owned() rel="noopener noreferrer nofollow" target="_blank">{url.to_owned()}</a>
+            }
+            .into_any(),
+        })
+        .collect_view()
+}
+
+#[component]
+fn MessageRow(view: RowView) -> impl IntoView {
+    let ctx = expect_context::<RoomCtx>();
+    let sender = use_sender();
+    let m = view.row.message.clone();
+    let version = view.row.version;
+    let seq = version.seq;
+    let prev = view.prev.map(|p| p.message);
+    let own = ctx.me.is_some_and(|id| id != 0 && id == m.author_id);
+    let can_edit = own && !m.deleted;
+    let can_delete = (own || ctx.owner) && !m.deleted;
+    let zone = ctx.zone;
+    let sent_at = m.sent_at;
+    let (prev_at, same_author) = match &prev {
+        Some(p) => (
+            Some(p.sent_at),
+            p.author == m.author && p.author_id == m.author_id && !p.deleted,
+        ),
+        None => (None, false),
+    };
+    let day = move || chat_text::day_of(sent_at, zone.offset(sent_at));
+    let day_break = move || prev_at.is_none_or(|p| chat_text::day_of(p, zone.offset(p)) != day());
+    let grouped =
+        move || same_author && prev_at.is_some_and(|p| sent_at - p < GROUP_MS) && !day_break();
+    let day_heading = move || {
+        let now = wall_ms();
+        chat_text::day_label(day(), chat_text::day_of(now, zone.offset(now)))
+    };
+    let changes = ctx.changes;
+    let pending = move || {
+        changes.with(|c| {
+            c.iter()
+                .rev()
+                .find(|(target, _)| *target == seq)
+                .map(|(_, p)| p.clone())
+        })
+    };
+    let editing = RwSignal::new(None::<String>);
+    let confirming = RwSignal::new(false);
+    let editor = NodeRef::<html::Textarea>::new();
+    Effect::new(move |_| {
+        if let Some(el) = editor.get() {
+            let _ = el.focus();
+        }
+    });
+    let author = m.author.clone();
+    let original = StoredValue::new(m.body.clone());
+    let my_name = StoredValue::new(use_identity().name().unwrap_or_default());
+    let composer = ctx.composer;
+    let focus_composer = move || {
+        if let Some(el) = composer.get_untracked() {
+            let _ = el.focus();
+        }
+    };
+    let queue = move |kind: WriteKind, body: String| {
+        sender.push(Queued {
+            topic: ctx.topic,
+            client_id: new_client_id(),
+            kind,
+            author: my_name.get_value(),
+            body,
+            via_socket: via_socket(),
+            state: QueuedState::Waiting,
+        });
+    };
+    let save = move || {
+        let Some(body) = editing.get_untracked() else {
+            return;
+        };
+        editing.set(None);
+        if !body.trim().is_empty() && original.with_value(|o| body.trim() != o.trim()) {
+            queue(WriteKind::Edit(seq), body);
+        }
+        focus_composer();
+    };
+    let shown_body = {
+        let m = m.clone();
+        move || match pending() {
+            Some(PendingChange {
+                kind: WriteKind::Edit(_),
+                body,
+                state,
+                ..
+            }) if !matches!(state, QueuedState::Refused(_)) => body,
+            _ => m.body.clone(),
+        }
+    };
+    let status = move || {
+        let p = pending()?;
+        let id = p.client_id;
+        let (what, refused) = match (&p.kind, &p.state) {
+            (_, QueuedState::Refused(why)) => (format!("not changed: {why}"), true),
+            (WriteKind::Delete(_), _) => ("deleting…".to_owned(), false),
+            _ => ("saving…".to_owned(), false),
+        };
+        Some(view! {
+            <span class="meta change" data-testid="change-status" role=refused.then_some("alert")>{what}
+                {(refused || p.state == QueuedState::Waiting).then(|| view! {
+                    <button class="link" data-testid="cancel-change" on:click=move |_| { sender.cancel(id); }>
+                        {if refused { "discard" } else { "cancel" }}
+                    </button>
+                })}
+            </span>
+        })
+    };
+    let deleted = m.deleted;
+    let edited = m.edited_at.is_some() && !deleted;
+    let when = move || chat_text::clock(sent_at, zone.offset(sent_at));
+    let full = move || chat_text::full(sent_at, zone.offset(sent_at));
+    view! {
+        <li class="message" class:own=own class:grouped=grouped class:deleted=deleted
+            data-seq=seq data-epoch=version.epoch data-testid="message">
+            <p class="day" data-testid="day" hidden=move || !day_break()>{day_heading}</p>
+            <div class="head">
+                <span class="author">{author}</span>
+                <time class="meta" title=full datetime=chat_text::iso_utc(sent_at)>{when}</time>
+                {edited.then(|| view! { <span class="meta" data-testid="edited">"(edited)"</span> })}
+                {status}
+                {(can_edit || can_delete).then(|| view! {
+                    <span class="actions">
+                        {can_edit.then(|| view! {
+                            <button class="link" data-testid="edit" aria-label="edit message"
+                                on:click=move |_| editing.set(Some(original.get_value()))>"edit"</button>
+                        })}
+                        {can_delete.then(|| view! {
+                            <button class="link" data-testid="delete" aria-label="delete message"
+                                on:click=move |_| confirming.set(true)>"delete"</button>
+                        })}
+                    </span>
+                })}
+            </div>
+            {move || if deleted {
+                view! { <p class="body deleted" data-testid="deleted"><em>"message deleted"</em></p> }.into_any()
+            } else if editing.with(Option::is_some) {
+                view! {
+                    <div class="edit">
+                        <textarea node_ref=editor data-testid="edit-input" aria-label="edit message text" rows="2"
+                            prop:value=move || editing.get().unwrap_or_default()
+                            on:input=move |ev| editing.set(Some(event_target_value(&ev)))
+                            on:keydown=move |ev: leptos::ev::KeyboardEvent| {
+                                if ev.key() == "Enter" && !ev.shift_key() && !ev.is_composing() {
+                                    ev.prevent_default();
+                                    save();
+                                } else if ev.key() == "Escape" {
+                                    editing.set(None);
+                                    focus_composer();
+                                }
+                            }></textarea>
+                        <button data-testid="save-edit" on:click=move |_| save()>"Save"</button>
+                        <button class="link" data-testid="cancel-edit" on:click=move |_| { editing.set(None); focus_composer(); }>"Cancel"</button>
+                    </div>
+                }.into_any()
+            } else {
+                let body = shown_body();
+                view! { <p class="body">{body_view(&body)}</p> }.into_any()
+            }}
+            <Show when=move || confirming.get()>
+                <p class="confirm" role="alert">"Delete this message?"
+                    <button data-testid="confirm-delete" on:click=move |_| {
+                        confirming.set(false);
+                        queue(WriteKind::Delete(seq), String::new());
+                        focus_composer();
+                    }>"Delete"</button>
+                    <button class="link" data-testid="keep" on:click=move |_| confirming.set(false)>"Keep"</button>
+                </p>
+            </Show>
+        </li>
+    }
+    .into_any()
+}
+
+/// Whether writes go over the WebSocket (else the server functions): the
+/// `?via=socket` or `?via=http` URL parameter, remembered in the browser
+/// (`localStorage["tandem.via"]`). HTTP by default.
+fn via_socket() -> bool {
+    #[cfg(feature = "hydrate")]
+    {
+        let Some(window) = web_sys::window() else {
+            return false;
+        };
+        let storage = window.local_storage().ok().flatten();
+        let search = window.location().search().unwrap_or_default();
+        for (param, value) in [("via=socket", "socket"), ("via=http", "http")] {
+            if search
+                .trim_start_matches('?')
+                .split('&')
+                .any(|p| p == param)
+            {
+                if let Some(s) = &storage {
+                    let _ = s.set_item("tandem.via", value);
+                }
+            }
+        }
+        storage
+            .and_then(|s| s.get_item("tandem.via").ok().flatten())
+            .is_some_and(|v| v == "socket")
+    }
+    #[cfg(not(feature = "hydrate"))]
+    {
+        false
+    }
 }
 
 #[component]
@@ -178,24 +602,30 @@ fn Composer(topic: Topic, room_id: i64) -> impl IntoView {
         .into_any();
     };
     let sender = use_sender();
+    let ctx = expect_context::<RoomCtx>();
     // Without JavaScript the form posts to the server function itself (and is
     // redirected back); the id rendered with the form makes a resubmission
     // of the same form idempotent too.
     let form_id = new_client_id().to_string();
     let text = RwSignal::new(String::new());
-    let over_socket = RwSignal::new(false);
-    // The newest refusal in this room, until it is discarded.
+    // The newest refusal in this room, until it is discarded; or a plain
+    // form's refusal (no JavaScript), by its code.
     let outbox = sender.outbox();
+    let query = leptos_router::hooks::use_query_map();
     let refused = move || {
-        outbox.with(|o| {
-            o.of(topic).rev().find_map(|q| match &q.state {
-                QueuedState::Refused(why) => Some(why.clone()),
-                _ => None,
+        outbox
+            .with(|o| {
+                o.of(topic).rev().find_map(|q| match (&q.state, q.kind) {
+                    (QueuedState::Refused(why), WriteKind::Message) => Some(why.clone()),
+                    _ => None,
+                })
             })
-        })
+            .or_else(|| {
+                let code = query.read().get("error")?;
+                super::messages::send_error_text(&code).map(str::to_owned)
+            })
     };
-    let on_submit = move |ev: leptos::ev::SubmitEvent| {
-        ev.prevent_default();
+    let submit = move || {
         let body = text.get_untracked();
         if body.trim().is_empty() {
             return;
@@ -205,38 +635,39 @@ fn Composer(topic: Topic, room_id: i64) -> impl IntoView {
         sender.push(Queued {
             topic,
             client_id: new_client_id(),
+            kind: WriteKind::Message,
             author: author.clone(),
             body,
-            via_socket: over_socket.get_untracked(),
+            via_socket: via_socket(),
             state: QueuedState::Waiting,
         });
         text.set(String::new());
+    };
+    let on_submit = {
+        let submit = submit.clone();
+        move |ev: leptos::ev::SubmitEvent| {
+            ev.prevent_default();
+            submit();
+        }
+    };
+    // Enter sends; Shift+Enter (or Enter while composing text with an input
+    // method) makes a new line.
+    let on_key = move |ev: leptos::ev::KeyboardEvent| {
+        if ev.key() == "Enter" && !ev.shift_key() && !ev.is_composing() {
+            ev.prevent_default();
+            submit();
+        }
     };
     view! {
         <form class="composer" method="post" action="/api/send_message" on:submit=on_submit>
             <input type="hidden" name="room_id" value=room_id.to_string() />
             <input type="hidden" name="client_id" value=form_id />
-            <input type="text" name="body" maxlength="2000" placeholder="Write a message" autocomplete="off"
-                data-testid="message-input" aria-label="message"
-                prop:value=text on:input=move |ev| text.set(event_target_value(&ev)) />
+            <textarea name="body" maxlength="2000" rows="2" placeholder="Write a message (Shift+Enter for a new line)"
+                autocomplete="off" data-testid="message-input" aria-label="message" node_ref=ctx.composer
+                prop:value=text on:input=move |ev| text.set(event_target_value(&ev)) on:keydown=on_key></textarea>
             <button type="submit" data-testid="send">"Send"</button>
-            <label class="via">
-                <input type="checkbox" data-testid="via-socket" prop:checked=over_socket
-                    on:change=move |ev| over_socket.set(event_target_checked(&ev)) />
-                " over WebSocket"
-            </label>
             <p class="error" role="alert" data-testid="send-error">{refused}</p>
         </form>
     }
     .into_any()
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn clock_is_utc_hours_and_minutes() {
-        assert_eq!(super::clock(0), "00:00");
-        assert_eq!(super::clock(((13 * 60 + 7) * 60 + 59) * 1000), "13:07");
-        assert_eq!(super::clock(86_400_000 + 60_000), "00:01");
-    }
 }

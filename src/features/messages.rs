@@ -34,5 +34,65 @@ pub async fn send_message(room_id: i64, client_id: Uuid, body: String) -> Result
     let state = crate::server::app_state()?;
     let who = crate::server::principal()?;
     let topic = crate::protocol::Topic::room(room_id);
-    crate::server::chat::post_message(&state, &who, topic, client_id, &body).await
+    let sent = crate::server::chat::post_message(&state, &who, topic, client_id, &body).await;
+    // A plain form (no JavaScript) lands back in the room, with a fixed
+    // message for a refusal.
+    crate::server::redirect_form_post(&match &sent {
+        Ok(_) => format!("/rooms/{room_id}"),
+        Err(e) => format!("/rooms/{room_id}?error={}", send_error_code(e)),
+    });
+    sent
+}
+
+/// The code a refused plain-form send is redirected with.
+pub fn send_error_code(e: &AppError) -> &'static str {
+    match e {
+        AppError::Validation(_) => "message",
+        AppError::Unauthenticated(_) => "signin",
+        AppError::Limit(_) => "limit",
+        AppError::NotFound(_) | AppError::Forbidden(_) => "room",
+        _ => "internal",
+    }
+}
+
+/// The fixed text for a send error code (never text from the URL).
+pub fn send_error_text(code: &str) -> Option<&'static str> {
+    Some(match code {
+        "message" => {
+            "Not sent: a message needs some text, at most 2000 characters, and no control characters."
+        }
+        "signin" => "Not sent: log in to write here.",
+        "limit" => "Not sent: you are sending too fast. Wait a moment, then send again.",
+        "room" => "Not sent: you cannot write to this room.",
+        "internal" => "Not sent: the server had a problem. Please send again.",
+        _ => return None,
+    })
+}
+
+/// Replaces the text of the caller's own message `target` (its seq in the
+/// room). The change is a new event of the room's topic; a retry with the
+/// same `client_id` returns the original event.
+#[server(endpoint = "edit_message")]
+pub async fn edit_message(
+    room_id: i64,
+    client_id: Uuid,
+    target: u64,
+    body: String,
+) -> Result<Event, AppError> {
+    let state = crate::server::app_state()?;
+    let who = crate::server::principal()?;
+    let topic = crate::protocol::Topic::room(room_id);
+    let write = crate::protocol::ChatWrite::Edit { target, body };
+    crate::server::chat::write(&state, &who, topic, client_id, write).await
+}
+
+/// Deletes message `target` (the caller's own, or any in a room the caller
+/// owns), as a new event of the room's topic. Idempotent by `client_id`.
+#[server(endpoint = "delete_message")]
+pub async fn delete_message(room_id: i64, client_id: Uuid, target: u64) -> Result<Event, AppError> {
+    let state = crate::server::app_state()?;
+    let who = crate::server::principal()?;
+    let topic = crate::protocol::Topic::room(room_id);
+    let write = crate::protocol::ChatWrite::Delete { target };
+    crate::server::chat::write(&state, &who, topic, client_id, write).await
 }

@@ -4,6 +4,7 @@
 
 pub mod account;
 pub mod chat_room;
+pub mod chat_text;
 pub mod events;
 pub mod members;
 pub mod messages;

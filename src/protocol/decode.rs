@@ -9,11 +9,13 @@ use super::{ClientFrame, ProtocolError, Tick, Topic, Version};
 use serde::Deserialize;
 use uuid::Uuid;
 
-/// The six frame types a client may send.
-const CLIENT_TYPES: [&str; 6] = [
+/// The frame types a client may send.
+const CLIENT_TYPES: [&str; 8] = [
     "subscribe",
     "unsubscribe",
     "send",
+    "edit",
+    "delete",
     "publish",
     "ping",
     "pong",
@@ -34,6 +36,17 @@ enum Wire {
         topic: String,
         client_id: Uuid,
         body: String,
+    },
+    Edit {
+        topic: String,
+        client_id: Uuid,
+        target: u64,
+        body: String,
+    },
+    Delete {
+        topic: String,
+        client_id: Uuid,
+        target: u64,
     },
     Publish {
         topic: String,
@@ -70,6 +83,26 @@ impl ClientFrame {
                 topic: topic(t)?,
                 client_id,
                 body,
+            },
+            Wire::Edit {
+                topic: t,
+                client_id,
+                target,
+                body,
+            } => ClientFrame::Edit {
+                topic: topic(t)?,
+                client_id,
+                target,
+                body,
+            },
+            Wire::Delete {
+                topic: t,
+                client_id,
+                target,
+            } => ClientFrame::Delete {
+                topic: topic(t)?,
+                client_id,
+                target,
             },
             Wire::Publish { topic: t, tick } => ClientFrame::Publish {
                 topic: topic(t)?,

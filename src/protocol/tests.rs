@@ -60,14 +60,77 @@ fn documented_json_shapes() {
             author: "ann".into(),
             body: "yo".into(),
             sent_at: 10,
+            ..Default::default()
         }),
     });
     assert_eq!(
         ev.to_json().unwrap(),
-        r#"{"type":"event","topic":"room:1","version":{"epoch":5,"seq":3},"data":{"kind":"message","client_id":"00000000-0000-0000-0000-000000000001","author":"ann","body":"yo","sent_at":10}}"#
+        r#"{"type":"event","topic":"room:1","version":{"epoch":5,"seq":3},"data":{"kind":"message","client_id":"00000000-0000-0000-0000-000000000001","author":"ann","author_id":0,"body":"yo","sent_at":10}}"#
     );
     let back: ServerFrame = serde_json::from_str(&ev.to_json().unwrap()).unwrap();
     assert_eq!(back, ev);
+    // Changes: new events naming their target's seq.
+    let edit = EventData::Edit(Edit {
+        client_id: Uuid::from_u128(2),
+        target: 3,
+        body: "yo!".into(),
+        author: "ann".into(),
+        author_id: 4,
+        edited_at: 11,
+    });
+    assert_eq!(
+        serde_json::to_string(&edit).unwrap(),
+        r#"{"kind":"edit","client_id":"00000000-0000-0000-0000-000000000002","target":3,"body":"yo!","author":"ann","author_id":4,"edited_at":11}"#
+    );
+    let delete = EventData::Delete(Delete {
+        client_id: Uuid::from_u128(3),
+        target: 3,
+        by: "bo".into(),
+        by_id: 5,
+        deleted_at: 12,
+    });
+    assert_eq!(
+        serde_json::to_string(&delete).unwrap(),
+        r#"{"kind":"delete","client_id":"00000000-0000-0000-0000-000000000003","target":3,"by":"bo","by_id":5,"deleted_at":12}"#
+    );
+    // A message as a snapshot shows it after changes.
+    let current = EventData::Message(ChatMessage {
+        client_id: Uuid::from_u128(1),
+        author: "ann".into(),
+        author_id: 4,
+        sent_at: 10,
+        edited_at: Some(11),
+        deleted: true,
+        revised: 9,
+        ..Default::default()
+    });
+    assert_eq!(
+        serde_json::to_string(&current).unwrap(),
+        r#"{"kind":"message","client_id":"00000000-0000-0000-0000-000000000001","author":"ann","author_id":4,"body":"","sent_at":10,"edited_at":11,"deleted":true,"revised":9}"#
+    );
+    assert_eq!(
+        ClientFrame::decode(
+            r#"{"type":"edit","topic":"room:1","client_id":"00000000-0000-0000-0000-000000000002","target":3,"body":"x"}"#,
+            512
+        ),
+        Ok(ClientFrame::Edit {
+            topic: Topic::room(1),
+            client_id: Uuid::from_u128(2),
+            target: 3,
+            body: "x".into()
+        })
+    );
+    assert_eq!(
+        ClientFrame::decode(
+            r#"{"type":"delete","topic":"room:1","client_id":"00000000-0000-0000-0000-000000000002","target":3}"#,
+            512
+        ),
+        Ok(ClientFrame::Delete {
+            topic: Topic::room(1),
+            client_id: Uuid::from_u128(2),
+            target: 3
+        })
+    );
     let sub = ServerFrame::Subscribed {
         topic: Topic::ticker("ACME").unwrap(),
         version: Version::new(2, 9),
@@ -141,7 +204,7 @@ fn server_frames_are_read_leniently() {
         })
     ));
     let ev: ServerFrame = serde_json::from_str(
-        r#"{"type":"event","topic":"room:1","version":{"epoch":1,"seq":2},"data":{"kind":"edit","of":1}}"#,
+        r#"{"type":"event","topic":"room:1","version":{"epoch":1,"seq":2},"data":{"kind":"reaction","of":1}}"#,
     )
     .unwrap();
     assert!(matches!(
@@ -175,4 +238,34 @@ fn close_code_ranges() {
     assert!(CloseCode::should_reconnect(1006));
     assert!(!CloseCode::should_reconnect(4400));
     assert_eq!(CloseCode::from_u16(4001), Some(CloseCode::SlowConsumer));
+}
+
+#[test]
+fn fold_applies_changes_once_in_order_and_a_deletion_is_final() {
+    let mut m = ChatMessage {
+        author_id: 4,
+        body: "a".into(),
+        ..Default::default()
+    };
+    let edit = |body: &str, author_id| {
+        EventData::Edit(Edit {
+            body: body.into(),
+            author_id,
+            edited_at: 7,
+            ..Default::default()
+        })
+    };
+    assert!(fold(&mut m, 5, &edit("b", 4)));
+    assert_eq!((m.body.as_str(), m.edited_at, m.revised), ("b", Some(7), 5));
+    assert!(!fold(&mut m, 5, &edit("c", 4)), "the same seq again");
+    assert!(!fold(&mut m, 4, &edit("c", 4)), "an older change");
+    assert!(!fold(&mut m, 6, &edit("c", 9)), "not the author");
+    assert!(fold(&mut m, 8, &EventData::Delete(Delete::default())));
+    assert!(m.deleted && m.body.is_empty());
+    assert!(!fold(&mut m, 9, &edit("d", 4)), "after deletion");
+    let mut legacy = ChatMessage::default();
+    assert!(
+        !fold(&mut legacy, 1, &edit("x", 0)),
+        "no author account: no edits"
+    );
 }

@@ -187,6 +187,7 @@ mod tests {
                 author: "a".into(),
                 body: "b".into(),
                 sent_at: 0,
+                ..Default::default()
             }),
         })
         .expect("serializable")

@@ -9,7 +9,7 @@ use super::store::StoreError;
 use super::validate;
 use crate::error::AppError;
 use crate::model::{Backfill, Room, RoomList, RoomSnapshot, Snapshot};
-use crate::protocol::{ChatMessage, Event, EventData, Topic, TopicKind, Version};
+use crate::protocol::{ChatMessage, ChatWrite, Delete, Edit, Event, EventData, Topic, Version};
 use uuid::Uuid;
 
 impl From<StoreError> for AppError {
@@ -18,6 +18,7 @@ impl From<StoreError> for AppError {
             StoreError::NotFound(what) => AppError::NotFound(what),
             StoreError::Conflict(msg) => AppError::Conflict(msg),
             StoreError::Invalid(msg) => AppError::Validation(msg),
+            StoreError::Forbidden(msg) => AppError::Forbidden(msg),
             other => {
                 tracing::error!(error = %other, "store failure");
                 AppError::Internal
@@ -36,23 +37,79 @@ pub async fn post_message(
     client_id: Uuid,
     body: &str,
 ) -> Result<Event, AppError> {
+    let body = body.to_owned();
+    write(state, who, topic, client_id, ChatWrite::Message { body }).await
+}
+
+/// A chat write by `who`: a new message, or an edit or a deletion of an
+/// earlier one (a new event that refers to it by seq).
+///
+/// Rules: writing needs `write` access to the room; only a message's author
+/// edits it; its author or the room's owner deletes it; a deleted message
+/// takes no more changes. The store checks the target again inside the
+/// write's transaction (a deletion that lands first wins), and a retry with
+/// the same `client_id` returns the original event.
+pub async fn write(
+    state: &AppState,
+    who: &Principal,
+    topic: Topic,
+    client_id: Uuid,
+    write: ChatWrite,
+) -> Result<Event, AppError> {
     authorize(state, who, topic, Access::Write).await?;
-    match topic.kind() {
-        TopicKind::Room => {}
-        TopicKind::Ticker => {
-            return Err(AppError::Validation(format!("{topic} is not a chat room")))
+    let Topic::Room(room_id) = topic else {
+        return Err(AppError::Validation(format!("{topic} is not a chat room")));
+    };
+    let user = who.require_user()?;
+    let max = state.settings.max_message_chars;
+    let now = super::store::now_ms();
+    let data = match write {
+        ChatWrite::Message { body } => EventData::Message(ChatMessage {
+            client_id,
+            author: user.name.clone(),
+            author_id: user.id,
+            body: validate::message_body(&body, max)?,
+            sent_at: now,
+            ..Default::default()
+        }),
+        ChatWrite::Edit { target, body } => {
+            let body = validate::message_body(&body, max)?;
+            let original = state.store.message(topic, target).await?;
+            if original.author_id == 0 || original.author_id != user.id {
+                return Err(AppError::Forbidden(
+                    "only its author can edit a message".into(),
+                ));
+            }
+            EventData::Edit(Edit {
+                client_id,
+                target,
+                body,
+                author: user.name.clone(),
+                author_id: user.id,
+                edited_at: now,
+            })
         }
-    }
-    let author = who.require_user()?.name.clone();
-    let body = validate::message_body(body, state.settings.max_message_chars)?;
-    let data = EventData::Message(ChatMessage {
-        client_id,
-        author,
-        body,
-        sent_at: super::store::now_ms(),
-    });
+        ChatWrite::Delete { target } => {
+            let original = state.store.message(topic, target).await?;
+            if original.author_id == 0 || original.author_id != user.id {
+                let room = state.store.room(room_id).await?;
+                if room.owner_id != user.id {
+                    return Err(AppError::Forbidden(
+                        "only its author or the room's owner can delete a message".into(),
+                    ));
+                }
+            }
+            EventData::Delete(Delete {
+                client_id,
+                target,
+                by: user.name.clone(),
+                by_id: user.id,
+                deleted_at: now,
+            })
+        }
+    };
     let appended = state.store.append(topic, data).await?;
-    tracing::debug!(topic = %topic, seq = appended.event.version.seq, created = appended.created, "message posted");
+    tracing::debug!(topic = %topic, seq = appended.event.version.seq, created = appended.created, "chat write");
     Ok(appended.event)
 }
 

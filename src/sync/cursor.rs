@@ -114,6 +114,7 @@ mod tests {
                 author: "a".into(),
                 body: format!("m{seq}"),
                 sent_at: 0,
+                ..Default::default()
             }),
         }
     }

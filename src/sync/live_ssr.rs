@@ -41,11 +41,11 @@ impl LiveClient {
 
     pub fn reconnect(&self) {}
 
-    pub async fn send_message(
+    pub async fn send_write(
         &self,
         _topic: Topic,
         _client_id: Uuid,
-        _body: String,
+        _write: crate::protocol::ChatWrite,
     ) -> Result<Event, AppError> {
         Err(AppError::Transport(
             "no live connection on the server".into(),

@@ -17,7 +17,7 @@
 //! - A waiting or refused write can be cancelled; one in flight cannot (it
 //!   may be stored already).
 
-use crate::protocol::Topic;
+use crate::protocol::{ChatWrite, Topic};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -33,18 +33,54 @@ pub enum QueuedState {
     Refused(String),
 }
 
+/// What a queued write does.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WriteKind {
+    /// A new message with `body`.
+    #[default]
+    Message,
+    /// `body` becomes the new text of message `seq`.
+    Edit(u64),
+    /// Message `seq` goes.
+    Delete(u64),
+}
+
 /// One write waiting for the server.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Queued {
     pub topic: Topic,
     pub client_id: Uuid,
+    #[serde(default)]
+    pub kind: WriteKind,
     /// Shown on the pending row.
     pub author: String,
+    /// The text (of a message, or an edit's new text).
     pub body: String,
     /// Send over the WebSocket (else the server function).
     pub via_socket: bool,
     #[serde(default)]
     pub state: QueuedState,
+}
+
+impl Queued {
+    /// The write as the wire carries it.
+    pub fn write(&self) -> ChatWrite {
+        let body = self.body.clone();
+        match self.kind {
+            WriteKind::Message => ChatWrite::Message { body },
+            WriteKind::Edit(target) => ChatWrite::Edit { target, body },
+            WriteKind::Delete(target) => ChatWrite::Delete { target },
+        }
+    }
+
+    /// The message this write changes, if it is a change.
+    pub fn target(&self) -> Option<u64> {
+        match self.kind {
+            WriteKind::Message => None,
+            WriteKind::Edit(t) | WriteKind::Delete(t) => Some(t),
+        }
+    }
 }
 
 /// How a send ended.
@@ -151,6 +187,7 @@ mod tests {
         Queued {
             topic,
             client_id: Uuid::from_u128(n),
+            kind: WriteKind::Message,
             author: "me".into(),
             body: format!("m{n}"),
             via_socket: false,
@@ -196,5 +233,40 @@ mod tests {
         let back = Outbox::from_json(&o.to_json());
         assert_eq!(back.of(a).next().unwrap().state, QueuedState::Waiting);
         assert_eq!(Outbox::from_json("not json"), Outbox::default());
+    }
+
+    #[test]
+    fn changes_queue_in_order_with_messages_and_keep_their_kind() {
+        let a = Topic::room(1);
+        let mut o = Outbox::default();
+        o.push(q(a, 1));
+        o.push(Queued {
+            kind: WriteKind::Edit(7),
+            ..q(a, 2)
+        });
+        o.push(Queued {
+            kind: WriteKind::Delete(7),
+            body: String::new(),
+            ..q(a, 3)
+        });
+        let back = Outbox::from_json(&o.to_json());
+        let writes: Vec<ChatWrite> = back.of(a).map(Queued::write).collect();
+        assert_eq!(
+            writes,
+            [
+                ChatWrite::Message { body: "m1".into() },
+                ChatWrite::Edit {
+                    target: 7,
+                    body: "m2".into()
+                },
+                ChatWrite::Delete { target: 7 },
+            ]
+        );
+        // A write stored before kinds existed is a message.
+        let old = r#"{"items":[{"topic":"room:1","client_id":"00000000-0000-0000-0000-000000000001","author":"me","body":"x","via_socket":false}]}"#;
+        assert_eq!(
+            Outbox::from_json(old).of(a).next().unwrap().kind,
+            WriteKind::Message
+        );
     }
 }

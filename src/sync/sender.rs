@@ -164,10 +164,7 @@ async fn run(
 
 async fn send_one(sender: Sender, live: LiveClient, q: Queued) {
     let result = if q.via_socket {
-        match live
-            .send_message(q.topic, q.client_id, q.body.clone())
-            .await
-        {
+        match live.send_write(q.topic, q.client_id, q.write()).await {
             // Socket down or no answer: the same id over HTTP cannot double it.
             Err(AppError::Transport(_)) => over_http(&q).await,
             other => other,
@@ -207,10 +204,16 @@ async fn send_one(sender: Sender, live: LiveClient, q: Queued) {
 }
 
 async fn over_http(q: &Queued) -> Result<Event, AppError> {
+    use crate::features::messages::{delete_message, edit_message, send_message};
+    use crate::protocol::ChatWrite;
     match q.topic {
-        Topic::Room(room_id) => {
-            crate::features::messages::send_message(room_id, q.client_id, q.body.clone()).await
-        }
+        Topic::Room(room_id) => match q.write() {
+            ChatWrite::Message { body } => send_message(room_id, q.client_id, body).await,
+            ChatWrite::Edit { target, body } => {
+                edit_message(room_id, q.client_id, target, body).await
+            }
+            ChatWrite::Delete { target } => delete_message(room_id, q.client_id, target).await,
+        },
         other => Err(AppError::Validation(format!(
             "{other} does not take messages"
         ))),

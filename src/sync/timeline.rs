@@ -1,48 +1,68 @@
-//! `Timeline`: a chat room as the client holds it, confirmed messages in
-//! version order plus the user's pending sends. Pure; both builds.
+//! `Timeline`: a chat room as the client holds it: its messages in version
+//! order, each as it stands now (edits and deletions folded in). Pure; both
+//! builds.
 //!
 //! Every input (snapshot, pushed event, server-function answer, backfill,
 //! older page) goes through the room's `Cursor`, so the view never shows a
-//! state no server had and never shows a message twice. A pending send is
-//! replaced by its confirming event, matched by client id.
+//! state no server had and never shows a message twice. Change events
+//! (`edit`, `delete`) are applied to the message they name with the same
+//! rule as the server (`protocol::fold`), so every tab converges.
+//!
+//! Cost: a message is held once, behind an `Arc`, and a view's rows share
+//! it; applying an event touches the end of the list (or one row found by
+//! binary search), never the whole list. `trim` bounds what is held.
 
 use super::cursor::{Cursor, Step};
 use super::topic::{Follow, TopicState};
-#[cfg(test)]
-use crate::protocol::EventData;
-use crate::protocol::{Event, TopicKind, Version};
+use crate::protocol::{fold, ChatMessage, Event, EventData, TopicKind, Version};
+use std::collections::HashSet;
+use std::sync::Arc;
 use uuid::Uuid;
 
+/// One message, shared between the timeline and the row showing it.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Pending {
-    pub client_id: Uuid,
-    pub author: String,
-    pub body: String,
+pub struct Row {
+    pub version: Version,
+    pub message: Arc<ChatMessage>,
+}
+
+impl Row {
+    /// What a view keys the row by: a change (edit, deletion) is a new key,
+    /// so only that row is drawn again.
+    pub fn key(&self) -> (Version, u64) {
+        (self.version, self.message.revised)
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Timeline {
     cursor: Cursor,
-    /// Confirmed events, ascending by seq, no duplicates.
-    confirmed: Vec<Event>,
-    pending: Vec<Pending>,
-    /// Whether older events exist before `confirmed[0]`.
+    /// Messages, ascending by seq, no duplicates.
+    rows: Vec<Row>,
+    /// Client ids of the events held (messages and changes), so a view can
+    /// tell a write that landed from one still on its way.
+    ids: HashSet<Uuid>,
+    /// Whether older events exist before `rows[0]`.
     has_older: bool,
 }
 
 impl Timeline {
     /// Starts from a snapshot: `events` ascending, `version` the topic head it reflects.
     pub fn from_snapshot(version: Version, events: Vec<Event>, has_older: bool) -> Self {
-        let mut confirmed = events;
-        confirmed.retain(|e| e.version.epoch == version.epoch && e.version.seq <= version.seq);
-        confirmed.sort_by_key(|e| e.version.seq);
-        confirmed.dedup_by_key(|e| e.version.seq);
-        Timeline {
+        let mut t = Timeline {
             cursor: Cursor::new(version, TopicKind::Room.policy()),
-            confirmed,
-            pending: Vec::new(),
+            rows: Vec::new(),
+            ids: HashSet::new(),
             has_older,
+        };
+        let mut events = events;
+        events.retain(|e| e.version.epoch == version.epoch && e.version.seq <= version.seq);
+        events.sort_by_key(|e| e.version.seq);
+        events.dedup_by_key(|e| e.version.seq);
+        for e in events {
+            t.apply(e);
         }
+        t
     }
 
     pub fn version(&self) -> Version {
@@ -57,17 +77,63 @@ impl Timeline {
         self.has_older
     }
 
-    pub fn confirmed(&self) -> &[Event] {
-        &self.confirmed
+    /// The messages held, ascending.
+    pub fn rows(&self) -> &[Row] {
+        &self.rows
     }
 
-    pub fn pending(&self) -> &[Pending] {
-        &self.pending
+    /// Message `seq`, if held.
+    pub fn row(&self, seq: u64) -> Option<&Row> {
+        self.find(seq).ok().map(|i| &self.rows[i])
     }
 
-    /// The seq of the oldest event held, for paging back.
+    /// The seq of the oldest message held, for paging back.
     pub fn oldest_seq(&self) -> Option<u64> {
-        self.confirmed.first().map(|e| e.version.seq)
+        self.rows.first().map(|r| r.version.seq)
+    }
+
+    fn find(&self, seq: u64) -> Result<usize, usize> {
+        self.rows.binary_search_by_key(&seq, |r| r.version.seq)
+    }
+
+    /// Applies one event the cursor let through (in seq order).
+    fn apply(&mut self, e: Event) {
+        if let Some(id) = e.data.client_id() {
+            self.ids.insert(id);
+        }
+        let seq = e.version.seq;
+        match e.data {
+            EventData::Message(m) => {
+                let row = Row {
+                    version: e.version,
+                    message: Arc::new(m),
+                };
+                match self.rows.last() {
+                    Some(last) if last.version.seq >= seq => {
+                        if let Err(at) = self.find(seq) {
+                            self.rows.insert(at, row);
+                        }
+                    }
+                    _ => self.rows.push(row),
+                }
+            }
+            change @ (EventData::Edit(_) | EventData::Delete(_)) => {
+                let Some(target) = change.target() else {
+                    return;
+                };
+                // A target older than what is held shows its current state
+                // when its page is loaded.
+                if let Ok(i) = self.find(target) {
+                    let mut m = (*self.rows[i].message).clone();
+                    if fold(&mut m, seq, &change) {
+                        self.rows[i].message = Arc::new(m);
+                    }
+                }
+            }
+            // Not on a room's topic; or a kind from a newer server: it
+            // advances the version and shows nothing.
+            EventData::Tick(_) | EventData::Unknown => {}
+        }
     }
 
     /// Feeds one event from any channel.
@@ -75,9 +141,7 @@ impl Timeline {
         match self.cursor.offer(event) {
             Step::Apply(events) => {
                 for e in events {
-                    let id = e.data.client_id();
-                    self.pending.retain(|p| Some(p.client_id) != id);
-                    self.confirmed.push(e);
+                    self.apply(e);
                 }
                 Follow::Nothing
             }
@@ -92,45 +156,51 @@ impl Timeline {
         super::topic::receive_all(self, events)
     }
 
-    /// Prepends a page of older events (ascending, all before the oldest held).
+    /// Prepends a page of older events (ascending, all before the oldest
+    /// held). They come as they stand now; a change already held that is
+    /// newer than what a message reflects is applied to it.
     pub fn prepend_older(&mut self, events: Vec<Event>, has_older: bool) {
         let epoch = self.version().epoch;
-        let oldest = self.oldest_seq().unwrap_or(self.version().seq + 1);
-        let mut older: Vec<Event> = events
-            .into_iter()
-            .filter(|e| e.version.epoch == epoch && e.version.seq < oldest)
-            .collect();
-        older.sort_by_key(|e| e.version.seq);
-        older.dedup_by_key(|e| e.version.seq);
-        older.append(&mut self.confirmed);
-        self.confirmed = older;
+        let head = self.version().seq;
+        let oldest = self.oldest_seq().unwrap_or(head + 1);
+        let mut older: Vec<Row> = Vec::new();
+        for e in events {
+            if e.version.epoch != epoch || e.version.seq >= oldest {
+                continue;
+            }
+            if let Some(id) = e.data.client_id() {
+                self.ids.insert(id);
+            }
+            if let EventData::Message(m) = e.data {
+                older.push(Row {
+                    version: e.version,
+                    message: Arc::new(m),
+                });
+            }
+        }
+        older.sort_by_key(|r| r.version.seq);
+        older.dedup_by_key(|r| r.version.seq);
+        older.append(&mut self.rows);
+        self.rows = older;
         self.has_older = has_older;
     }
 
-    /// Shows a send optimistically. Re-adding a failed client id revives it.
-    pub fn add_pending(&mut self, client_id: Uuid, author: String, body: String) {
-        if self.is_confirmed(client_id) {
+    /// Keeps the newest `keep` messages (the view calls it while the reader
+    /// follows the end), so memory does not grow with the room's length.
+    /// Dropped messages can be paged back in.
+    pub fn trim(&mut self, keep: usize) {
+        if self.rows.len() <= keep {
             return;
         }
-        self.pending.retain(|p| p.client_id != client_id);
-        self.pending.push(Pending {
-            client_id,
-            author,
-            body,
-        });
+        let cut = self.rows.len() - keep;
+        self.rows.drain(..cut);
+        self.has_older = true;
+        self.ids = self.rows.iter().map(|r| r.message.client_id).collect();
     }
 
-    /// A send was refused: drop its pending row (the composer keeps the text).
-    pub fn remove_pending(&mut self, client_id: Uuid) {
-        self.pending.retain(|p| p.client_id != client_id);
-    }
-
-    /// Whether a message with this client id is confirmed in the loaded range.
+    /// Whether a write with this client id is held (landed).
     pub fn is_confirmed(&self, client_id: Uuid) -> bool {
-        self.confirmed
-            .iter()
-            .rev()
-            .any(|e| e.data.client_id() == Some(client_id))
+        self.ids.contains(&client_id)
     }
 }
 
@@ -147,20 +217,17 @@ impl TopicState for Timeline {
         Timeline::has_gap(self)
     }
 
-    /// Keeps the pending sends (they are local) over the fresh snapshot.
+    /// Pending writes live in the tab's outbox, not here: a fresh snapshot
+    /// replaces everything.
     fn rebase(&mut self, fresh: Self) {
-        let pending = std::mem::take(&mut self.pending);
         *self = fresh;
-        for p in pending {
-            self.add_pending(p.client_id, p.author, p.body);
-        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::{ChatMessage, Topic};
+    use crate::protocol::{ChatMessage, Delete, Edit, Topic};
 
     fn msg(epoch: u32, seq: u64, id: u128) -> Event {
         Event {
@@ -169,14 +236,49 @@ mod tests {
             data: EventData::Message(ChatMessage {
                 client_id: Uuid::from_u128(id),
                 author: "a".into(),
+                author_id: 7,
                 body: format!("m{seq}"),
                 sent_at: 0,
+                ..Default::default()
+            }),
+        }
+    }
+
+    fn edit(seq: u64, target: u64, author_id: i64, body: &str) -> Event {
+        Event {
+            topic: Topic::room(1),
+            version: Version::new(3, seq),
+            data: EventData::Edit(Edit {
+                client_id: Uuid::from_u128(1000 + seq as u128),
+                target,
+                body: body.into(),
+                author: "a".into(),
+                author_id,
+                edited_at: 5,
+            }),
+        }
+    }
+
+    fn delete(seq: u64, target: u64) -> Event {
+        Event {
+            topic: Topic::room(1),
+            version: Version::new(3, seq),
+            data: EventData::Delete(Delete {
+                client_id: Uuid::from_u128(2000 + seq as u128),
+                target,
+                by: "o".into(),
+                by_id: 1,
+                deleted_at: 6,
             }),
         }
     }
 
     fn seqs(t: &Timeline) -> Vec<u64> {
-        t.confirmed().iter().map(|e| e.version.seq).collect()
+        t.rows().iter().map(|r| r.version.seq).collect()
+    }
+
+    fn body(t: &Timeline, seq: u64) -> String {
+        t.row(seq).unwrap().message.body.clone()
     }
 
     #[test]
@@ -193,22 +295,15 @@ mod tests {
     }
 
     #[test]
-    fn pending_is_replaced_by_its_confirmation_not_shown_twice() {
+    fn a_confirmation_is_held_once_and_known_by_client_id() {
         let mut t = Timeline::from_snapshot(Version::new(3, 0), vec![], false);
-        t.add_pending(Uuid::from_u128(9), "me".into(), "hello".into());
-        assert_eq!(t.pending().len(), 1);
-        // Another user's message first, then ours: the pending row stays until ours lands.
+        assert!(!t.is_confirmed(Uuid::from_u128(9)));
         t.receive(msg(3, 1, 5));
-        assert_eq!(t.pending().len(), 1);
         t.receive(msg(3, 2, 9));
-        assert!(t.pending().is_empty());
-        assert_eq!(seqs(&t), vec![1, 2]);
         // The same confirmation again (WebSocket after the server-function answer).
         t.receive(msg(3, 2, 9));
         assert_eq!(seqs(&t), vec![1, 2]);
-        // A late re-add of a confirmed id shows nothing.
-        t.add_pending(Uuid::from_u128(9), "me".into(), "hello".into());
-        assert!(t.pending().is_empty());
+        assert!(t.is_confirmed(Uuid::from_u128(9)));
     }
 
     #[test]
@@ -256,25 +351,79 @@ mod tests {
     }
 
     #[test]
-    fn rebase_keeps_pending_sends_unless_the_snapshot_confirms_them() {
+    fn rebase_takes_the_fresh_snapshot() {
         let mut t = Timeline::from_snapshot(Version::new(3, 1), vec![msg(3, 1, 1)], false);
-        t.add_pending(Uuid::from_u128(8), "me".into(), "landed".into());
-        t.add_pending(Uuid::from_u128(9), "me".into(), "still out".into());
         let fresh = Timeline::from_snapshot(Version::new(4, 1), vec![msg(4, 1, 8)], false);
-        t.rebase(fresh);
-        assert_eq!(t.version(), Version::new(4, 1));
-        let ids: Vec<Uuid> = t.pending().iter().map(|p| p.client_id).collect();
-        assert_eq!(ids, vec![Uuid::from_u128(9)]);
+        t.rebase(fresh.clone());
+        assert_eq!(t, fresh);
     }
 
     #[test]
-    fn failed_send_is_removed_and_can_be_retried_with_the_same_id() {
+    fn edits_and_deletes_change_their_target_only_once_and_in_order() {
+        let mut t =
+            Timeline::from_snapshot(Version::new(3, 2), vec![msg(3, 1, 1), msg(3, 2, 2)], false);
+        let before = t.row(2).unwrap().key();
+        t.receive(edit(3, 1, 7, "fixed"));
+        assert_eq!(body(&t, 1), "fixed");
+        assert_eq!(t.row(1).unwrap().message.edited_at, Some(5));
+        assert_eq!(t.row(2).unwrap().key(), before, "other rows keep their key");
+        assert_ne!(
+            t.row(1).unwrap().key().1,
+            0,
+            "the changed row gets a new key"
+        );
+        // Not the author: no change (the server refuses it anyway).
+        t.receive(edit(4, 2, 99, "hijack"));
+        assert_eq!(body(&t, 2), "m2");
+        t.receive(delete(5, 1));
+        let m = &t.row(1).unwrap().message;
+        assert!(m.deleted);
+        assert_eq!(m.body, "");
+        // An edit after the deletion changes nothing.
+        t.receive(edit(6, 1, 7, "back"));
+        assert_eq!(body(&t, 1), "");
+        assert_eq!(seqs(&t), vec![1, 2], "changes are not rows");
+        assert!(t.is_confirmed(Uuid::from_u128(1003)));
+    }
+
+    #[test]
+    fn a_snapshot_folds_changes_already_reflected_only_once() {
+        // The store hands the message as it stands (revised = 3); the edit
+        // event that follows in the page must not apply again.
+        let mut current = msg(3, 1, 1);
+        if let EventData::Message(m) = &mut current.data {
+            m.body = "second".into();
+            m.revised = 4;
+        }
+        let t = Timeline::from_snapshot(
+            Version::new(3, 4),
+            vec![current, edit(3, 1, 7, "first"), edit(4, 1, 7, "second")],
+            false,
+        );
+        assert_eq!(body(&t, 1), "second");
+        assert_eq!(seqs(&t), vec![1]);
+    }
+
+    #[test]
+    fn a_change_to_a_message_not_held_waits_for_its_page() {
+        let mut t = Timeline::from_snapshot(Version::new(3, 5), vec![msg(3, 5, 5)], true);
+        t.receive(edit(6, 2, 7, "later"));
+        assert_eq!(seqs(&t), vec![5]);
+        assert_eq!(t.version(), Version::new(3, 6));
+    }
+
+    #[test]
+    fn trim_keeps_the_newest_and_allows_paging_back() {
         let mut t = Timeline::from_snapshot(Version::new(3, 0), vec![], false);
-        t.add_pending(Uuid::from_u128(1), "me".into(), "x".into());
-        t.remove_pending(Uuid::from_u128(1));
-        assert!(t.pending().is_empty());
-        t.add_pending(Uuid::from_u128(1), "me".into(), "x".into());
-        t.add_pending(Uuid::from_u128(1), "me".into(), "x".into());
-        assert_eq!(t.pending().len(), 1);
+        for seq in 1..=10 {
+            t.receive(msg(3, seq, seq as u128));
+        }
+        t.trim(4);
+        assert_eq!(seqs(&t), vec![7, 8, 9, 10]);
+        assert!(t.has_older());
+        assert!(!t.is_confirmed(Uuid::from_u128(1)));
+        assert!(t.is_confirmed(Uuid::from_u128(10)));
+        t.prepend_older(vec![msg(3, 5, 5), msg(3, 6, 6)], true);
+        assert_eq!(seqs(&t), vec![5, 6, 7, 8, 9, 10]);
     }
 }

@@ -5,7 +5,7 @@
 
 use crate::error::AppError;
 use crate::model::Backfill;
-use crate::protocol::{Event, Tick, Topic, Version};
+use crate::protocol::{ChatWrite, Event, Tick, Topic, Version};
 use crate::server::accounts::{Access, Principal};
 use crate::server::logs::TopicLog;
 use crate::server::state::AppState;
@@ -33,14 +33,13 @@ pub trait Backend: Send + Sync + 'static {
         topic: Topic,
         access: Access,
     ) -> Result<(), AppError>;
-    /// Posts a chat message as `who` (see `chat::post_message`, which
-    /// authorizes it).
-    async fn post_message(
+    /// A chat write as `who` (see `chat::write`, which authorizes it).
+    async fn write(
         &self,
         who: &Principal,
         topic: Topic,
         client_id: Uuid,
-        body: &str,
+        write: ChatWrite,
     ) -> Result<Event, AppError>;
     /// Publishes a tick (see `EphemeralLogs::publish_tick`).
     fn publish_tick(&self, topic: Topic, tick: Tick) -> Result<Event, AppError>;
@@ -74,14 +73,14 @@ impl Backend for AppState {
         crate::server::accounts::authorize(self, who, topic, access).await
     }
 
-    async fn post_message(
+    async fn write(
         &self,
         who: &Principal,
         topic: Topic,
         client_id: Uuid,
-        body: &str,
+        write: ChatWrite,
     ) -> Result<Event, AppError> {
-        crate::server::chat::post_message(self, who, topic, client_id, body).await
+        crate::server::chat::write(self, who, topic, client_id, write).await
     }
 
     fn publish_tick(&self, topic: Topic, tick: Tick) -> Result<Event, AppError> {

@@ -37,8 +37,8 @@ use super::cmd;
 use super::frame::{self, Frames};
 use crate::error::AppError;
 use crate::protocol::{
-    ClientFrame, CloseCode, ErrorCode, ErrorFrame, Event, Policy, ProtocolError, ServerFrame,
-    Topic, Version, PROTOCOL_VERSION,
+    ChatWrite, ClientFrame, CloseCode, ErrorCode, ErrorFrame, Event, Policy, ProtocolError,
+    ServerFrame, Topic, Version, PROTOCOL_VERSION,
 };
 use crate::server::accounts::live::Kick;
 use crate::server::accounts::Principal;
@@ -217,7 +217,24 @@ impl Session {
                 topic,
                 client_id,
                 body,
-            } => cmd::send::run(self, topic, client_id, body, out).await,
+            } => cmd::send::run(self, topic, client_id, ChatWrite::Message { body }, out).await,
+            ClientFrame::Edit {
+                topic,
+                client_id,
+                target,
+                body,
+            } => {
+                let write = ChatWrite::Edit { target, body };
+                cmd::send::run(self, topic, client_id, write, out).await
+            }
+            ClientFrame::Delete {
+                topic,
+                client_id,
+                target,
+            } => {
+                let write = ChatWrite::Delete { target };
+                cmd::send::run(self, topic, client_id, write, out).await
+            }
             ClientFrame::Publish { topic, tick } => cmd::publish::run(self, topic, tick, out).await,
             ClientFrame::Ping {} => cmd::ping::ping(out),
             ClientFrame::Pong {} => cmd::ping::pong(),

@@ -98,12 +98,12 @@ impl super::super::backend::Backend for NoBackend {
     ) -> Result<(), crate::error::AppError> {
         Ok(())
     }
-    async fn post_message(
+    async fn write(
         &self,
         _: &crate::server::accounts::Principal,
         _: crate::protocol::Topic,
         _: uuid::Uuid,
-        _: &str,
+        _: crate::protocol::ChatWrite,
     ) -> Result<crate::protocol::Event, crate::error::AppError> {
         Err(crate::error::AppError::Internal)
     }

@@ -7,6 +7,13 @@
 //!   event, so seqs are gapless and a committed seq is never reused. A second
 //!   append with the same `(topic, client_id)` changes nothing and returns the
 //!   original event with `created = false`.
+//! - A change event (`edit`, `delete`) is checked against its target in the
+//!   same transaction (it must be a message of the topic, not deleted; an
+//!   edit must come from its author), and the target's stored entry is
+//!   brought to its current state (`protocol::fold`) in that transaction:
+//!   snapshots and backfills show messages as they stand, with `revised`
+//!   naming the last change reflected. A deletion also erases the text of
+//!   the message's earlier edits. No event is ever removed or renumbered.
 //! - **Every committed event reaches the `Feed`, in commit order, exactly
 //!   once**, whatever happens to the caller: the write runs in the store's own
 //!   task, so a caller that is cancelled (a dropped HTTP request) cannot stop
@@ -26,7 +33,7 @@ pub use hooks::{CommitGate, Hooks};
 pub use sqlite::SqliteStore;
 
 use crate::model::{Backfill, Room, RoomList, Snapshot};
-use crate::protocol::{Event, EventData, Topic, Version};
+use crate::protocol::{ChatMessage, Event, EventData, Topic, Version};
 use crate::server::accounts::{Accounts, SqliteAccounts, SYSTEM_USER};
 use async_trait::async_trait;
 use std::sync::Arc;
@@ -42,6 +49,8 @@ pub enum StoreError {
     UnsupportedUrl(String),
     #[error("{0}")]
     Invalid(String),
+    #[error("{0}")]
+    Forbidden(String),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
     /// The batch holding this write could not be committed; nothing of it was stored.
@@ -107,6 +116,9 @@ pub trait Store: Send + Sync + 'static {
     /// Persists an event, assigns its version and emits it on the feed (see
     /// the module contract).
     async fn append(&self, topic: Topic, data: EventData) -> Result<Appended, StoreError>;
+    /// Message `seq` of `topic` as it stands now (edits applied, or
+    /// deleted); `NotFound` if that seq is not a message.
+    async fn message(&self, topic: Topic, seq: u64) -> Result<ChatMessage, StoreError>;
     /// The topic's current head.
     async fn head(&self, topic: Topic) -> Result<Version, StoreError>;
     /// Up to `limit` newest events with `seq < before` (all, if `None`).
@@ -183,6 +195,9 @@ impl<S: Store> Store for Timed<S> {
     async fn append(&self, topic: Topic, data: EventData) -> Result<Appended, StoreError> {
         timed("append", self.0.append(topic, data)).await
     }
+    async fn message(&self, topic: Topic, seq: u64) -> Result<ChatMessage, StoreError> {
+        timed("message", self.0.message(topic, seq)).await
+    }
     async fn head(&self, topic: Topic) -> Result<Version, StoreError> {
         timed("head", self.0.head(topic)).await
     }
@@ -241,6 +256,7 @@ pub async fn seed_demo(store: &dyn Store) -> Result<bool, StoreError> {
                 author: (*author).into(),
                 body: (*body).into(),
                 sent_at: now,
+                ..Default::default()
             });
             store.append(Topic::room(room.id), data).await?;
         }

@@ -10,7 +10,7 @@
 use super::writer::{self, Append};
 use super::{now_ms, Appended, Feed, Hooks, PageLimit, Store, StoreError};
 use crate::model::{Backfill, Room, RoomList, RoomSummary, Snapshot};
-use crate::protocol::{Event, EventData, Topic, Version};
+use crate::protocol::{ChatMessage, Event, EventData, Topic, Version};
 use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
@@ -251,6 +251,10 @@ impl Store for SqliteStore {
         // From here on the write is the writer's: if this future is dropped,
         // the event is still committed and published.
         answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    async fn message(&self, topic: Topic, seq: u64) -> Result<ChatMessage, StoreError> {
+        super::writer::message_in(&self.pool, topic, seq).await
     }
 
     async fn head(&self, topic: Topic) -> Result<Version, StoreError> {

@@ -13,6 +13,7 @@ fn msg(id: u128, body: &str) -> EventData {
         author: "t".into(),
         body: body.into(),
         sent_at: 1,
+        ..Default::default()
     })
 }
 

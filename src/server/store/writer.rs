@@ -13,7 +13,7 @@
 use super::hooks::Hooks;
 use super::sqlite::decode_event;
 use super::{now_ms, Appended, StoreError};
-use crate::protocol::{Event, EventData, Topic, Version};
+use crate::protocol::{fold, ChatMessage, Event, EventData, Topic, Version};
 use futures::future::join_all;
 use sqlx::{Row, SqliteConnection, SqlitePool};
 use tokio::sync::{mpsc, oneshot};
@@ -151,6 +151,12 @@ async fn append_one(
             }),
         );
     }
+    if let Some(target) = data.target() {
+        if let Err(refused) = change_target(conn, topic, target, seq as u64, data).await? {
+            undo(conn).await?;
+            return Ok(Err(refused));
+        }
+    }
     sqlx::query("RELEASE append").execute(&mut *conn).await?;
     Ok(Ok(Appended {
         event: Event {
@@ -160,6 +166,81 @@ async fn append_one(
         },
         created: true,
     }))
+}
+
+/// Message `seq` of `topic` as stored (its current state).
+pub(super) async fn message_in<'c, E>(
+    conn: E,
+    topic: Topic,
+    seq: u64,
+) -> Result<ChatMessage, StoreError>
+where
+    E: sqlx::Executor<'c, Database = sqlx::Sqlite>,
+{
+    let row = sqlx::query("SELECT data FROM events WHERE topic = ? AND seq = ?")
+        .bind(topic.to_string())
+        .bind(seq.min(i64::MAX as u64) as i64)
+        .fetch_optional(conn)
+        .await?;
+    let not_found = || StoreError::NotFound(format!("message {seq} of {topic}"));
+    let data = row.ok_or_else(not_found)?.get::<String, _>(0);
+    match serde_json::from_str::<EventData>(&data) {
+        Ok(EventData::Message(m)) => Ok(m),
+        Ok(_) => Err(not_found()),
+        Err(e) => Err(StoreError::Corrupt(format!("{topic} seq {seq}: {e}"))),
+    }
+}
+
+/// Applies change event `change` (at `seq`) to its target message `target`,
+/// or says why it cannot be applied. The outer error fails the batch.
+async fn change_target(
+    conn: &mut SqliteConnection,
+    topic: Topic,
+    target: u64,
+    seq: u64,
+    change: &EventData,
+) -> Result<Result<(), StoreError>, sqlx::Error> {
+    let mut message = match message_in(&mut *conn, topic, target).await {
+        Ok(m) => m,
+        Err(StoreError::Db(e)) => return Err(e),
+        Err(other) => return Ok(Err(other)),
+    };
+    if message.deleted {
+        return Ok(Err(StoreError::Conflict("that message was deleted".into())));
+    }
+    if let EventData::Edit(e) = change {
+        if e.author_id != message.author_id || message.author_id == 0 {
+            return Ok(Err(StoreError::Forbidden(
+                "only its author can edit a message".into(),
+            )));
+        }
+    }
+    fold(&mut message, seq, change);
+    let json = match serde_json::to_string(&EventData::Message(message)) {
+        Ok(json) => json,
+        Err(e) => return Ok(Err(StoreError::Corrupt(e.to_string()))),
+    };
+    let name = topic.to_string();
+    sqlx::query("UPDATE events SET data = ? WHERE topic = ? AND seq = ?")
+        .bind(&json)
+        .bind(&name)
+        .bind(target as i64)
+        .execute(&mut *conn)
+        .await?;
+    if matches!(change, EventData::Delete(_)) {
+        // The deleted text goes from the earlier edits too.
+        sqlx::query(
+            "UPDATE events SET data = json_set(data, '$.body', '') WHERE topic = ? AND seq > ? \
+             AND seq < ? AND json_extract(data, '$.kind') = 'edit' AND json_extract(data, '$.target') = ?",
+        )
+        .bind(&name)
+        .bind(target as i64)
+        .bind(seq as i64)
+        .bind(target as i64)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(Ok(()))
 }
 
 /// Rolls back to the append's savepoint and removes it.

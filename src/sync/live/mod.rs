@@ -14,7 +14,7 @@ mod wake;
 
 use super::{LinkStatus, TopicHandler};
 use crate::error::AppError;
-use crate::protocol::{ClientFrame, Event, Topic};
+use crate::protocol::{ChatWrite, ClientFrame, Event, Topic};
 use futures::channel::{mpsc, oneshot};
 use futures::FutureExt;
 use gloo_timers::future::TimeoutFuture;
@@ -129,12 +129,13 @@ impl LiveClient {
         }
     }
 
-    /// Sends a chat message over the socket and waits for its `ack`.
-    pub async fn send_message(
+    /// Sends a chat write (`send`, `edit` or `delete`) over the socket and
+    /// waits for its `ack`.
+    pub async fn send_write(
         &self,
         topic: Topic,
         client_id: Uuid,
-        body: String,
+        write: ChatWrite,
     ) -> Result<Event, AppError> {
         let inner = self
             .inner
@@ -142,11 +143,25 @@ impl LiveClient {
             .ok_or_else(|| AppError::Transport("page is closing".into()))?;
         let (tx, rx) = oneshot::channel();
         inner.acks.borrow_mut().insert(client_id, tx);
-        if !inner.queue(&ClientFrame::Send {
-            topic,
-            client_id,
-            body,
-        }) {
+        let frame = match write {
+            ChatWrite::Message { body } => ClientFrame::Send {
+                topic,
+                client_id,
+                body,
+            },
+            ChatWrite::Edit { target, body } => ClientFrame::Edit {
+                topic,
+                client_id,
+                target,
+                body,
+            },
+            ChatWrite::Delete { target } => ClientFrame::Delete {
+                topic,
+                client_id,
+                target,
+            },
+        };
+        if !inner.queue(&frame) {
             inner.acks.borrow_mut().remove(&client_id);
             return Err(AppError::Transport("not connected".into()));
         }

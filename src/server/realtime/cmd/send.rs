@@ -1,10 +1,10 @@
-//! `send`: post a chat message as the connection's account (authorized by
-//! the service: `write`).
+//! `send`, `edit` and `delete`: a chat write as the connection's account
+//! (authorized by the service: `write`, and authorship for changes).
 //! Answered by `ack` (the stored event, or the original for a retried
 //! `client_id`) or `error` carrying the same `client_id`. The event reaches
 //! subscribers through the store's feed, not from here.
 
-use crate::protocol::{ErrorFrame, ServerFrame, Topic};
+use crate::protocol::{ChatWrite, ErrorFrame, ServerFrame, Topic};
 use crate::server::realtime::frame::{self, Frames};
 use crate::server::realtime::session::{limit_error, Session};
 use uuid::Uuid;
@@ -13,7 +13,7 @@ pub async fn run(
     session: &mut Session,
     topic: Topic,
     client_id: Uuid,
-    body: String,
+    write: ChatWrite,
     out: &mut Frames,
 ) {
     if let Err(exceeded) = session.budget.message() {
@@ -21,7 +21,7 @@ pub async fn run(
     }
     let backend = session.services.backend.clone();
     let sent = backend
-        .post_message(&session.peer.who, topic, client_id, &body)
+        .write(&session.peer.who, topic, client_id, write)
         .await;
     frame::push(
         out,

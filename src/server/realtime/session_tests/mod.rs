@@ -60,6 +60,7 @@ pub(super) fn event(topic: Topic, epoch: u32, seq: u64) -> Event {
             author: "a".into(),
             body: format!("m{seq}"),
             sent_at: 0,
+            ..Default::default()
         }),
         Topic::Ticker(_) => EventData::Tick(Tick {
             price: seq as f64,
@@ -130,12 +131,12 @@ impl Backend for Fake {
         Ok(())
     }
 
-    async fn post_message(
+    async fn write(
         &self,
         _who: &crate::server::accounts::Principal,
         _topic: Topic,
         _client_id: Uuid,
-        _body: &str,
+        _write: crate::protocol::ChatWrite,
     ) -> Result<Event, AppError> {
         Err(AppError::Internal)
     }
