@@ -18,9 +18,11 @@ use super::members::Members;
 use super::messages::{load_room, older_messages};
 use crate::error::AppError;
 use crate::model::RoomSnapshot;
+use crate::protocol::Presence;
 use crate::protocol::Topic;
 use crate::sync::new_client_id;
 use crate::sync::outbox::{Queued, QueuedState, WriteKind};
+use crate::sync::presence::{arrivals, typing_line, PresenceState};
 use crate::sync::sender::use_sender;
 use crate::sync::timeline::{Row, Timeline};
 use crate::sync::topic::TopicSync;
@@ -180,6 +182,12 @@ pub fn ChatRoom(snapshot: RoomSnapshot) -> impl IntoView {
         changes,
         composer: NodeRef::new(),
     });
+    // Who is here (a latest-wins topic: the server sends its current state
+    // first, so there is nothing to load).
+    let presence = TopicSync::new(Topic::presence(room_id), PresenceState::default(), || {
+        async { Ok(PresenceState::default()) }.boxed_local()
+    });
+    presence.start();
     let problem = sync.problem();
     let private = room.private;
     view! {
@@ -188,10 +196,60 @@ pub fn ChatRoom(snapshot: RoomSnapshot) -> impl IntoView {
                 {private.then(|| view! { <span class="badge" data-testid="private-badge">"private"</span> })}
             </h1>
             {private.then(|| view! { <Members room=room.clone() /> })}
+            <PresenceBar presence />
             <p class="error" role="alert" data-testid="room-problem">{move || problem.get()}</p>
             <MessageList sync=sync.clone() room_id />
             <Composer topic room_id />
         </section>
+    }
+}
+
+/// Who is in the room, who is typing, and a short notice when someone
+/// joins or leaves (never written to the message log).
+#[component]
+fn PresenceBar(presence: TopicSync<PresenceState>) -> impl IntoView {
+    let me = expect_context::<RoomCtx>().me;
+    let state = presence.state();
+    let notice = RwSignal::new(None::<String>);
+    Effect::new(move |before: Option<Option<Presence>>| {
+        let now = state.with(|s| s.current().cloned());
+        if let (Some(Some(before)), Some(after)) = (&before, &now) {
+            if let Some(text) = arrivals(before, after, me) {
+                notice.set(Some(text.clone()));
+                presence.spawn(async move {
+                    crate::sync::sleep_ms(6_000).await;
+                    notice.try_update(|n| {
+                        if n.as_deref() == Some(text.as_str()) {
+                            *n = None;
+                        }
+                    });
+                });
+            }
+        }
+        now
+    });
+    let here = move || {
+        state.with(|s| {
+            let p = s.current()?;
+            let names: Vec<&str> = p.users.iter().map(|u| u.name.as_str()).collect();
+            if names.is_empty() {
+                return None;
+            }
+            let more = (p.count as usize).saturating_sub(names.len());
+            let mut text = names.join(", ");
+            if more > 0 {
+                text.push_str(&format!(" and {more} more"));
+            }
+            Some(text)
+        })
+    };
+    let typing = move || typing_line(&state.with(|s| s.typing(me)));
+    view! {
+        <p class="presence" data-testid="presence">
+            <span class="here" data-testid="here">{move || here().map(|t| format!("Here now: {t}"))}</span>
+            <span class="notice" data-testid="presence-notice">{notice}</span>
+            <span class="typing" data-testid="typing">{typing}</span>
+        </p>
     }
 }
 
@@ -650,6 +708,19 @@ fn Composer(topic: Topic, room_id: i64) -> impl IntoView {
             submit();
         }
     };
+    // Others see "typing…": at most one signal per 3 s while the text
+    // changes; it ends by itself, or when the message is posted.
+    let live = crate::sync::use_live_client();
+    let last_typing = StoredValue::new(f64::NEG_INFINITY);
+    let on_input = move |ev: leptos::ev::Event| {
+        let value = event_target_value(&ev);
+        let now = crate::sync::now_ms();
+        if !value.trim().is_empty() && now - last_typing.get_value() > 3_000.0 {
+            last_typing.set_value(now);
+            live.typing(topic);
+        }
+        text.set(value);
+    };
     // Enter sends; Shift+Enter (or Enter while composing text with an input
     // method) makes a new line.
     let on_key = move |ev: leptos::ev::KeyboardEvent| {
@@ -664,7 +735,7 @@ fn Composer(topic: Topic, room_id: i64) -> impl IntoView {
             <input type="hidden" name="client_id" value=form_id />
             <textarea name="body" maxlength="2000" rows="2" placeholder="Write a message (Shift+Enter for a new line)"
                 autocomplete="off" data-testid="message-input" aria-label="message" node_ref=ctx.composer
-                prop:value=text on:input=move |ev| text.set(event_target_value(&ev)) on:keydown=on_key></textarea>
+                prop:value=text on:input=on_input on:keydown=on_key></textarea>
             <button type="submit" data-testid="send">"Send"</button>
             <p class="error" role="alert" data-testid="send-error">{refused}</p>
         </form>

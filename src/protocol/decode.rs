@@ -10,12 +10,13 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 /// The frame types a client may send.
-const CLIENT_TYPES: [&str; 8] = [
+const CLIENT_TYPES: [&str; 9] = [
     "subscribe",
     "unsubscribe",
     "send",
     "edit",
     "delete",
+    "typing",
     "publish",
     "ping",
     "pong",
@@ -47,6 +48,9 @@ enum Wire {
         topic: String,
         client_id: Uuid,
         target: u64,
+    },
+    Typing {
+        topic: String,
     },
     Publish {
         topic: String,
@@ -104,6 +108,7 @@ impl ClientFrame {
                 client_id,
                 target,
             },
+            Wire::Typing { topic: t } => ClientFrame::Typing { topic: topic(t)? },
             Wire::Publish { topic: t, tick } => ClientFrame::Publish {
                 topic: topic(t)?,
                 tick,

@@ -47,6 +47,8 @@ pub enum EventData {
     Delete(Delete),
     /// A price update on a ticker.
     Tick(Tick),
+    /// Who is in a room now (the whole list: latest wins).
+    Presence(Presence),
     /// A kind this build does not know (sent by a newer server): it still
     /// advances the topic's version, and shows nothing.
     #[serde(other)]
@@ -60,7 +62,7 @@ impl EventData {
             EventData::Message(m) => Some(m.client_id),
             EventData::Edit(e) => Some(e.client_id),
             EventData::Delete(d) => Some(d.client_id),
-            EventData::Tick(_) | EventData::Unknown => None,
+            EventData::Tick(_) | EventData::Presence(_) | EventData::Unknown => None,
         }
     }
 }
@@ -72,6 +74,31 @@ pub struct Tick {
     pub price: f64,
     pub ts: i64,
 }
+
+/// Who is in a room: every account with a live connection subscribed to the
+/// room, once however many tabs, by name; with whether each is typing.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Presence {
+    /// Sorted by name, at most `MAX_PRESENT`.
+    pub users: Vec<Present>,
+    /// How many accounts are present in all (`users` may be cut short).
+    pub count: u32,
+}
+
+/// Most accounts a presence event lists.
+pub const MAX_PRESENT: usize = 100;
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Present {
+    pub id: i64,
+    pub name: String,
+    /// Typed in the room within the last few seconds (the server clears it
+    /// `TYPING_MS` after the last `typing` frame, or when they post).
+    pub typing: bool,
+}
+
+/// How long one `typing` frame keeps an account marked as typing.
+pub const TYPING_MS: u64 = 6_000;
 
 /// A chat message. As first written, only the first five fields are set;
 /// a message read from a snapshot or a backfill is shown as it stands at
@@ -215,6 +242,13 @@ pub enum ClientFrame {
         topic: Topic,
         client_id: Uuid,
         target: u64,
+    },
+    /// The account is typing in room `topic` (a `room:` topic): it shows as
+    /// typing on the room's `presence:` topic for `TYPING_MS`. No answer;
+    /// refusals answer with `error`. Clients send it at most every few
+    /// seconds while the user types.
+    Typing {
+        topic: Topic,
     },
     /// Publish a tick to a `ticker:` topic. Only connections that presented
     /// the server's publish token may publish; no ack (a feed is

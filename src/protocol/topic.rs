@@ -23,6 +23,8 @@ pub enum Topic {
     Room(i64),
     /// `ticker:<SYMBOL>`: a price feed.
     Ticker(Symbol),
+    /// `presence:<room id>`: who is in a room now, and who is typing.
+    Presence(i64),
 }
 
 /// The kinds of topic, without their ids.
@@ -30,6 +32,7 @@ pub enum Topic {
 pub enum TopicKind {
     Room,
     Ticker,
+    Presence,
 }
 
 /// How a topic's events reach a subscriber that falls behind. Announced in
@@ -59,14 +62,14 @@ impl TopicKind {
     pub fn policy(self) -> Policy {
         match self {
             TopicKind::Room => Policy::Lossless,
-            TopicKind::Ticker => Policy::LatestWins,
+            TopicKind::Ticker | TopicKind::Presence => Policy::LatestWins,
         }
     }
 
     pub fn durability(self) -> Durability {
         match self {
             TopicKind::Room => Durability::Durable,
-            TopicKind::Ticker => Durability::Ephemeral,
+            TopicKind::Ticker | TopicKind::Presence => Durability::Ephemeral,
         }
     }
 
@@ -75,6 +78,7 @@ impl TopicKind {
         match self {
             TopicKind::Room => "room",
             TopicKind::Ticker => "ticker",
+            TopicKind::Presence => "presence",
         }
     }
 }
@@ -129,6 +133,11 @@ impl Topic {
         Topic::Room(id)
     }
 
+    /// Who is in chat room `id`.
+    pub fn presence(id: i64) -> Self {
+        Topic::Presence(id)
+    }
+
     /// The price feed of `symbol` (validated).
     pub fn ticker(symbol: &str) -> Result<Self, TopicError> {
         Symbol::parse(symbol).map(Topic::Ticker)
@@ -138,6 +147,7 @@ impl Topic {
         match self {
             Topic::Room(_) => TopicKind::Room,
             Topic::Ticker(_) => TopicKind::Ticker,
+            Topic::Presence(_) => TopicKind::Presence,
         }
     }
 
@@ -150,16 +160,18 @@ impl Topic {
         if name.is_empty() || name.len() > MAX_TOPIC_LEN {
             return Err(TopicError(format!("a topic is 1 to {MAX_TOPIC_LEN} bytes")));
         }
+        let room_id = |id: &str| match id.parse::<i64>() {
+            Ok(n) if n > 0 && id == n.to_string() => Ok(n),
+            _ => Err(TopicError(format!(
+                "`{id}` is not a room id (a positive integer)"
+            ))),
+        };
         match name.split_once(':') {
-            Some(("room", id)) => match id.parse::<i64>() {
-                Ok(n) if n > 0 && id == n.to_string() => Ok(Topic::Room(n)),
-                _ => Err(TopicError(format!(
-                    "`{id}` is not a room id (a positive integer)"
-                ))),
-            },
+            Some(("room", id)) => room_id(id).map(Topic::Room),
+            Some(("presence", id)) => room_id(id).map(Topic::Presence),
             Some(("ticker", sym)) => Topic::ticker(sym),
             _ => Err(TopicError(format!(
-                "unknown topic kind in `{}` (expected `room:<id>` or `ticker:<SYMBOL>`)",
+                "unknown topic kind in `{}` (expected `room:<id>`, `presence:<room id>` or `ticker:<SYMBOL>`)",
                 name.chars().take(32).collect::<String>()
             ))),
         }
@@ -171,6 +183,7 @@ impl fmt::Display for Topic {
         match self {
             Topic::Room(id) => write!(f, "room:{id}"),
             Topic::Ticker(s) => write!(f, "ticker:{}", s.as_str()),
+            Topic::Presence(id) => write!(f, "presence:{id}"),
         }
     }
 }
@@ -230,6 +243,8 @@ mod tests {
     #[test]
     fn topics_parse_round_trip_and_refuse_what_is_not_canonical() {
         assert_eq!(Topic::parse("room:42"), Ok(Topic::Room(42)));
+        assert_eq!(Topic::parse("presence:42"), Ok(Topic::Presence(42)));
+        assert_eq!(Topic::Presence(42).to_string(), "presence:42");
         let t = Topic::parse("ticker:BTC-USD").unwrap();
         assert_eq!(
             (t.kind(), t.to_string().as_str()),
@@ -255,6 +270,9 @@ mod tests {
             "room:+1",
             "room:x",
             "room:9223372036854775808",
+            "presence:",
+            "presence:0",
+            "presence:abc",
             "user:1",
             "room",
             &"r".repeat(200),
@@ -276,6 +294,8 @@ mod tests {
         assert_eq!(Topic::ticker("A").unwrap().policy(), Policy::LatestWins);
         assert_eq!(TopicKind::Room.durability(), Durability::Durable);
         assert_eq!(TopicKind::Ticker.durability(), Durability::Ephemeral);
+        assert_eq!(Topic::presence(1).policy(), Policy::LatestWins);
+        assert_eq!(TopicKind::Presence.durability(), Durability::Ephemeral);
         assert_eq!(
             serde_json::to_string(&Policy::LatestWins).unwrap(),
             r#""latest_wins""#

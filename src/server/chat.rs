@@ -108,8 +108,12 @@ pub async fn write(
             })
         }
     };
+    let posted = matches!(data, EventData::Message(_));
     let appended = state.store.append(topic, data).await?;
     tracing::debug!(topic = %topic, seq = appended.event.version.seq, created = appended.created, "chat write");
+    if posted {
+        state.presence.stop_typing(room_id, user.id);
+    }
     Ok(appended.event)
 }
 

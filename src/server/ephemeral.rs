@@ -1,4 +1,5 @@
-//! Ephemeral topics (`ticker:`): versioned logs kept only in memory (ssr only).
+//! Ephemeral topics (`ticker:`, `presence:`): versioned logs kept only in
+//! memory (ssr only).
 //!
 //! Each topic keeps its newest `window` events, enough for a reconnecting
 //! client to resume; older versions answer `reset`. All topics share one
@@ -15,9 +16,10 @@ use super::logs::TopicLog;
 use super::store::PageLimit;
 use crate::error::AppError;
 use crate::model::Backfill;
-use crate::protocol::{Event, EventData, Tick, Topic, TopicKind, Version};
+use crate::protocol::{Event, EventData, Presence, Tick, Topic, TopicKind, Version};
 use async_trait::async_trait;
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 /// The encoded size of one tick event, about (for page byte limits).
@@ -28,6 +30,8 @@ pub struct EphemeralLogs {
     window: usize,
     /// Most topics at once (each holds up to `window` events).
     max_topics: usize,
+    /// Ticker topics so far (presence topics do not count).
+    tickers: AtomicUsize,
     topics: Mutex<HashMap<Topic, VecDeque<Event>>>,
 }
 
@@ -37,6 +41,7 @@ impl EphemeralLogs {
             epoch: rand::random_range(1..(1u32 << 31)),
             window: window.max(1),
             max_topics,
+            tickers: AtomicUsize::new(0),
             topics: Mutex::new(HashMap::new()),
         }
     }
@@ -64,7 +69,7 @@ impl EphemeralLogs {
     ) -> Result<Event, AppError> {
         match topic.kind() {
             TopicKind::Ticker => {}
-            TopicKind::Room => {
+            TopicKind::Room | TopicKind::Presence => {
                 return Err(AppError::Validation(format!("{topic} does not take ticks")))
             }
         }
@@ -72,20 +77,60 @@ impl EphemeralLogs {
             return Err(AppError::Validation("a price is a finite number".into()));
         }
         let mut topics = self.lock()?;
-        if !topics.contains_key(&topic) && topics.len() >= self.max_topics {
-            return Err(AppError::Limit(format!(
-                "at most {} ticker topics",
-                self.max_topics
+        if !topics.contains_key(&topic) {
+            // Ticker topics are never removed: counting new ones is enough.
+            if self.tickers.load(Ordering::Relaxed) >= self.max_topics {
+                return Err(AppError::Limit(format!(
+                    "at most {} ticker topics",
+                    self.max_topics
+                )));
+            }
+            self.tickers.fetch_add(1, Ordering::Relaxed);
+        }
+        self.append(
+            &mut topics,
+            topic,
+            EventData::Tick(tick),
+            self.window,
+            broker,
+        )
+    }
+
+    /// Publishes who is in a room (the server's presence board calls it).
+    /// Only the newest state is kept: a latest-wins topic needs no more.
+    pub fn publish_presence(
+        &self,
+        topic: Topic,
+        presence: Presence,
+        broker: &dyn Broker,
+    ) -> Result<Event, AppError> {
+        if topic.kind() != TopicKind::Presence {
+            return Err(AppError::Validation(format!(
+                "{topic} is not a presence topic"
             )));
         }
+        let mut topics = self.lock()?;
+        self.append(&mut topics, topic, EventData::Presence(presence), 1, broker)
+    }
+
+    /// Appends `data` as `topic`'s next event, keeping `window` events, and
+    /// publishes it while the lock is held (so deliveries leave in order).
+    fn append(
+        &self,
+        topics: &mut HashMap<Topic, VecDeque<Event>>,
+        topic: Topic,
+        data: EventData,
+        window: usize,
+        broker: &dyn Broker,
+    ) -> Result<Event, AppError> {
         let log = topics.entry(topic).or_default();
         let seq = log.back().map_or(0, |e| e.version.seq) + 1;
         let event = Event {
             topic,
             version: Version::new(self.epoch, seq),
-            data: EventData::Tick(tick),
+            data,
         };
-        if log.len() == self.window {
+        while log.len() >= window {
             log.pop_front();
         }
         log.push_back(event.clone());

@@ -178,8 +178,10 @@ pub struct Meters {
     pub subscriptions: Gauge,
     pub room_in: Counter,
     pub ticker_in: Counter,
+    pub presence_in: Counter,
     pub room_out: Counter,
     pub ticker_out: Counter,
+    pub presence_out: Counter,
     pub queue_depth: Histogram,
     pub dropped_full: Counter,
     pub resumes_replayed: Counter,
@@ -194,6 +196,7 @@ pub struct Meters {
 pub struct KindCounts {
     pub room: u64,
     pub ticker: u64,
+    pub presence: u64,
 }
 
 impl KindCounts {
@@ -201,6 +204,7 @@ impl KindCounts {
         match kind {
             TopicKind::Room => self.room += n,
             TopicKind::Ticker => self.ticker += n,
+            TopicKind::Presence => self.presence += n,
         }
     }
 }
@@ -218,8 +222,10 @@ impl Meters {
             subscriptions: gauge!(SUBSCRIPTIONS),
             room_in: counter!(EVENTS_IN, "kind" => "room"),
             ticker_in: counter!(EVENTS_IN, "kind" => "ticker"),
+            presence_in: counter!(EVENTS_IN, "kind" => "presence"),
             room_out: counter!(EVENTS_OUT, "kind" => "room"),
             ticker_out: counter!(EVENTS_OUT, "kind" => "ticker"),
+            presence_out: counter!(EVENTS_OUT, "kind" => "presence"),
             queue_depth: histogram!(QUEUE_DEPTH),
             dropped_full: counter!(DROPPED, "reason" => "queue_full"),
             resumes_replayed: counter!(RESUMES, "backfill" => "true"),
@@ -235,6 +241,7 @@ impl Meters {
         match kind {
             TopicKind::Room => self.room_in.increment(1),
             TopicKind::Ticker => self.ticker_in.increment(1),
+            TopicKind::Presence => self.presence_in.increment(1),
         }
     }
 
@@ -245,6 +252,9 @@ impl Meters {
         }
         if written.ticker > 0 {
             self.ticker_out.increment(written.ticker);
+        }
+        if written.presence > 0 {
+            self.presence_out.increment(written.presence);
         }
     }
 }

@@ -13,6 +13,7 @@ pub mod ephemeral;
 pub mod limits;
 pub mod logs;
 pub mod metrics;
+pub mod presence;
 pub mod realtime;
 pub mod security;
 pub mod serve;

@@ -10,6 +10,7 @@ use super::ephemeral::EphemeralLogs;
 use super::limits::PerIp;
 use super::logs::Logs;
 use super::metrics::Meters;
+use super::presence::PresenceBoard;
 use super::realtime::session::Services;
 use super::security::Rules;
 use super::shutdown::Shutdown;
@@ -31,6 +32,7 @@ pub struct AppState {
     pub throttle: Arc<LoginThrottle>,
     /// Every topic's log, routed by kind.
     pub logs: Arc<Logs>,
+    pub presence: Arc<PresenceBoard>,
     pub broker: Arc<dyn Broker>,
     pub shutdown: Shutdown,
     pub meters: Meters,
@@ -58,6 +60,7 @@ impl AppState {
         ));
         AppState {
             leptos,
+            presence: PresenceBoard::new(ephemeral.clone(), broker.clone()),
             logs: Arc::new(Logs::new(store.clone(), ephemeral)),
             settings: Arc::new(settings.clone()),
             store,

@@ -41,6 +41,8 @@ impl LiveClient {
 
     pub fn reconnect(&self) {}
 
+    pub fn typing(&self, _topic: Topic) {}
+
     pub async fn send_write(
         &self,
         _topic: Topic,

@@ -5,6 +5,7 @@
 //!   state `S` (a `TopicState`: a room's timeline now; a market's quotes, an
 //!   inbox or a document later) in step with the server through both
 //!   channels: pushes, backfills, snapshot reloads and subscription errors.
+//! - `presence` (pure) holds who is in a room, a latest-wins topic.
 //! - `scope` ties the tasks a component starts to that component.
 //! - `outbox` (pure) and `sender` keep the tab's writes in the order they
 //!   were made, in `sessionStorage` until acknowledged, and send them one
@@ -18,6 +19,7 @@
 pub mod backoff;
 pub mod cursor;
 pub mod outbox;
+pub mod presence;
 pub mod scope;
 pub mod sender;
 pub mod timeline;

@@ -346,6 +346,20 @@ impl Ws {
         }
     }
 
+    /// The next frame, pings included (for tests that answer them).
+    pub async fn recv_raw(&mut self) -> ServerFrame {
+        loop {
+            let msg = tokio::time::timeout(WAIT, self.stream.next())
+                .await
+                .expect("a frame within the wait")
+                .expect("socket open")
+                .expect("no socket error");
+            if let Message::Text(t) = msg {
+                return serde_json::from_str(t.as_str()).expect("valid server frame");
+            }
+        }
+    }
+
     /// Asserts nothing but pings arrive for `d`.
     pub async fn expect_silence(&mut self, d: Duration) {
         let deadline = tokio::time::Instant::now() + d;

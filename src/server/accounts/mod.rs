@@ -204,7 +204,7 @@ pub async fn authorize(
         _ => {}
     }
     if access == Access::Publish {
-        if let Topic::Room(_) = topic {
+        if let Topic::Room(_) | Topic::Presence(_) = topic {
             return Err(AppError::Validation(format!("{topic} does not take ticks")));
         }
         let publisher = who.user().is_some_and(|u| is_publisher(&state.settings, u));
@@ -215,7 +215,19 @@ pub async fn authorize(
             ));
         }
     }
-    match topic {
+    let room_id = match topic {
+        Topic::Ticker(_) => return Ok(()),
+        Topic::Room(id) => id,
+        // Who is in a room: readable by whoever reads the room; written by
+        // the server only (from connections and `typing` frames).
+        Topic::Presence(id) if access == Access::Read => id,
+        Topic::Presence(_) => {
+            return Err(AppError::Forbidden(
+                "presence topics are written by the server".into(),
+            ))
+        }
+    };
+    match Topic::Room(room_id) {
         Topic::Room(id) => {
             let room = state.accounts.room_access(id, who.user_id()).await?;
             match room {
@@ -228,7 +240,7 @@ pub async fn authorize(
                 }
             }
         }
-        Topic::Ticker(_) => Ok(()),
+        _ => Ok(()),
     }
 }
 

@@ -43,6 +43,11 @@ pub trait Backend: Send + Sync + 'static {
     ) -> Result<Event, AppError>;
     /// Publishes a tick (see `EphemeralLogs::publish_tick`).
     fn publish_tick(&self, topic: Topic, tick: Tick) -> Result<Event, AppError>;
+    /// One more (`here`) or one less live connection of `who` subscribed
+    /// to room `room` (see `server::presence`).
+    fn presence(&self, who: &Principal, room: i64, here: bool);
+    /// `who` is typing in room `topic` (authorized as a write).
+    async fn typing(&self, who: &Principal, topic: Topic) -> Result<(), AppError>;
 }
 
 #[async_trait]
@@ -81,6 +86,24 @@ impl Backend for AppState {
         write: ChatWrite,
     ) -> Result<Event, AppError> {
         crate::server::chat::write(self, who, topic, client_id, write).await
+    }
+
+    fn presence(&self, who: &Principal, room: i64, here: bool) {
+        // People in browsers; access tokens (bots, load tools) are not listed.
+        if let Principal::Session { user, .. } = who {
+            self.presence.connection(room, user, here);
+        }
+    }
+
+    async fn typing(&self, who: &Principal, topic: Topic) -> Result<(), AppError> {
+        let Topic::Room(room) = topic else {
+            return Err(AppError::Validation(format!("{topic} is not a chat room")));
+        };
+        crate::server::accounts::authorize(self, who, topic, Access::Write).await?;
+        if let Principal::Session { user, .. } = who {
+            self.presence.typing(room, user.id);
+        }
+        Ok(())
     }
 
     fn publish_tick(&self, topic: Topic, tick: Tick) -> Result<Event, AppError> {

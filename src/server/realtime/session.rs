@@ -235,6 +235,7 @@ impl Session {
                 let write = ChatWrite::Delete { target };
                 cmd::send::run(self, topic, client_id, write, out).await
             }
+            ClientFrame::Typing { topic } => cmd::typing::run(self, topic, out).await,
             ClientFrame::Publish { topic, tick } => cmd::publish::run(self, topic, tick, out).await,
             ClientFrame::Ping {} => cmd::ping::ping(out),
             ClientFrame::Pong {} => cmd::ping::pong(),
@@ -438,6 +439,9 @@ impl Session {
     pub(super) fn track(&mut self, topic: Topic, version: Version) {
         if self.subs.insert(topic, version).is_none() {
             self.services.meters.subscriptions.increment(1.0);
+            if let Topic::Room(room) = topic {
+                self.services.backend.presence(&self.peer.who, room, true);
+            }
         }
     }
 
@@ -446,6 +450,9 @@ impl Session {
         self.behind.remove(&topic);
         if self.subs.remove(&topic).is_some() {
             self.services.meters.subscriptions.decrement(1.0);
+            if let Topic::Room(room) = topic {
+                self.services.backend.presence(&self.peer.who, room, false);
+            }
         }
         self.services.broker.unsubscribe(topic, self.conn);
     }
@@ -484,6 +491,9 @@ impl Drop for Session {
         self.services.meters.subscriptions.decrement(live);
         for topic in self.subs.keys() {
             self.services.broker.unsubscribe(*topic, self.conn);
+            if let Topic::Room(room) = topic {
+                self.services.backend.presence(&self.peer.who, *room, false);
+            }
         }
     }
 }

@@ -107,6 +107,16 @@ impl super::super::backend::Backend for NoBackend {
     ) -> Result<crate::protocol::Event, crate::error::AppError> {
         Err(crate::error::AppError::Internal)
     }
+    fn presence(&self, _: &crate::server::accounts::Principal, _: i64, _: bool) {}
+
+    async fn typing(
+        &self,
+        _: &crate::server::accounts::Principal,
+        _: crate::protocol::Topic,
+    ) -> Result<(), crate::error::AppError> {
+        Ok(())
+    }
+
     fn publish_tick(
         &self,
         _: crate::protocol::Topic,

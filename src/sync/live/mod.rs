@@ -121,6 +121,14 @@ impl LiveClient {
         }
     }
 
+    /// Says the user is typing in room `topic` (only while live; a lost
+    /// signal costs nothing, it expires anyway).
+    pub fn typing(&self, topic: Topic) {
+        if let Some(inner) = self.inner.try_get_value() {
+            inner.queue(&ClientFrame::Typing { topic });
+        }
+    }
+
     /// Drops the socket (if any) and connects again at once: the "retry
     /// now" control.
     pub fn reconnect(&self) {

@@ -7,4 +7,5 @@ pub mod ping;
 pub mod publish;
 pub mod send;
 pub mod subscribe;
+pub mod typing;
 pub mod unsubscribe;

@@ -66,6 +66,7 @@ pub(super) fn event(topic: Topic, epoch: u32, seq: u64) -> Event {
             price: seq as f64,
             ts: 0,
         }),
+        Topic::Presence(_) => EventData::Presence(Default::default()),
     };
     Event {
         topic,
@@ -139,6 +140,16 @@ impl Backend for Fake {
         _write: crate::protocol::ChatWrite,
     ) -> Result<Event, AppError> {
         Err(AppError::Internal)
+    }
+
+    fn presence(&self, _: &crate::server::accounts::Principal, _: i64, _: bool) {}
+
+    async fn typing(
+        &self,
+        _: &crate::server::accounts::Principal,
+        _: crate::protocol::Topic,
+    ) -> Result<(), crate::error::AppError> {
+        Ok(())
     }
 
     fn publish_tick(&self, _topic: Topic, _tick: Tick) -> Result<Event, AppError> {
