@@ -38,9 +38,16 @@ pub fn App() -> impl IntoView {
     provide_live_client();
     crate::sync::sender::provide_sender();
     provide_identity();
+    let me = crate::features::account::use_identity().me.map(|m| m.id);
+    let summary = crate::sync::summary::provide_summary(me);
+    // Every page's title starts with the unread count, so a hidden tab shows it.
+    let formatter = move |text: String| match summary.total() {
+        0 => text,
+        n => format!("({}) {text}", crate::sync::summary::badge(n)),
+    };
     view! {
         <Stylesheet id="leptos" href="/pkg/tandem.css" />
-        <Title text="tandem" />
+        <Title text="tandem" formatter />
         <Router>
             <header class="top">
                 <a href="/" class="brand">"tandem"</a>

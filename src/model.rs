@@ -20,9 +20,33 @@ pub struct Room {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RoomSummary {
     pub room: Room,
-    /// How many messages the room has (its topic's head seq).
+    /// The room's topic head: how many events (messages, edits, deletions)
+    /// its log holds.
     pub messages: u64,
+    /// The newest message, as it stands.
+    #[serde(default)]
+    pub last: Option<LastMessage>,
+    /// The viewer's read position, if it ever read the room.
+    #[serde(default)]
+    pub read_seq: Option<u64>,
+    /// Messages by others after the read position (at most
+    /// `protocol::UNREAD_CAP`); `None` if the viewer never read the room.
+    #[serde(default)]
+    pub unread: Option<u32>,
 }
+
+/// A room's newest message, for the room list.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LastMessage {
+    pub author: String,
+    /// The first `PREVIEW_CHARS` characters of the text ("" if deleted).
+    pub preview: String,
+    pub sent_at: i64,
+    pub deleted: bool,
+}
+
+/// How much of a message the room list shows.
+pub const PREVIEW_CHARS: usize = 120;
 
 /// One page of the room list, by id.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -90,6 +90,20 @@ fn local_offset_ms(_ms: i64) -> i64 {
     0
 }
 
+/// Whether the page is shown (not a background tab or a minimized window).
+fn document_visible() -> bool {
+    #[cfg(feature = "hydrate")]
+    {
+        web_sys::window()
+            .and_then(|w| w.document())
+            .is_none_or(|d| d.visibility_state() == web_sys::VisibilityState::Visible)
+    }
+    #[cfg(not(feature = "hydrate"))]
+    {
+        true
+    }
+}
+
 /// Unix milliseconds now.
 fn wall_ms() -> i64 {
     #[cfg(feature = "hydrate")]
@@ -339,6 +353,41 @@ fn MessageList(sync: RoomSync, room_id: i64) -> impl IntoView {
             }
         }
         last
+    });
+    // The read position: the newest version held while the room is on
+    // screen (tab visible, list at its end), sent at most once a second.
+    let visible = RwSignal::new(true);
+    Effect::new(move |_| visible.set(document_visible()));
+    let listener =
+        window_event_listener_untyped("visibilitychange", move |_| visible.set(document_visible()));
+    on_cleanup(move || listener.remove());
+    let signed_in = use_identity().me.is_some();
+    let marked = StoredValue::new(0u64);
+    let marking = StoredValue::new(false);
+    let reader = sync.clone();
+    Effect::new(move |_| {
+        let seq = timeline.with(|t| t.version().seq);
+        if !signed_in || !visible.get() || !at_end.get() || seq <= marked.get_value() {
+            return;
+        }
+        marked.set_value(seq);
+        if marking.get_value() {
+            return;
+        }
+        marking.set_value(true);
+        reader.spawn(async move {
+            loop {
+                let seq = marked.get_value();
+                if let Err(e) = super::messages::mark_read(room_id, seq).await {
+                    tracing::debug!(error = %e, "read position not stored");
+                }
+                crate::sync::sleep_ms(1_000).await;
+                if marked.try_get_value() == Some(seq) {
+                    break;
+                }
+            }
+            marking.try_set_value(false);
+        });
     });
     let to_end = move |_| {
         if let Some(el) = list.get_untracked() {

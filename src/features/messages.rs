@@ -96,3 +96,13 @@ pub async fn delete_message(room_id: i64, client_id: Uuid, target: u64) -> Resul
     let write = crate::protocol::ChatWrite::Delete { target };
     crate::server::chat::write(&state, &who, topic, client_id, write).await
 }
+
+/// Records that the caller had the room's messages up to `seq` on screen
+/// (its read position only moves forward, and never past the head).
+/// Answers the position stored.
+#[server(endpoint = "mark_read")]
+pub async fn mark_read(room_id: i64, seq: u64) -> Result<u64, AppError> {
+    let state = crate::server::app_state()?;
+    let who = crate::server::principal()?;
+    crate::server::chat::mark_read(&state, &who, room_id, seq).await
+}

@@ -34,6 +34,119 @@ pub async fn create_room(name: String, private: Option<String>) -> Result<Room, 
     Ok(room)
 }
 
+/// Follows every listed room's topic from its head; any event there bumps
+/// `activity` (at most once a second), which refetches the list.
+fn follow_listed_rooms(rooms: Resource<Result<RoomList, AppError>>, activity: RwSignal<u64>) {
+    use crate::protocol::{ErrorFrame, Event, Topic, Version};
+    use crate::sync::{use_live_client, SubId, TopicHandler};
+    use std::collections::HashMap;
+    use std::rc::Rc;
+
+    struct Changed(StoredValue<bool>);
+    impl TopicHandler for Changed {
+        fn since(&self) -> Option<Version> {
+            None
+        }
+        fn on_event(&self, _: Event) {
+            self.0.try_set_value(true);
+        }
+        fn on_subscribed(&self, _: Version) {}
+        fn on_reset(&self) {
+            self.0.try_set_value(true);
+        }
+        fn on_error(&self, _: ErrorFrame) {}
+    }
+
+    let live = use_live_client();
+    let dirty = StoredValue::new(false);
+    let followed = StoredValue::new(HashMap::<i64, SubId>::new());
+    let scope = crate::sync::scope::Scope::current();
+    // Effects run in the browser only.
+    Effect::new(move |started: Option<()>| {
+        let ids: Vec<i64> = rooms
+            .get()
+            .and_then(Result::ok)
+            .map(|l| l.rooms.iter().map(|s| s.room.id).collect())
+            .unwrap_or_default();
+        followed.update_value(|f| {
+            f.retain(|id, sub| {
+                let keep = ids.contains(id);
+                if !keep {
+                    live.unsubscribe(Topic::room(*id), *sub);
+                }
+                keep
+            });
+            for id in ids {
+                f.entry(id)
+                    .or_insert_with(|| live.subscribe(Topic::room(id), Rc::new(Changed(dirty))));
+            }
+        });
+        if started.is_none() {
+            scope.spawn(async move {
+                loop {
+                    crate::sync::sleep_ms(1_000).await;
+                    if dirty.try_get_value() == Some(true) {
+                        dirty.try_set_value(false);
+                        activity.try_update(|n| *n += 1);
+                    }
+                    if dirty.try_get_value().is_none() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    on_cleanup(move || {
+        if let Some(f) = followed.try_get_value() {
+            for (id, sub) in f {
+                live.unsubscribe(Topic::room(id), sub);
+            }
+        }
+    });
+}
+
+/// One room in the list: its name, unread count (rooms the viewer has
+/// read), and newest message.
+#[component]
+fn RoomRow(s: crate::model::RoomSummary) -> impl IntoView {
+    let summary = crate::sync::summary::use_summary();
+    let id = s.room.id;
+    let listed = s.unread;
+    // The live summary knows rooms with unread messages; the list knows
+    // the rest (and the count when the page was rendered).
+    let unread = move || match (summary.version(), listed) {
+        (0, listed) => listed.filter(|n| *n > 0),
+        (_, Some(_)) => Some(summary.count(id)).filter(|n| *n > 0),
+        (_, None) => None,
+    };
+    let last = s.last.map(|m| {
+        let text = if m.deleted {
+            "message deleted".to_owned()
+        } else {
+            m.preview
+        };
+        view! {
+            <span class="last" data-testid="room-last">
+                <span class="author">{m.author}</span>": "{text}
+            </span>
+        }
+    });
+    view! {
+        <li data-testid="room-row" data-room=id>
+            <span class="room-title">
+                <a href=format!("/rooms/{id}")>{s.room.name}</a>
+                {s.room.private.then(|| view! { <span class="badge">"private"</span> })}
+                {move || unread().map(|n| view! {
+                    <span class="unread" data-testid="room-unread" aria-label=format!("{n} unread")>
+                        {crate::sync::summary::badge(n)}
+                    </span>
+                })}
+            </span>
+            {last}
+        </li>
+    }
+}
+
 /// The lobby: every room, and a form to open a new one.
 #[component]
 pub fn RoomList() -> impl IntoView {
@@ -46,10 +159,23 @@ pub fn RoomList() -> impl IntoView {
             .get("after")
             .and_then(|a| a.parse::<i64>().ok())
     };
+    // The list stays live: a new summary (unread counts moved) or any event
+    // in a listed room refetches it, at most once a second (request/response
+    // for the data, the socket only for "something changed").
+    let summary = crate::sync::summary::use_summary();
+    let activity = RwSignal::new(0u64);
     let rooms = Resource::new(
-        move || (create.version().get(), after()),
-        |(_, after)| list_rooms(after),
+        move || {
+            (
+                create.version().get(),
+                after(),
+                summary.version(),
+                activity.get(),
+            )
+        },
+        |(_, after, _, _)| list_rooms(after),
     );
+    follow_listed_rooms(rooms, activity);
     let navigate = leptos_router::hooks::use_navigate();
     Effect::new(move |_| {
         if let Some(Ok(room)) = create.value().get() {
@@ -68,13 +194,7 @@ pub fn RoomList() -> impl IntoView {
                     match rooms.await {
                         Ok(list) => view! {
                             <ul class="room-list" data-testid="room-list">
-                                {list.rooms.into_iter().map(|s| view! {
-                                    <li>
-                                        <a href=format!("/rooms/{}", s.room.id)>{s.room.name}</a>
-                                        {s.room.private.then(|| view! { <span class="badge">"private"</span> })}
-                                        <span class="count">{format!("{} messages", s.messages)}</span>
-                                    </li>
-                                }).collect_view()}
+                                {list.rooms.into_iter().map(|s| view! { <RoomRow s /> }).collect_view()}
                             </ul>
                             {list.next.map(|next| view! {
                                 <a class="more-rooms" data-testid="more-rooms" href=format!("/?after={next}")>

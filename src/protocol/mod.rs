@@ -49,6 +49,8 @@ pub enum EventData {
     Tick(Tick),
     /// Who is in a room now (the whole list: latest wins).
     Presence(Presence),
+    /// An account's unread counts (the whole summary: latest wins).
+    Unread(Unread),
     /// A kind this build does not know (sent by a newer server): it still
     /// advances the topic's version, and shows nothing.
     #[serde(other)]
@@ -62,7 +64,10 @@ impl EventData {
             EventData::Message(m) => Some(m.client_id),
             EventData::Edit(e) => Some(e.client_id),
             EventData::Delete(d) => Some(d.client_id),
-            EventData::Tick(_) | EventData::Presence(_) | EventData::Unknown => None,
+            EventData::Tick(_)
+            | EventData::Presence(_)
+            | EventData::Unread(_)
+            | EventData::Unknown => None,
         }
     }
 }
@@ -96,6 +101,25 @@ pub struct Present {
     /// `TYPING_MS` after the last `typing` frame, or when they post).
     pub typing: bool,
 }
+
+/// One account's unread messages, per room it has read in: messages by
+/// others after its read position, at most `UNREAD_CAP` counted per room.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unread {
+    /// Rooms with unread messages, by room id.
+    pub rooms: Vec<RoomUnread>,
+    /// The sum of `rooms[].count`.
+    pub total: u32,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomUnread {
+    pub room_id: i64,
+    pub count: u32,
+}
+
+/// Most unread messages counted in one room (shown as "99+" past 99).
+pub const UNREAD_CAP: u32 = 100;
 
 /// How long one `typing` frame keeps an account marked as typing.
 pub const TYPING_MS: u64 = 6_000;

@@ -25,6 +25,8 @@ pub enum Topic {
     Ticker(Symbol),
     /// `presence:<room id>`: who is in a room now, and who is typing.
     Presence(i64),
+    /// `user:<account id>`: one account's summary (unread counts per room).
+    User(i64),
 }
 
 /// The kinds of topic, without their ids.
@@ -33,6 +35,7 @@ pub enum TopicKind {
     Room,
     Ticker,
     Presence,
+    User,
 }
 
 /// How a topic's events reach a subscriber that falls behind. Announced in
@@ -62,14 +65,14 @@ impl TopicKind {
     pub fn policy(self) -> Policy {
         match self {
             TopicKind::Room => Policy::Lossless,
-            TopicKind::Ticker | TopicKind::Presence => Policy::LatestWins,
+            TopicKind::Ticker | TopicKind::Presence | TopicKind::User => Policy::LatestWins,
         }
     }
 
     pub fn durability(self) -> Durability {
         match self {
             TopicKind::Room => Durability::Durable,
-            TopicKind::Ticker | TopicKind::Presence => Durability::Ephemeral,
+            TopicKind::Ticker | TopicKind::Presence | TopicKind::User => Durability::Ephemeral,
         }
     }
 
@@ -79,6 +82,7 @@ impl TopicKind {
             TopicKind::Room => "room",
             TopicKind::Ticker => "ticker",
             TopicKind::Presence => "presence",
+            TopicKind::User => "user",
         }
     }
 }
@@ -138,6 +142,11 @@ impl Topic {
         Topic::Presence(id)
     }
 
+    /// Account `id`'s summary.
+    pub fn user(id: i64) -> Self {
+        Topic::User(id)
+    }
+
     /// The price feed of `symbol` (validated).
     pub fn ticker(symbol: &str) -> Result<Self, TopicError> {
         Symbol::parse(symbol).map(Topic::Ticker)
@@ -148,6 +157,7 @@ impl Topic {
             Topic::Room(_) => TopicKind::Room,
             Topic::Ticker(_) => TopicKind::Ticker,
             Topic::Presence(_) => TopicKind::Presence,
+            Topic::User(_) => TopicKind::User,
         }
     }
 
@@ -169,9 +179,10 @@ impl Topic {
         match name.split_once(':') {
             Some(("room", id)) => room_id(id).map(Topic::Room),
             Some(("presence", id)) => room_id(id).map(Topic::Presence),
+            Some(("user", id)) => room_id(id).map(Topic::User),
             Some(("ticker", sym)) => Topic::ticker(sym),
             _ => Err(TopicError(format!(
-                "unknown topic kind in `{}` (expected `room:<id>`, `presence:<room id>` or `ticker:<SYMBOL>`)",
+                "unknown topic kind in `{}` (expected `room:<id>`, `presence:<room id>`, `user:<id>` or `ticker:<SYMBOL>`)",
                 name.chars().take(32).collect::<String>()
             ))),
         }
@@ -184,6 +195,7 @@ impl fmt::Display for Topic {
             Topic::Room(id) => write!(f, "room:{id}"),
             Topic::Ticker(s) => write!(f, "ticker:{}", s.as_str()),
             Topic::Presence(id) => write!(f, "presence:{id}"),
+            Topic::User(id) => write!(f, "user:{id}"),
         }
     }
 }
@@ -245,6 +257,7 @@ mod tests {
         assert_eq!(Topic::parse("room:42"), Ok(Topic::Room(42)));
         assert_eq!(Topic::parse("presence:42"), Ok(Topic::Presence(42)));
         assert_eq!(Topic::Presence(42).to_string(), "presence:42");
+        assert_eq!(Topic::parse("user:7"), Ok(Topic::User(7)));
         let t = Topic::parse("ticker:BTC-USD").unwrap();
         assert_eq!(
             (t.kind(), t.to_string().as_str()),
@@ -273,7 +286,7 @@ mod tests {
             "presence:",
             "presence:0",
             "presence:abc",
-            "user:1",
+            "user:x",
             "room",
             &"r".repeat(200),
         ] {

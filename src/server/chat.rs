@@ -109,10 +109,14 @@ pub async fn write(
         }
     };
     let posted = matches!(data, EventData::Message(_));
+    let counts = !matches!(data, EventData::Edit(_));
     let appended = state.store.append(topic, data).await?;
     tracing::debug!(topic = %topic, seq = appended.event.version.seq, created = appended.created, "chat write");
     if posted {
         state.presence.stop_typing(room_id, user.id);
+    }
+    if counts && appended.created {
+        state.unread.room_changed(room_id);
     }
     Ok(appended.event)
 }
@@ -196,4 +200,20 @@ pub async fn events_since(
     use super::logs::TopicLog;
     authorize(state, who, topic, Access::Read).await?;
     state.logs.since(topic, after, state.settings.page()).await
+}
+
+/// Moves `who`'s read position in room `room_id` up to `seq` (the highest
+/// seq it has had on screen); returns the position stored.
+pub async fn mark_read(
+    state: &AppState,
+    who: &Principal,
+    room_id: i64,
+    seq: u64,
+) -> Result<u64, AppError> {
+    let topic = Topic::room(room_id);
+    authorize(state, who, topic, Access::Read).await?;
+    let user = who.require_user()?;
+    let stored = state.store.mark_read(user.id, room_id, seq).await?;
+    state.unread.user_changed(user.id);
+    Ok(stored)
 }

@@ -16,7 +16,7 @@ use super::logs::TopicLog;
 use super::store::PageLimit;
 use crate::error::AppError;
 use crate::model::Backfill;
-use crate::protocol::{Event, EventData, Presence, Tick, Topic, TopicKind, Version};
+use crate::protocol::{Event, EventData, Presence, Tick, Topic, TopicKind, Unread, Version};
 use async_trait::async_trait;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -69,7 +69,7 @@ impl EphemeralLogs {
     ) -> Result<Event, AppError> {
         match topic.kind() {
             TopicKind::Ticker => {}
-            TopicKind::Room | TopicKind::Presence => {
+            TopicKind::Room | TopicKind::Presence | TopicKind::User => {
                 return Err(AppError::Validation(format!("{topic} does not take ticks")))
             }
         }
@@ -111,6 +111,21 @@ impl EphemeralLogs {
         }
         let mut topics = self.lock()?;
         self.append(&mut topics, topic, EventData::Presence(presence), 1, broker)
+    }
+
+    /// Publishes an account's summary (the unread board calls it); only the
+    /// newest is kept.
+    pub fn publish_unread(
+        &self,
+        topic: Topic,
+        unread: Unread,
+        broker: &dyn Broker,
+    ) -> Result<Event, AppError> {
+        if topic.kind() != TopicKind::User {
+            return Err(AppError::Validation(format!("{topic} is not a user topic")));
+        }
+        let mut topics = self.lock()?;
+        self.append(&mut topics, topic, EventData::Unread(unread), 1, broker)
     }
 
     /// Appends `data` as `topic`'s next event, keeping `window` events, and

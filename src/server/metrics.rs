@@ -179,9 +179,11 @@ pub struct Meters {
     pub room_in: Counter,
     pub ticker_in: Counter,
     pub presence_in: Counter,
+    pub user_in: Counter,
     pub room_out: Counter,
     pub ticker_out: Counter,
     pub presence_out: Counter,
+    pub user_out: Counter,
     pub queue_depth: Histogram,
     pub dropped_full: Counter,
     pub resumes_replayed: Counter,
@@ -197,6 +199,7 @@ pub struct KindCounts {
     pub room: u64,
     pub ticker: u64,
     pub presence: u64,
+    pub user: u64,
 }
 
 impl KindCounts {
@@ -205,6 +208,7 @@ impl KindCounts {
             TopicKind::Room => self.room += n,
             TopicKind::Ticker => self.ticker += n,
             TopicKind::Presence => self.presence += n,
+            TopicKind::User => self.user += n,
         }
     }
 }
@@ -223,9 +227,11 @@ impl Meters {
             room_in: counter!(EVENTS_IN, "kind" => "room"),
             ticker_in: counter!(EVENTS_IN, "kind" => "ticker"),
             presence_in: counter!(EVENTS_IN, "kind" => "presence"),
+            user_in: counter!(EVENTS_IN, "kind" => "user"),
             room_out: counter!(EVENTS_OUT, "kind" => "room"),
             ticker_out: counter!(EVENTS_OUT, "kind" => "ticker"),
             presence_out: counter!(EVENTS_OUT, "kind" => "presence"),
+            user_out: counter!(EVENTS_OUT, "kind" => "user"),
             queue_depth: histogram!(QUEUE_DEPTH),
             dropped_full: counter!(DROPPED, "reason" => "queue_full"),
             resumes_replayed: counter!(RESUMES, "backfill" => "true"),
@@ -242,6 +248,7 @@ impl Meters {
             TopicKind::Room => self.room_in.increment(1),
             TopicKind::Ticker => self.ticker_in.increment(1),
             TopicKind::Presence => self.presence_in.increment(1),
+            TopicKind::User => self.user_in.increment(1),
         }
     }
 
@@ -255,6 +262,9 @@ impl Meters {
         }
         if written.presence > 0 {
             self.presence_out.increment(written.presence);
+        }
+        if written.user > 0 {
+            self.user_out.increment(written.user);
         }
     }
 }

@@ -21,6 +21,7 @@ pub mod shutdown;
 pub mod state;
 pub mod store;
 pub mod tls;
+pub mod unread;
 pub mod validate;
 
 use crate::app::{shell, App};

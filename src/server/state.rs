@@ -15,6 +15,7 @@ use super::realtime::session::Services;
 use super::security::Rules;
 use super::shutdown::Shutdown;
 use super::store::Store;
+use super::unread::UnreadBoard;
 use axum::extract::FromRef;
 use leptos::config::LeptosOptions;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -33,6 +34,7 @@ pub struct AppState {
     /// Every topic's log, routed by kind.
     pub logs: Arc<Logs>,
     pub presence: Arc<PresenceBoard>,
+    pub unread: Arc<UnreadBoard>,
     pub broker: Arc<dyn Broker>,
     pub shutdown: Shutdown,
     pub meters: Meters,
@@ -61,6 +63,7 @@ impl AppState {
         AppState {
             leptos,
             presence: PresenceBoard::new(ephemeral.clone(), broker.clone()),
+            unread: UnreadBoard::new(store.clone(), ephemeral.clone(), broker.clone()),
             logs: Arc::new(Logs::new(store.clone(), ephemeral)),
             settings: Arc::new(settings.clone()),
             store,

@@ -6,6 +6,7 @@
 //!   inbox or a document later) in step with the server through both
 //!   channels: pushes, backfills, snapshot reloads and subscription errors.
 //! - `presence` (pure) holds who is in a room, a latest-wins topic.
+//! - `summary` follows the account's unread counts (`user:<id>`).
 //! - `scope` ties the tasks a component starts to that component.
 //! - `outbox` (pure) and `sender` keep the tab's writes in the order they
 //!   were made, in `sessionStorage` until acknowledged, and send them one
@@ -22,6 +23,7 @@ pub mod outbox;
 pub mod presence;
 pub mod scope;
 pub mod sender;
+pub mod summary;
 pub mod timeline;
 pub mod topic;
 

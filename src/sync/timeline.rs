@@ -132,7 +132,10 @@ impl Timeline {
             }
             // Not on a room's topic; or a kind from a newer server: it
             // advances the version and shows nothing.
-            EventData::Tick(_) | EventData::Presence(_) | EventData::Unknown => {}
+            EventData::Tick(_)
+            | EventData::Presence(_)
+            | EventData::Unread(_)
+            | EventData::Unknown => {}
         }
     }
 

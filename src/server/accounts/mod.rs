@@ -204,7 +204,7 @@ pub async fn authorize(
         _ => {}
     }
     if access == Access::Publish {
-        if let Topic::Room(_) | Topic::Presence(_) = topic {
+        if let Topic::Room(_) | Topic::Presence(_) | Topic::User(_) = topic {
             return Err(AppError::Validation(format!("{topic} does not take ticks")));
         }
         let publisher = who.user().is_some_and(|u| is_publisher(&state.settings, u));
@@ -217,6 +217,16 @@ pub async fn authorize(
     }
     let room_id = match topic {
         Topic::Ticker(_) => return Ok(()),
+        // An account's summary: its own only; written by the server.
+        Topic::User(id) if access == Access::Read && who.user_id() == Some(id) => return Ok(()),
+        Topic::User(id) if access == Access::Read => {
+            return Err(AppError::NotFound(format!("user {id}")))
+        }
+        Topic::User(_) => {
+            return Err(AppError::Forbidden(
+                "account summaries are written by the server".into(),
+            ))
+        }
         Topic::Room(id) => id,
         // Who is in a room: readable by whoever reads the room; written by
         // the server only (from connections and `typing` frames).

@@ -277,5 +277,7 @@ pub async fn remove_member(
     }
     let n = state.live.lost_access(user_id, Topic::room(room_id));
     crate::server::metrics::revoked("membership", n);
+    // The room leaves the account's unread summary.
+    state.unread.user_changed(user_id);
     Ok(())
 }

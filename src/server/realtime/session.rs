@@ -256,10 +256,17 @@ impl Session {
         match kick {
             Kick::Credentials => Verdict::Close(CloseCode::Unauthenticated, "credentials revoked"),
             Kick::Topic(topic) => {
-                if self.subs.contains_key(&topic) {
-                    self.untrack(topic);
-                    let e = AppError::NotFound(topic.to_string().replace(':', " "));
-                    push_error(out, e.code(), e.to_string(), Some(topic));
+                // Losing a room loses who is in it too.
+                let presence = match topic {
+                    Topic::Room(id) => Some(Topic::presence(id)),
+                    _ => None,
+                };
+                for t in std::iter::once(topic).chain(presence) {
+                    if self.subs.contains_key(&t) {
+                        self.untrack(t);
+                        let e = AppError::NotFound(topic.to_string().replace(':', " "));
+                        push_error(out, e.code(), e.to_string(), Some(t));
+                    }
                 }
                 Verdict::Continue
             }

@@ -33,7 +33,7 @@ pub use hooks::{CommitGate, Hooks};
 pub use sqlite::SqliteStore;
 
 use crate::model::{Backfill, Room, RoomList, Snapshot};
-use crate::protocol::{ChatMessage, Event, EventData, Topic, Version};
+use crate::protocol::{ChatMessage, Event, EventData, Topic, Unread, Version};
 use crate::server::accounts::{Accounts, SqliteAccounts, SYSTEM_USER};
 use async_trait::async_trait;
 use std::sync::Arc;
@@ -119,6 +119,14 @@ pub trait Store: Send + Sync + 'static {
     /// Message `seq` of `topic` as it stands now (edits applied, or
     /// deleted); `NotFound` if that seq is not a message.
     async fn message(&self, topic: Topic, seq: u64) -> Result<ChatMessage, StoreError>;
+    /// Moves `user`'s read position in `room` up to `seq` (never down, and
+    /// never past the head); returns the position stored.
+    async fn mark_read(&self, user: i64, room: i64, seq: u64) -> Result<u64, StoreError>;
+    /// `user`'s unread messages in every room it has read and may still
+    /// read (public, or a member): rooms with none are left out.
+    async fn unread(&self, user: i64) -> Result<Unread, StoreError>;
+    /// The accounts that have a read position in `room`.
+    async fn readers(&self, room: i64) -> Result<Vec<i64>, StoreError>;
     /// The topic's current head.
     async fn head(&self, topic: Topic) -> Result<Version, StoreError>;
     /// Up to `limit` newest events with `seq < before` (all, if `None`).
@@ -197,6 +205,15 @@ impl<S: Store> Store for Timed<S> {
     }
     async fn message(&self, topic: Topic, seq: u64) -> Result<ChatMessage, StoreError> {
         timed("message", self.0.message(topic, seq)).await
+    }
+    async fn mark_read(&self, user: i64, room: i64, seq: u64) -> Result<u64, StoreError> {
+        timed("mark_read", self.0.mark_read(user, room, seq)).await
+    }
+    async fn unread(&self, user: i64) -> Result<Unread, StoreError> {
+        timed("unread", self.0.unread(user)).await
+    }
+    async fn readers(&self, room: i64) -> Result<Vec<i64>, StoreError> {
+        timed("readers", self.0.readers(room)).await
     }
     async fn head(&self, topic: Topic) -> Result<Version, StoreError> {
         timed("head", self.0.head(topic)).await

@@ -9,8 +9,10 @@
 
 use super::writer::{self, Append};
 use super::{now_ms, Appended, Feed, Hooks, PageLimit, Store, StoreError};
-use crate::model::{Backfill, Room, RoomList, RoomSummary, Snapshot};
-use crate::protocol::{ChatMessage, Event, EventData, Topic, Version};
+use crate::model::{Backfill, LastMessage, Room, RoomList, RoomSummary, Snapshot, PREVIEW_CHARS};
+use crate::protocol::{
+    ChatMessage, Event, EventData, RoomUnread, Topic, Unread, Version, UNREAD_CAP,
+};
 use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
@@ -127,6 +129,24 @@ async fn rekey(pool: &SqlitePool, table: &'static str) -> Result<(), StoreError>
     Ok(())
 }
 
+/// Messages by others than `user` after `seq` in `room`, not deleted, at
+/// most `UNREAD_CAP` counted.
+async fn unread_in(pool: &SqlitePool, user: i64, room: i64, seq: u64) -> Result<u32, StoreError> {
+    let count: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM (SELECT 1 FROM events WHERE topic = ? AND seq > ? \
+         AND json_extract(data, '$.kind') = 'message' \
+         AND json_extract(data, '$.author_id') IS NOT ? \
+         AND json_extract(data, '$.deleted') IS NOT 1 LIMIT ?)",
+    )
+    .bind(Topic::room(room).to_string())
+    .bind(seq.min(i64::MAX as u64) as i64)
+    .bind(user)
+    .bind(UNREAD_CAP as i64)
+    .fetch_one(pool)
+    .await?;
+    Ok(count as u32)
+}
+
 fn room_from(row: &sqlx::sqlite::SqliteRow) -> Room {
     Room {
         id: row.get("id"),
@@ -146,26 +166,51 @@ impl Store for SqliteStore {
         viewer: Option<i64>,
     ) -> Result<RoomList, StoreError> {
         let rows = sqlx::query(
-            "SELECT r.id, r.name, r.created_at, r.owner_id, r.private, t.head FROM rooms r \
-             JOIN topics t ON t.name = 'room:' || r.id WHERE r.id > ? \
+            "SELECT r.id, r.name, r.created_at, r.owner_id, r.private, t.head, rd.seq AS read_seq, \
+             (SELECT e.data FROM events e WHERE e.topic = t.name \
+              AND json_extract(e.data, '$.kind') = 'message' ORDER BY e.seq DESC LIMIT 1) AS last \
+             FROM rooms r JOIN topics t ON t.name = 'room:' || r.id \
+             LEFT JOIN reads rd ON rd.room_id = r.id AND rd.user_id = ? WHERE r.id > ? \
              AND (r.private = 0 OR EXISTS (SELECT 1 FROM members m WHERE m.room_id = r.id AND m.user_id = ?)) \
              ORDER BY r.id LIMIT ?",
         )
+        .bind(viewer.unwrap_or(0))
         .bind(after.unwrap_or(0))
         .bind(viewer.unwrap_or(0))
         .bind(limit as i64 + 1)
         .fetch_all(&self.pool)
         .await?;
-        let mut rooms: Vec<RoomSummary> = rows
-            .iter()
-            .map(|row| RoomSummary {
-                room: room_from(row),
+        let mut rooms = Vec::with_capacity(rows.len());
+        for row in rows.iter().take(limit as usize) {
+            let room = room_from(row);
+            let read_seq = row.get::<Option<i64>, _>("read_seq").map(|s| s as u64);
+            let last = match row.get::<Option<String>, _>("last") {
+                Some(data) => match serde_json::from_str::<EventData>(&data) {
+                    Ok(EventData::Message(m)) => Some(LastMessage {
+                        author: m.author,
+                        preview: m.body.chars().take(PREVIEW_CHARS).collect(),
+                        sent_at: m.sent_at,
+                        deleted: m.deleted,
+                    }),
+                    _ => None,
+                },
+                None => None,
+            };
+            let unread = match (viewer, read_seq) {
+                (Some(user), Some(seq)) => Some(unread_in(&self.pool, user, room.id, seq).await?),
+                _ => None,
+            };
+            rooms.push(RoomSummary {
+                room,
                 messages: row.get::<i64, _>("head") as u64,
-            })
-            .collect();
-        let next = if rooms.len() > limit as usize {
-            rooms.truncate(limit as usize);
-            rooms.last().map(|r| r.room.id)
+                last,
+                read_seq,
+                unread,
+            });
+        }
+        // One row more than asked for says that more follow.
+        let next = if rows.len() > limit as usize {
+            rooms.last().map(|r: &RoomSummary| r.room.id)
         } else {
             None
         };
@@ -255,6 +300,54 @@ impl Store for SqliteStore {
 
     async fn message(&self, topic: Topic, seq: u64) -> Result<ChatMessage, StoreError> {
         super::writer::message_in(&self.pool, topic, seq).await
+    }
+
+    async fn mark_read(&self, user: i64, room: i64, seq: u64) -> Result<u64, StoreError> {
+        let head = head_in(&self.pool, Topic::room(room)).await?.seq;
+        let seq = seq.min(head) as i64;
+        let stored: i64 = sqlx::query_scalar(
+            "INSERT INTO reads (user_id, room_id, seq, updated_at) VALUES (?, ?, ?, ?) \
+             ON CONFLICT (user_id, room_id) DO UPDATE SET seq = max(seq, excluded.seq), \
+             updated_at = excluded.updated_at RETURNING seq",
+        )
+        .bind(user)
+        .bind(room)
+        .bind(seq)
+        .bind(now_ms())
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(stored as u64)
+    }
+
+    async fn unread(&self, user: i64) -> Result<Unread, StoreError> {
+        let rows = sqlx::query(
+            "SELECT rd.room_id, rd.seq FROM reads rd JOIN rooms r ON r.id = rd.room_id \
+             WHERE rd.user_id = ? AND (r.private = 0 OR EXISTS \
+             (SELECT 1 FROM members m WHERE m.room_id = r.id AND m.user_id = rd.user_id)) \
+             ORDER BY rd.room_id",
+        )
+        .bind(user)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut unread = Unread::default();
+        for row in rows {
+            let (room_id, seq): (i64, i64) = (row.get(0), row.get(1));
+            let count = unread_in(&self.pool, user, room_id, seq as u64).await?;
+            if count > 0 {
+                unread.total += count;
+                unread.rooms.push(RoomUnread { room_id, count });
+            }
+        }
+        Ok(unread)
+    }
+
+    async fn readers(&self, room: i64) -> Result<Vec<i64>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT user_id FROM reads WHERE room_id = ?")
+                .bind(room)
+                .fetch_all(&self.pool)
+                .await?,
+        )
     }
 
     async fn head(&self, topic: Topic) -> Result<Version, StoreError> {

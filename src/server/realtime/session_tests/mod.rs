@@ -67,6 +67,7 @@ pub(super) fn event(topic: Topic, epoch: u32, seq: u64) -> Event {
             ts: 0,
         }),
         Topic::Presence(_) => EventData::Presence(Default::default()),
+        Topic::User(_) => EventData::Unread(Default::default()),
     };
     Event {
         topic,

@@ -1,0 +1,154 @@
+//! The signed-in account's summary (`user:<id>`, latest-wins): unread
+//! messages per room. Pure state plus the app-wide context that follows it,
+//! so the title and the room list show unread counts without following
+//! every room's stream.
+
+use super::cursor::{Cursor, Step};
+use super::topic::{Follow, TopicState, TopicSync};
+use crate::protocol::{Event, EventData, Policy, Topic, Unread, Version};
+use futures::FutureExt;
+use leptos::prelude::*;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct UnreadState {
+    cursor: Cursor,
+    unread: Unread,
+}
+
+impl Default for UnreadState {
+    fn default() -> Self {
+        UnreadState {
+            cursor: Cursor::new(Version::default(), Policy::LatestWins),
+            unread: Unread::default(),
+        }
+    }
+}
+
+impl UnreadState {
+    pub fn total(&self) -> u32 {
+        self.unread.total
+    }
+
+    /// Unread messages in `room` (0 if none or unknown).
+    pub fn count(&self, room: i64) -> u32 {
+        self.unread
+            .rooms
+            .iter()
+            .find(|r| r.room_id == room)
+            .map_or(0, |r| r.count)
+    }
+}
+
+impl TopicState for UnreadState {
+    fn version(&self) -> Version {
+        self.cursor.version()
+    }
+
+    fn receive(&mut self, event: Event) -> Follow {
+        match self.cursor.offer(event) {
+            Step::Apply(events) => {
+                for e in events {
+                    if let EventData::Unread(u) = e.data {
+                        self.unread = u;
+                    }
+                }
+                Follow::Nothing
+            }
+            Step::Ignore | Step::Gap { .. } => Follow::Nothing,
+            Step::Reset => Follow::Reload,
+        }
+    }
+
+    fn has_gap(&self) -> bool {
+        false
+    }
+
+    fn rebase(&mut self, fresh: Self) {
+        *self = fresh;
+    }
+}
+
+/// The app-wide view of the summary (empty when signed out).
+#[derive(Clone, Copy)]
+pub struct Summary {
+    state: RwSignal<UnreadState>,
+}
+
+impl Summary {
+    pub fn total(&self) -> u32 {
+        self.state.with(UnreadState::total)
+    }
+
+    pub fn count(&self, room: i64) -> u32 {
+        self.state.with(|s| s.count(room))
+    }
+
+    /// Changes whenever a new summary arrives (for refetching what it summarizes).
+    pub fn version(&self) -> u64 {
+        self.state.with(|s| s.version().seq)
+    }
+}
+
+/// Follows account `me`'s summary (if signed in) for the whole page, and
+/// provides it.
+pub fn provide_summary(me: Option<i64>) -> Summary {
+    let summary = match me {
+        Some(id) => {
+            let sync = TopicSync::new(Topic::user(id), UnreadState::default(), || {
+                async { Ok(UnreadState::default()) }.boxed_local()
+            });
+            sync.start();
+            Summary {
+                state: sync.state(),
+            }
+        }
+        None => Summary {
+            state: RwSignal::new(UnreadState::default()),
+        },
+    };
+    provide_context(summary);
+    summary
+}
+
+pub fn use_summary() -> Summary {
+    use_context::<Summary>().unwrap_or_else(|| provide_summary(None))
+}
+
+/// "3", or "99+" past 99.
+pub fn badge(count: u32) -> String {
+    if count > 99 {
+        "99+".into()
+    } else {
+        count.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::RoomUnread;
+
+    #[test]
+    fn newest_summary_wins() {
+        let ev = |seq, counts: &[(i64, u32)]| Event {
+            topic: Topic::user(1),
+            version: Version::new(9, seq),
+            data: EventData::Unread(Unread {
+                rooms: counts
+                    .iter()
+                    .map(|(room_id, count)| RoomUnread {
+                        room_id: *room_id,
+                        count: *count,
+                    })
+                    .collect(),
+                total: counts.iter().map(|(_, c)| c).sum(),
+            }),
+        };
+        let mut s = UnreadState::default();
+        s.receive(ev(2, &[(4, 3), (5, 1)]));
+        s.receive(ev(1, &[]));
+        assert_eq!((s.total(), s.count(4), s.count(6)), (4, 3, 0));
+        assert_eq!(badge(100), "99+");
+        assert_eq!(badge(99), "99");
+    }
+}
