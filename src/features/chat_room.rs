@@ -69,9 +69,11 @@ async fn load_older(
 struct Zone(RwSignal<bool>);
 
 impl Zone {
-    /// Milliseconds the shown zone is ahead of UTC at `ms` (tracked).
+    /// Milliseconds the shown zone is ahead of UTC at `ms`. Tracked only
+    /// until the zone is known: rows drawn later do not subscribe to it (a
+    /// long-lived signal would collect a subscriber per row ever drawn).
     fn offset(self, ms: i64) -> i64 {
-        if self.0.get() {
+        if self.0.get_untracked() || self.0.get() {
             local_offset_ms(ms)
         } else {
             0
@@ -524,7 +526,13 @@ fn MessageRow(view: RowView) -> impl IntoView {
         chat_text::day_label(day(), chat_text::day_of(now, zone.offset(now)))
     };
     let changes = ctx.changes;
+    // Only rows with controls can have changes on their way; the others do
+    // not subscribe to them.
+    let controls = can_edit || can_delete;
     let pending = move || {
+        if !controls {
+            return None;
+        }
         changes.with(|c| {
             c.iter()
                 .rev()
@@ -535,13 +543,18 @@ fn MessageRow(view: RowView) -> impl IntoView {
     let editing = RwSignal::new(None::<String>);
     let confirming = RwSignal::new(false);
     let editor = NodeRef::<html::Textarea>::new();
-    Effect::new(move |_| {
-        if let Some(el) = editor.get() {
-            let _ = el.focus();
-        }
-    });
     let author = m.author.clone();
     let original = StoredValue::new(m.body.clone());
+    // Focus moves into the edit box once it is drawn (a callback, not a
+    // per-row effect: rows are many, edits rare).
+    let open_editor = move || {
+        editing.set(Some(original.get_value()));
+        request_animation_frame(move || {
+            if let Some(el) = editor.get_untracked() {
+                let _ = el.focus();
+            }
+        });
+    };
     let my_name = StoredValue::new(use_identity().name().unwrap_or_default());
     let composer = ctx.composer;
     let focus_composer = move || {
@@ -617,7 +630,7 @@ fn MessageRow(view: RowView) -> impl IntoView {
                     <span class="actions">
                         {can_edit.then(|| view! {
                             <button class="link" data-testid="edit" aria-label="edit message"
-                                on:click=move |_| editing.set(Some(original.get_value()))>"edit"</button>
+                                on:click=move |_| open_editor()>"edit"</button>
                         })}
                         {can_delete.then(|| view! {
                             <button class="link" data-testid="delete" aria-label="delete message"
