@@ -171,3 +171,37 @@ async fn a_room_the_account_loses_leaves_its_summary() {
     assert_eq!(status, 200);
     until_unread(&mut summary, &[]).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_public_room_is_announced_on_the_lobby() {
+    let server = TestServer::start().await;
+    let ann = server.user("ann").await;
+    let mut lobby = server.ws().await;
+    lobby
+        .send(&ClientFrame::Subscribe {
+            topic: Topic::Lobby,
+            since: None,
+        })
+        .await;
+    assert!(matches!(lobby.recv().await, ServerFrame::Subscribed { .. }));
+    // A private room is not announced; the public one after it is.
+    ann.post("create_room", &[("name", "quiet"), ("private", "on")])
+        .await;
+    let (_, room) = ann.post("create_room", &[("name", "loud")]).await;
+    match lobby.recv().await {
+        ServerFrame::Event(Event {
+            data: EventData::Lobby(l),
+            ..
+        }) => assert_eq!(l.newest_room, room["id"].as_i64().unwrap()),
+        other => panic!("{other:?}"),
+    }
+    // Nobody writes to it but the server.
+    let token = server.token(common::PUBLISHER, "read,write,publish").await;
+    let mut ws = server.ws_token(&token).await;
+    ws.send(&ClientFrame::Publish {
+        topic: Topic::Lobby,
+        tick: tandem::protocol::Tick { price: 1.0, ts: 0 },
+    })
+    .await;
+    assert!(matches!(ws.recv().await, ServerFrame::Error(_)));
+}

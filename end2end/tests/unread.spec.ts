@@ -72,3 +72,13 @@ test('unread counts show live in the list and the title, and follow the read pos
   });
   ann.expectNoPanic();
 });
+
+test("a new public room appears in other tabs' room lists", async ({ newUser, request }) => {
+  // The list pages by id: open the page that starts after the newest room.
+  const before = await createRoom(request);
+  const viewer = await newUser(null);
+  await viewer.page.goto(`/?after=${before.id}`);
+  await viewer.waitLive();
+  const room = await createRoom(request);
+  await expect(viewer.page.getByTestId('room-list').getByRole('link', { name: room.name, exact: true })).toBeVisible();
+});

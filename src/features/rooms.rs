@@ -34,8 +34,9 @@ pub async fn create_room(name: String, private: Option<String>) -> Result<Room, 
     Ok(room)
 }
 
-/// Follows every listed room's topic from its head; any event there bumps
-/// `activity` (at most once a second), which refetches the list.
+/// Follows every listed room's topic from its head, and the lobby (new
+/// public rooms); any event there bumps `activity` (at most once a second),
+/// which refetches the list.
 fn follow_listed_rooms(rooms: Resource<Result<RoomList, AppError>>, activity: RwSignal<u64>) {
     use crate::protocol::{ErrorFrame, Event, Topic, Version};
     use crate::sync::{use_live_client, SubId, TopicHandler};
@@ -70,7 +71,7 @@ fn follow_listed_rooms(rooms: Resource<Result<RoomList, AppError>>, activity: Rw
             .unwrap_or_default();
         followed.update_value(|f| {
             f.retain(|id, sub| {
-                let keep = ids.contains(id);
+                let keep = *id == 0 || ids.contains(id);
                 if !keep {
                     live.unsubscribe(Topic::room(*id), *sub);
                 }
@@ -81,6 +82,13 @@ fn follow_listed_rooms(rooms: Resource<Result<RoomList, AppError>>, activity: Rw
                     .or_insert_with(|| live.subscribe(Topic::room(id), Rc::new(Changed(dirty))));
             }
         });
+        // New public rooms (room 0 in the map stands for the lobby topic).
+        if started.is_none() {
+            let sub = live.subscribe(Topic::Lobby, Rc::new(Changed(dirty)));
+            followed.update_value(|f| {
+                f.insert(0, sub);
+            });
+        }
         if started.is_none() {
             scope.spawn(async move {
                 loop {
@@ -99,7 +107,12 @@ fn follow_listed_rooms(rooms: Resource<Result<RoomList, AppError>>, activity: Rw
     on_cleanup(move || {
         if let Some(f) = followed.try_get_value() {
             for (id, sub) in f {
-                live.unsubscribe(Topic::room(id), sub);
+                let topic = if id == 0 {
+                    Topic::Lobby
+                } else {
+                    Topic::room(id)
+                };
+                live.unsubscribe(topic, sub);
             }
         }
     });

@@ -51,6 +51,8 @@ pub enum EventData {
     Presence(Presence),
     /// An account's unread counts (the whole summary: latest wins).
     Unread(Unread),
+    /// The public room list changed (`lobby:public`).
+    Lobby(Lobby),
     /// A kind this build does not know (sent by a newer server): it still
     /// advances the topic's version, and shows nothing.
     #[serde(other)]
@@ -67,6 +69,7 @@ impl EventData {
             EventData::Tick(_)
             | EventData::Presence(_)
             | EventData::Unread(_)
+            | EventData::Lobby(_)
             | EventData::Unknown => None,
         }
     }
@@ -116,6 +119,13 @@ pub struct Unread {
 pub struct RoomUnread {
     pub room_id: i64,
     pub count: u32,
+}
+
+/// The public room list changed: `newest_room` is the newest public room's
+/// id. Clients refetch the list (`list_rooms`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lobby {
+    pub newest_room: i64,
 }
 
 /// Most unread messages counted in one room (shown as "99+" past 99).

@@ -27,6 +27,8 @@ pub enum Topic {
     Presence(i64),
     /// `user:<account id>`: one account's summary (unread counts per room).
     User(i64),
+    /// `lobby:public`: the list of public rooms changed (a room was created).
+    Lobby,
 }
 
 /// The kinds of topic, without their ids.
@@ -36,6 +38,7 @@ pub enum TopicKind {
     Ticker,
     Presence,
     User,
+    Lobby,
 }
 
 /// How a topic's events reach a subscriber that falls behind. Announced in
@@ -65,14 +68,18 @@ impl TopicKind {
     pub fn policy(self) -> Policy {
         match self {
             TopicKind::Room => Policy::Lossless,
-            TopicKind::Ticker | TopicKind::Presence | TopicKind::User => Policy::LatestWins,
+            TopicKind::Ticker | TopicKind::Presence | TopicKind::User | TopicKind::Lobby => {
+                Policy::LatestWins
+            }
         }
     }
 
     pub fn durability(self) -> Durability {
         match self {
             TopicKind::Room => Durability::Durable,
-            TopicKind::Ticker | TopicKind::Presence | TopicKind::User => Durability::Ephemeral,
+            TopicKind::Ticker | TopicKind::Presence | TopicKind::User | TopicKind::Lobby => {
+                Durability::Ephemeral
+            }
         }
     }
 
@@ -83,6 +90,7 @@ impl TopicKind {
             TopicKind::Ticker => "ticker",
             TopicKind::Presence => "presence",
             TopicKind::User => "user",
+            TopicKind::Lobby => "lobby",
         }
     }
 }
@@ -158,6 +166,7 @@ impl Topic {
             Topic::Ticker(_) => TopicKind::Ticker,
             Topic::Presence(_) => TopicKind::Presence,
             Topic::User(_) => TopicKind::User,
+            Topic::Lobby => TopicKind::Lobby,
         }
     }
 
@@ -180,9 +189,10 @@ impl Topic {
             Some(("room", id)) => room_id(id).map(Topic::Room),
             Some(("presence", id)) => room_id(id).map(Topic::Presence),
             Some(("user", id)) => room_id(id).map(Topic::User),
+            Some(("lobby", "public")) => Ok(Topic::Lobby),
             Some(("ticker", sym)) => Topic::ticker(sym),
             _ => Err(TopicError(format!(
-                "unknown topic kind in `{}` (expected `room:<id>`, `presence:<room id>`, `user:<id>` or `ticker:<SYMBOL>`)",
+                "unknown topic kind in `{}` (expected `room:<id>`, `presence:<room id>`, `user:<id>`, `lobby:public` or `ticker:<SYMBOL>`)",
                 name.chars().take(32).collect::<String>()
             ))),
         }
@@ -196,6 +206,7 @@ impl fmt::Display for Topic {
             Topic::Ticker(s) => write!(f, "ticker:{}", s.as_str()),
             Topic::Presence(id) => write!(f, "presence:{id}"),
             Topic::User(id) => write!(f, "user:{id}"),
+            Topic::Lobby => f.write_str("lobby:public"),
         }
     }
 }
@@ -258,6 +269,8 @@ mod tests {
         assert_eq!(Topic::parse("presence:42"), Ok(Topic::Presence(42)));
         assert_eq!(Topic::Presence(42).to_string(), "presence:42");
         assert_eq!(Topic::parse("user:7"), Ok(Topic::User(7)));
+        assert_eq!(Topic::parse("lobby:public"), Ok(Topic::Lobby));
+        assert_eq!(Topic::Lobby.to_string(), "lobby:public");
         let t = Topic::parse("ticker:BTC-USD").unwrap();
         assert_eq!(
             (t.kind(), t.to_string().as_str()),
@@ -287,6 +300,8 @@ mod tests {
             "presence:0",
             "presence:abc",
             "user:x",
+            "lobby:",
+            "lobby:private",
             "room",
             &"r".repeat(200),
         ] {

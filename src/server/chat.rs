@@ -137,7 +137,22 @@ pub async fn create_room(
         other => other.require_user()?.id,
     };
     let name = validate::room_name(name, state.settings.max_room_name_chars)?;
-    Ok(state.store.create_room(&name, owner, private).await?)
+    let room = state.store.create_room(&name, owner, private).await?;
+    // Room lists open elsewhere refetch. (A private room is not announced:
+    // its owner's other tabs and its members list it on their next load.)
+    if !private {
+        let lobby = crate::protocol::Lobby {
+            newest_room: room.id,
+        };
+        if let Err(e) = state
+            .logs
+            .ephemeral
+            .publish_lobby(lobby, state.broker.as_ref())
+        {
+            tracing::warn!(error = %e, "lobby change not published");
+        }
+    }
+    Ok(room)
 }
 
 /// The rooms `who` may see, a page at a time.

@@ -16,7 +16,7 @@ use super::logs::TopicLog;
 use super::store::PageLimit;
 use crate::error::AppError;
 use crate::model::Backfill;
-use crate::protocol::{Event, EventData, Presence, Tick, Topic, TopicKind, Unread, Version};
+use crate::protocol::{Event, EventData, Lobby, Presence, Tick, Topic, TopicKind, Unread, Version};
 use async_trait::async_trait;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -69,7 +69,7 @@ impl EphemeralLogs {
     ) -> Result<Event, AppError> {
         match topic.kind() {
             TopicKind::Ticker => {}
-            TopicKind::Room | TopicKind::Presence | TopicKind::User => {
+            TopicKind::Room | TopicKind::Presence | TopicKind::User | TopicKind::Lobby => {
                 return Err(AppError::Validation(format!("{topic} does not take ticks")))
             }
         }
@@ -126,6 +126,18 @@ impl EphemeralLogs {
         }
         let mut topics = self.lock()?;
         self.append(&mut topics, topic, EventData::Unread(unread), 1, broker)
+    }
+
+    /// Says the public room list changed (a room was created).
+    pub fn publish_lobby(&self, lobby: Lobby, broker: &dyn Broker) -> Result<Event, AppError> {
+        let mut topics = self.lock()?;
+        self.append(
+            &mut topics,
+            Topic::Lobby,
+            EventData::Lobby(lobby),
+            1,
+            broker,
+        )
     }
 
     /// Appends `data` as `topic`'s next event, keeping `window` events, and

@@ -208,7 +208,7 @@ impl KindCounts {
             TopicKind::Room => self.room += n,
             TopicKind::Ticker => self.ticker += n,
             TopicKind::Presence => self.presence += n,
-            TopicKind::User => self.user += n,
+            TopicKind::User | TopicKind::Lobby => self.user += n,
         }
     }
 }
@@ -248,7 +248,7 @@ impl Meters {
             TopicKind::Room => self.room_in.increment(1),
             TopicKind::Ticker => self.ticker_in.increment(1),
             TopicKind::Presence => self.presence_in.increment(1),
-            TopicKind::User => self.user_in.increment(1),
+            TopicKind::User | TopicKind::Lobby => self.user_in.increment(1),
         }
     }
 

@@ -135,6 +135,7 @@ impl Timeline {
             EventData::Tick(_)
             | EventData::Presence(_)
             | EventData::Unread(_)
+            | EventData::Lobby(_)
             | EventData::Unknown => {}
         }
     }

@@ -204,7 +204,7 @@ pub async fn authorize(
         _ => {}
     }
     if access == Access::Publish {
-        if let Topic::Room(_) | Topic::Presence(_) | Topic::User(_) = topic {
+        if let Topic::Room(_) | Topic::Presence(_) | Topic::User(_) | Topic::Lobby = topic {
             return Err(AppError::Validation(format!("{topic} does not take ticks")));
         }
         let publisher = who.user().is_some_and(|u| is_publisher(&state.settings, u));
@@ -217,6 +217,13 @@ pub async fn authorize(
     }
     let room_id = match topic {
         Topic::Ticker(_) => return Ok(()),
+        // The public room list: anyone reads; the server writes.
+        Topic::Lobby if access == Access::Read => return Ok(()),
+        Topic::Lobby => {
+            return Err(AppError::Forbidden(
+                "the lobby is written by the server".into(),
+            ))
+        }
         // An account's summary: its own only; written by the server.
         Topic::User(id) if access == Access::Read && who.user_id() == Some(id) => return Ok(()),
         Topic::User(id) if access == Access::Read => {

@@ -68,6 +68,7 @@ pub(super) fn event(topic: Topic, epoch: u32, seq: u64) -> Event {
         }),
         Topic::Presence(_) => EventData::Presence(Default::default()),
         Topic::User(_) => EventData::Unread(Default::default()),
+        Topic::Lobby => EventData::Lobby(Default::default()),
     };
     Event {
         topic,
