@@ -40,10 +40,20 @@ pub fn App() -> impl IntoView {
     provide_identity();
     let me = crate::features::account::use_identity().me.map(|m| m.id);
     let summary = crate::sync::summary::provide_summary(me);
-    // Every page's title starts with the unread count, so a hidden tab shows it.
-    let formatter = move |text: String| match summary.total() {
-        0 => text,
-        n => format!("({}) {text}", crate::sync::summary::badge(n)),
+    // Every page's title starts with the unread count, so a hidden tab shows
+    // it. Only in the browser: the server has no count yet, and leptos_meta
+    // calls the formatter while writing the head, outside the request's
+    // reactive arena, where no signal may be read.
+    let formatter = move |text: String| {
+        let total = if cfg!(feature = "hydrate") {
+            summary.total()
+        } else {
+            0
+        };
+        match total {
+            0 => text,
+            n => format!("({}) {text}", crate::sync::summary::badge(n)),
+        }
     };
     view! {
         <Stylesheet id="leptos" href="/pkg/tandem.css" />

@@ -74,18 +74,22 @@ pub struct Summary {
     state: RwSignal<UnreadState>,
 }
 
+/// Reads go through `try_with`: a view may outlive the app's owner (a
+/// formatter or a task running late), and a disposed summary reads as empty
+/// instead of panicking. (On the server the title formatter does not read
+/// it at all: see `App`.)
 impl Summary {
     pub fn total(&self) -> u32 {
-        self.state.with(UnreadState::total)
+        self.state.try_with(UnreadState::total).unwrap_or(0)
     }
 
     pub fn count(&self, room: i64) -> u32 {
-        self.state.with(|s| s.count(room))
+        self.state.try_with(|s| s.count(room)).unwrap_or(0)
     }
 
     /// Changes whenever a new summary arrives (for refetching what it summarizes).
     pub fn version(&self) -> u64 {
-        self.state.with(|s| s.version().seq)
+        self.state.try_with(|s| s.version().seq).unwrap_or(0)
     }
 }
 
@@ -127,6 +131,19 @@ pub fn badge(count: u32) -> String {
 mod tests {
     use super::*;
     use crate::protocol::RoomUnread;
+
+    #[test]
+    fn a_disposed_summary_reads_as_empty() {
+        let owner = Owner::new();
+        let summary = owner.with(|| Summary {
+            state: RwSignal::new(UnreadState::default()),
+        });
+        owner.cleanup();
+        assert_eq!(
+            (summary.total(), summary.count(1), summary.version()),
+            (0, 0, 0)
+        );
+    }
 
     #[test]
     fn newest_summary_wins() {
