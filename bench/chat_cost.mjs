@@ -9,6 +9,7 @@
 //   node bench/chat_cost.mjs BASE_URL OUT.json [SAMPLES]
 import { createRequire } from 'node:module';
 import { randomUUID } from 'node:crypto';
+import * as http from '../scripts/tandem_http.mjs';
 import { writeFileSync } from 'node:fs';
 
 const require = createRequire(new URL('../end2end/package.json', import.meta.url));
@@ -19,27 +20,8 @@ const SAMPLES = Number(samplesArg ?? 40);
 const PASSWORD = 'chat-cost-password';
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-async function session(name) {
-  for (const fn of ['sign_up', 'log_in']) {
-    const res = await fetch(`${base}/api/${fn}`, {
-      method: 'POST',
-      headers: { Accept: 'application/json', Origin: base },
-      body: new URLSearchParams({ name, password: PASSWORD }),
-    });
-    if (res.ok) return /tandem_session=([^;]+)/.exec(res.headers.get('set-cookie'))[1];
-  }
-  throw new Error(`cannot sign in ${name}`);
-}
-
-async function call(cookie, fn, form) {
-  const res = await fetch(`${base}/api/${fn}`, {
-    method: 'POST',
-    headers: { Accept: 'application/json', Origin: base, Cookie: `tandem_session=${cookie}` },
-    body: new URLSearchParams(form),
-  });
-  if (!res.ok) throw new Error(`${fn}: ${res.status} ${await res.text()}`);
-  return res.json();
-}
+const session = (name) => http.session(base, name, PASSWORD);
+const call = (cookie, fn, form) => http.call(base, cookie, fn, form);
 
 const send = (cookie, room, body) =>
   call(cookie, 'send_message', { room_id: String(room), client_id: randomUUID(), body });

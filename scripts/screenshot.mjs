@@ -5,33 +5,15 @@
 //   node scripts/screenshot.mjs [BASE_URL]
 import { createRequire } from 'node:module';
 import { randomUUID } from 'node:crypto';
+import * as http from './tandem_http.mjs';
 
 const require = createRequire(new URL('../end2end/package.json', import.meta.url));
 const { chromium } = require('@playwright/test');
 const base = process.argv[2] ?? 'http://127.0.0.1:3000';
 const PASSWORD = 'screenshot-password';
 
-async function session(name) {
-  for (const fn of ['sign_up', 'log_in']) {
-    const res = await fetch(`${base}/api/${fn}`, {
-      method: 'POST',
-      headers: { Accept: 'application/json', Origin: base },
-      body: new URLSearchParams({ name, password: PASSWORD }),
-    });
-    if (res.ok) return /tandem_session=([^;]+)/.exec(res.headers.get('set-cookie'))[1];
-  }
-  throw new Error(`cannot sign in ${name}`);
-}
-
-async function call(cookie, fn, form) {
-  const res = await fetch(`${base}/api/${fn}`, {
-    method: 'POST',
-    headers: { Accept: 'application/json', Origin: base, Cookie: `tandem_session=${cookie}` },
-    body: new URLSearchParams(form),
-  });
-  if (!res.ok) throw new Error(`${fn}: ${res.status} ${await res.text()}`);
-  return res.json();
-}
+const session = (name) => http.session(base, name, PASSWORD);
+const call = (cookie, fn, form) => http.call(base, cookie, fn, form);
 
 const [grace, linus] = [await session('grace'), await session('linus')];
 const room = await call(grace, 'create_room', { name: 'release-planning' });

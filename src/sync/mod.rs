@@ -5,7 +5,8 @@
 //!   state `S` (a `TopicState`: a room's timeline now; a market's quotes, an
 //!   inbox or a document later) in step with the server through both
 //!   channels: pushes, backfills, snapshot reloads and subscription errors.
-//! - `presence` (pure) holds who is in a room, a latest-wins topic.
+//! - `latest` (pure) holds a latest-wins topic whose events carry the whole
+//!   value; `presence` and `summary` are two of them.
 //! - `summary` follows the account's unread counts (`user:<id>`).
 //! - `scope` ties the tasks a component starts to that component.
 //! - `outbox` (pure) and `sender` keep the tab's writes in the order they
@@ -19,6 +20,7 @@
 
 pub mod backoff;
 pub mod cursor;
+pub mod latest;
 pub mod outbox;
 pub mod presence;
 pub mod scope;

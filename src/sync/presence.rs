@@ -1,70 +1,22 @@
 //! `PresenceState`: who is in a room, as the client holds it (the room's
-//! `presence:` topic, latest-wins). Pure; both builds. It starts with no
-//! version (subscribe from the head: the server sends the current state
-//! first) and takes every newer state whole.
+//! `presence:` topic, a `Latest<Presence>`), and the texts drawn from it.
+//! Pure; both builds.
 
-use super::cursor::{Cursor, Step};
-use super::topic::{Follow, TopicState};
-use crate::protocol::{Event, EventData, Policy, Presence, Version};
+use super::latest::Latest;
+use crate::protocol::Presence;
 
-#[derive(Clone, Debug, PartialEq)]
-pub struct PresenceState {
-    cursor: Cursor,
-    current: Option<Presence>,
-}
+/// Who is in a room, as the client holds it.
+pub type PresenceState = Latest<Presence>;
 
-impl Default for PresenceState {
-    fn default() -> Self {
-        PresenceState {
-            cursor: Cursor::new(Version::default(), Policy::LatestWins),
-            current: None,
-        }
-    }
-}
-
-impl PresenceState {
-    /// The newest state received (`None` before the first).
-    pub fn current(&self) -> Option<&Presence> {
-        self.current.as_ref()
-    }
-
+impl Latest<Presence> {
     /// Names of those typing, except `me`.
     pub fn typing(&self, me: Option<i64>) -> Vec<String> {
-        self.current
+        self.current()
             .iter()
             .flat_map(|p| &p.users)
             .filter(|u| u.typing && Some(u.id) != me)
             .map(|u| u.name.clone())
             .collect()
-    }
-}
-
-impl TopicState for PresenceState {
-    fn version(&self) -> Version {
-        self.cursor.version()
-    }
-
-    fn receive(&mut self, event: Event) -> Follow {
-        match self.cursor.offer(event) {
-            Step::Apply(events) => {
-                for e in events {
-                    if let EventData::Presence(p) = e.data {
-                        self.current = Some(p);
-                    }
-                }
-                Follow::Nothing
-            }
-            Step::Ignore | Step::Gap { .. } => Follow::Nothing,
-            Step::Reset => Follow::Reload,
-        }
-    }
-
-    fn has_gap(&self) -> bool {
-        false
-    }
-
-    fn rebase(&mut self, fresh: Self) {
-        *self = fresh;
     }
 }
 
@@ -111,7 +63,8 @@ pub fn arrivals(before: &Presence, after: &Presence, me: Option<i64>) -> Option<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::{Present, Topic};
+    use crate::protocol::{Event, EventData, Present, Topic, Version};
+    use crate::sync::topic::{Follow, TopicState};
 
     fn state(epoch: u32, seq: u64, users: &[(i64, &str, bool)]) -> Event {
         Event {

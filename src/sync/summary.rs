@@ -3,68 +3,25 @@
 //! so the title and the room list show unread counts without following
 //! every room's stream.
 
-use super::cursor::{Cursor, Step};
-use super::topic::{Follow, TopicState, TopicSync};
-use crate::protocol::{Event, EventData, Policy, Topic, Unread, Version};
+use super::latest::Latest;
+use super::topic::{TopicState, TopicSync};
+use crate::protocol::{Topic, Unread};
 use futures::FutureExt;
 use leptos::prelude::*;
 
-#[derive(Clone, Debug, PartialEq)]
-pub struct UnreadState {
-    cursor: Cursor,
-    unread: Unread,
-}
+/// The account's unread counts, as the client holds them.
+pub type UnreadState = Latest<Unread>;
 
-impl Default for UnreadState {
-    fn default() -> Self {
-        UnreadState {
-            cursor: Cursor::new(Version::default(), Policy::LatestWins),
-            unread: Unread::default(),
-        }
-    }
-}
-
-impl UnreadState {
+impl Latest<Unread> {
     pub fn total(&self) -> u32 {
-        self.unread.total
+        self.current().map_or(0, |u| u.total)
     }
 
     /// Unread messages in `room` (0 if none or unknown).
     pub fn count(&self, room: i64) -> u32 {
-        self.unread
-            .rooms
-            .iter()
-            .find(|r| r.room_id == room)
+        self.current()
+            .and_then(|u| u.rooms.iter().find(|r| r.room_id == room))
             .map_or(0, |r| r.count)
-    }
-}
-
-impl TopicState for UnreadState {
-    fn version(&self) -> Version {
-        self.cursor.version()
-    }
-
-    fn receive(&mut self, event: Event) -> Follow {
-        match self.cursor.offer(event) {
-            Step::Apply(events) => {
-                for e in events {
-                    if let EventData::Unread(u) = e.data {
-                        self.unread = u;
-                    }
-                }
-                Follow::Nothing
-            }
-            Step::Ignore | Step::Gap { .. } => Follow::Nothing,
-            Step::Reset => Follow::Reload,
-        }
-    }
-
-    fn has_gap(&self) -> bool {
-        false
-    }
-
-    fn rebase(&mut self, fresh: Self) {
-        *self = fresh;
     }
 }
 
@@ -130,7 +87,7 @@ pub fn badge(count: u32) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::RoomUnread;
+    use crate::protocol::{Event, EventData, RoomUnread, Version};
 
     #[test]
     fn a_disposed_summary_reads_as_empty() {

@@ -331,17 +331,9 @@ impl Ws {
     /// The next server frame other than a ping.
     pub async fn recv(&mut self) -> ServerFrame {
         loop {
-            let msg = tokio::time::timeout(WAIT, self.stream.next())
-                .await
-                .expect("a frame within the wait")
-                .expect("socket open")
-                .expect("no socket error");
-            if let Message::Text(t) = msg {
-                let frame: ServerFrame =
-                    serde_json::from_str(t.as_str()).expect("valid server frame");
-                if frame != (ServerFrame::Ping {}) {
-                    return frame;
-                }
+            let frame = self.recv_raw().await;
+            if frame != (ServerFrame::Ping {}) {
+                return frame;
             }
         }
     }
