@@ -7,6 +7,8 @@
 // reads the tab's memory (also at 1,000, 5,000 and 20,000: the trend): JS heap (after a GC), DOM nodes, and the
 // WebAssembly linear memory (which never shrinks: its peak).
 //   node bench/chat_cost.mjs BASE_URL OUT.json [SAMPLES]
+// While trying changes: SKIP_MEMORY=1 skips the memory part, MEMORY_ONLY=1
+// the timings, and EXTRA_CSS='…' adds a style sheet to every page.
 import { createRequire } from 'node:module';
 import { randomUUID } from 'node:crypto';
 import * as http from '../scripts/tandem_http.mjs';
@@ -92,6 +94,14 @@ async function openRoom(browser, cookie, room) {
   const context = await browser.newContext({ baseURL: base });
   await context.addCookies([{ name: 'tandem_session', value: cookie, url: base }]);
   await context.addInitScript(probe);
+  if (process.env.EXTRA_CSS)
+    await context.addInitScript((css) => {
+      document.addEventListener('DOMContentLoaded', () => {
+        const st = document.createElement('style');
+        st.textContent = css;
+        document.head.append(st);
+      });
+    }, process.env.EXTRA_CSS);
   const page = await context.newPage();
   await page.goto(`/rooms/${room}`);
   await page.waitForSelector('[data-testid="link-status"][data-status="live"]', { timeout: 60_000 });
@@ -113,26 +123,39 @@ for (const size of process.env.MEMORY_ONLY ? [] : [50, 2000]) {
   await page.getByTestId('messages').evaluate((el) => (el.scrollTop = -200));
   const apply = [];
   const layout = [];
+  const cdp = await context.newCDPSession(page);
+  await cdp.send('Performance.enable');
+  const metrics = async () =>
+    Object.fromEntries((await cdp.send('Performance.getMetrics')).metrics.map((x) => [x.name, x.value]));
+  const engine = { style_ms: [], layout_ms: [], script_ms: [] };
   for (let i = 0; i < SAMPLES + 5; i++) {
     const marker = `probe-${i}-${randomUUID()}`;
     await page.evaluate((m) => window.__probe.arm(m), marker);
+    const before = await metrics();
     await send(writer, room.id, marker);
     const t = await page.evaluate(() => window.__probe.done);
+    const after = await metrics();
     if (i >= 5) {
       // The first few warm the JIT and caches up.
       apply.push(t.apply);
       layout.push(t.layout);
+      // Chromium's own accounts of the same interval (they include
+      // whatever else the page did meanwhile).
+      engine.style_ms.push((after.RecalcStyleDuration - before.RecalcStyleDuration) * 1000);
+      engine.layout_ms.push((after.LayoutDuration - before.LayoutDuration) * 1000);
+      engine.script_ms.push((after.ScriptDuration - before.ScriptDuration) * 1000);
     }
     await sleep(30);
   }
   const onScreen = await rows.count();
-  result.sizes[size] = { on_screen: onScreen, apply_ms: stats(apply), apply_and_layout_ms: stats(layout) };
-  console.log(`${size} on screen (${onScreen} at the end): apply`, stats(apply), 'apply+layout', stats(layout));
+  const breakdown = Object.fromEntries(Object.entries(engine).map(([k, v]) => [k, stats(v)]));
+  result.sizes[size] = { on_screen: onScreen, apply_ms: stats(apply), apply_and_layout_ms: stats(layout), chromium: breakdown };
+  console.log(`${size} on screen (${onScreen} at the end): apply`, stats(apply), 'apply+layout', stats(layout), breakdown);
   await context.close();
 }
 
 // Memory while following the end of a room that receives 10,000 messages.
-{
+if (!process.env.SKIP_MEMORY) {
   const room = await call(writer, 'create_room', { name: `cost memory ${randomUUID().slice(0, 8)}` });
   const { context, page } = await openRoom(browser, reader, room.id);
   // MEMORY_PAGE=/ : follow from the room list instead (the live client's

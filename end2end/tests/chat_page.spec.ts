@@ -103,7 +103,7 @@ test("older messages load at the top without losing the reader's place; new ones
       el.scrollTop = -el.scrollHeight;
     });
     await expect(reader.messages).toHaveCount(HISTORY_PAGE * 2);
-    const same = reader.page.locator(`li[data-seq="${seq}"]`);
+    const same = reader.page.locator(`[data-testid="message"][data-seq="${seq}"]`);
     await expect.poll(() => inView(list, same), 'the message that was at the top is still in view').toBe(true);
     expect(await inView(list, reader.messages.first()), 'the new page is above the view').toBe(false);
   });

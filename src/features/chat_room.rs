@@ -7,7 +7,14 @@
 //! Cost per incoming message: rows are keyed by version and revision, and
 //! share the timeline's messages (`Arc`), so an event adds one row (or
 //! redraws the one it changed); while the reader follows the end, the
-//! timeline keeps the newest `WINDOW` messages.
+//! timeline keeps the newest `WINDOW` messages. Rows are drawn in blocks of
+//! `timeline::BLOCK` seqs, each laid out on its own (`contain: layout`), so
+//! the browser's layout of a new row does not grow with the room either.
+//! Blocks also bound memory: the reactive owner of a list keeps a small
+//! record of every child it ever had until it is itself dropped
+//! (reactive_graph 0.2's `Owner::child`), so rows are owned by their block,
+//! which goes when trimmed, rather than by one list that lives as long as
+//! the room is open.
 //!
 //! Every task here runs in the room's scope and is cancelled when the room
 //! is left; signals are read with the `try_` accessors after any await.
@@ -24,7 +31,7 @@ use crate::sync::new_client_id;
 use crate::sync::outbox::{Queued, QueuedState, WriteKind};
 use crate::sync::presence::{arrivals, typing_line, PresenceState};
 use crate::sync::sender::use_sender;
-use crate::sync::timeline::{Row, Timeline};
+use crate::sync::timeline::{BlockKey, Row, Timeline};
 use crate::sync::topic::TopicSync;
 use futures::FutureExt;
 use leptos::html;
@@ -276,6 +283,13 @@ struct RowView {
     prev: Option<Row>,
 }
 
+/// Equal when drawn the same: by key, not by text.
+impl PartialEq for RowView {
+    fn eq(&self, other: &Self) -> bool {
+        self.key() == other.key()
+    }
+}
+
 impl RowView {
     fn key(
         &self,
@@ -284,6 +298,36 @@ impl RowView {
         Option<crate::protocol::Version>,
     ) {
         (self.row.key(), self.prev.as_ref().map(|p| p.version))
+    }
+}
+
+/// One block of rows (`timeline::BLOCK` consecutive seqs). Only the blocks
+/// an event changes draw again; rows are keyed by version and revision (and
+/// the row before, for headings and grouping), so an event adds or redraws
+/// one row.
+#[component]
+fn MessageBlock(timeline: RwSignal<Timeline>, block: BlockKey) -> impl IntoView {
+    let rows = Memo::new(move |_| {
+        timeline.with(|t| {
+            let (mut prev, rows) = t.block(block);
+            rows.iter()
+                .map(|r| {
+                    let view = RowView {
+                        row: r.clone(),
+                        prev: prev.cloned(),
+                    };
+                    prev = Some(r);
+                    view
+                })
+                .collect::<Vec<_>>()
+        })
+    });
+    view! {
+        <div class="block" role="none">
+            <For each=move || rows.get() key=RowView::key let(view)>
+                <MessageRow view />
+            </For>
+        </div>
     }
 }
 
@@ -397,39 +441,26 @@ fn MessageList(sync: RoomSync, room_id: i64) -> impl IntoView {
         }
         unseen.set(0);
     };
-    let rows = move || {
-        timeline.with(|t| {
-            let rows = t.rows();
-            rows.iter()
-                .enumerate()
-                .map(|(i, r)| RowView {
-                    row: r.clone(),
-                    prev: i.checked_sub(1).map(|j| rows[j].clone()),
-                })
-                .collect::<Vec<_>>()
-        })
-    };
+    let blocks = Memo::new(move |_| timeline.with(Timeline::blocks));
     let empty = move || timeline.with(|t| t.rows().is_empty() && !t.has_older());
     view! {
         <div class="messages-frame">
             <div class="messages" data-testid="messages" role="log" aria-live="polite" aria-label="Messages"
                 node_ref=list on:scroll=on_scroll>
-                <ol class="message-list">
+                <div class="message-list" role="list">
                     <Show when=move || timeline.with(Timeline::has_older)>
-                        <li class="older">
+                        <div class="older" role="listitem">
                             <button on:click=on_older.clone() data-testid="load-older" disabled=move || loading_older.get()>
                                 {move || if loading_older.get() { "Loading older messages…" } else { "Load older messages" }}
                             </button>
                             <span class="error">{older_error}</span>
-                        </li>
+                        </div>
                     </Show>
                     <Show when=empty>
-                        <li class="empty" data-testid="empty-room">"No messages yet. Say hello!"</li>
+                        <div class="empty" role="listitem" data-testid="empty-room">"No messages yet. Say hello!"</div>
                     </Show>
-                    // Keyed by version and revision (and the row before, for
-                    // headings and grouping): an event adds or redraws one row.
-                    <For each=rows key=RowView::key let(view)>
-                        <MessageRow view />
+                    <For each=move || blocks.get() key=|b| *b let(block)>
+                        <MessageBlock timeline block />
                     </For>
                     // This tab's new messages not confirmed yet, in the order they were made.
                     <For each=move || outbox.with(|o| {
@@ -441,7 +472,7 @@ fn MessageList(sync: RoomSync, room_id: i64) -> impl IntoView {
                         key=|q| (q.client_id, q.state.clone()) let(q)>
                         <PendingRow q />
                     </For>
-                </ol>
+                </div>
             </div>
             <Show when=move || { unseen.get() > 0 }>
                 <button class="new-below" data-testid="new-below" on:click=to_end>
@@ -466,7 +497,7 @@ fn PendingRow(q: Queued) -> impl IntoView {
     };
     let cancellable = q.state != QueuedState::Sending;
     view! {
-        <li class="message pending own" class:refused=refused data-testid="pending-message" data-state=if refused { "refused" } else { "pending" }>
+        <div role="listitem" class="message pending own" class:refused=refused data-testid="pending-message" data-state=if refused { "refused" } else { "pending" }>
             <div class="head">
                 <span class="author">{q.author}</span>
                 <span class="meta" role=refused.then_some("alert")>{status}</span>
@@ -477,7 +508,7 @@ fn PendingRow(q: Queued) -> impl IntoView {
                 })}
             </div>
             <p class="body">{q.body}</p>
-        </li>
+        </div>
     }
     .into_any()
 }
@@ -618,7 +649,7 @@ fn MessageRow(view: RowView) -> impl IntoView {
     let when = move || chat_text::clock(sent_at, zone.offset(sent_at));
     let full = move || chat_text::full(sent_at, zone.offset(sent_at));
     view! {
-        <li class="message" class:own=own class:grouped=grouped class:deleted=deleted
+        <div role="listitem" class="message" class:own=own class:grouped=grouped class:deleted=deleted
             data-seq=seq data-epoch=version.epoch data-testid="message">
             <p class="day" data-testid="day" hidden=move || !day_break()>{day_heading}</p>
             <div class="head">
@@ -674,7 +705,7 @@ fn MessageRow(view: RowView) -> impl IntoView {
                     <button class="link" data-testid="keep" on:click=move |_| confirming.set(false)>"Keep"</button>
                 </p>
             </Show>
-        </li>
+        </div>
     }
     .into_any()
 }

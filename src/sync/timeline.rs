@@ -34,6 +34,18 @@ impl Row {
     }
 }
 
+/// Rows are drawn in blocks of `BLOCK` consecutive seqs: a new message
+/// adds to the last block, so the browser lays out that block again and
+/// only steps over the others, whatever the room's length.
+pub const BLOCK: u64 = 64;
+
+/// A block of rows: the epoch and `seq / BLOCK`.
+pub type BlockKey = (u32, u64);
+
+fn block_of(v: Version) -> BlockKey {
+    (v.epoch, v.seq / BLOCK)
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct Timeline {
     cursor: Cursor,
@@ -80,6 +92,27 @@ impl Timeline {
     /// The messages held, ascending.
     pub fn rows(&self) -> &[Row] {
         &self.rows
+    }
+
+    /// The blocks that hold messages, ascending.
+    pub fn blocks(&self) -> Vec<BlockKey> {
+        let mut out: Vec<BlockKey> = Vec::new();
+        for r in &self.rows {
+            let b = block_of(r.version);
+            if out.last() != Some(&b) {
+                out.push(b);
+            }
+        }
+        out
+    }
+
+    /// The messages of block `b`, and the message before its first one (in
+    /// an earlier block: day headings and grouping look at it).
+    pub fn block(&self, b: BlockKey) -> (Option<&Row>, &[Row]) {
+        let start = self.rows.partition_point(|r| block_of(r.version) < b);
+        let end = start + self.rows[start..].partition_point(|r| block_of(r.version) == b);
+        let before = start.checked_sub(1).map(|i| &self.rows[i]);
+        (before, &self.rows[start..end])
     }
 
     /// Message `seq`, if held.
@@ -414,6 +447,41 @@ mod tests {
         t.receive(edit(6, 2, 7, "later"));
         assert_eq!(seqs(&t), vec![5]);
         assert_eq!(t.version(), Version::new(3, 6));
+    }
+
+    #[test]
+    fn blocks_split_by_seq_and_know_the_row_before() {
+        // Messages at 1..=130 except 64..=70 (changes, say): three blocks.
+        let events = (1..=130)
+            .filter(|s| !(64..=70).contains(s))
+            .map(|s| msg(3, s, s as u128))
+            .collect();
+        let t = Timeline::from_snapshot(Version::new(3, 130), events, false);
+        assert_eq!(t.blocks(), vec![(3, 0), (3, 1), (3, 2)]);
+        let (before, rows) = t.block((3, 0));
+        assert!(before.is_none());
+        assert_eq!(
+            (rows[0].version.seq, rows.last().unwrap().version.seq),
+            (1, 63)
+        );
+        let (before, rows) = t.block((3, 1));
+        assert_eq!(
+            before.unwrap().version.seq,
+            63,
+            "the row before is in the block before"
+        );
+        assert_eq!((rows[0].version.seq, rows.len()), (71, 57));
+        let (before, rows) = t.block((3, 2));
+        assert_eq!(before.unwrap().version.seq, 127);
+        assert_eq!(seqs_of(rows), vec![128, 129, 130]);
+        let (before, rows) = t.block((3, 9));
+        assert!(rows.is_empty() && before.unwrap().version.seq == 130);
+        let all: usize = t.blocks().iter().map(|b| t.block(*b).1.len()).sum();
+        assert_eq!(all, t.rows().len(), "every row in exactly one block");
+    }
+
+    fn seqs_of(rows: &[Row]) -> Vec<u64> {
+        rows.iter().map(|r| r.version.seq).collect()
     }
 
     #[test]
