@@ -340,6 +340,57 @@ async fn the_server_pings_and_closes_a_silent_peer() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_that_watches_nothing_is_closed_with_4002() {
+    let server = TestServer::with(|s| {
+        s.heartbeat_interval_ms = 100;
+        s.heartbeat_timeout_ms = 10_000;
+        s.idle_close_ms = 600;
+    })
+    .await;
+    let started = std::time::Instant::now();
+    let mut idle = server.ws().await;
+    assert_eq!(idle.closed_with().await, 4002, "never subscribed");
+    assert!(
+        started.elapsed() >= Duration::from_millis(600),
+        "not before idle-close-ms"
+    );
+
+    // A subscription keeps it open past the idle time; ending the last one
+    // starts the count again.
+    let mut watching = server.ws().await;
+    subscribe(&mut watching, room(1), None).await;
+    watching.expect_silence(Duration::from_millis(1_500)).await;
+    watching
+        .send(&ClientFrame::Unsubscribe { topic: room(1) })
+        .await;
+    assert_eq!(
+        watching.recv().await,
+        ServerFrame::Unsubscribed { topic: room(1) }
+    );
+    let unsubscribed = std::time::Instant::now();
+    assert_eq!(watching.closed_with().await, 4002);
+    assert!(unsubscribed.elapsed() >= Duration::from_millis(600));
+
+    let metrics = server.metrics().await;
+    let closes = metrics
+        .lines()
+        .find(|l| l.starts_with("tandem_ws_closes_total{reason=\"no subscriptions\"}"))
+        .unwrap_or_else(|| panic!("no idle closes counted:\n{metrics}"));
+    let n: f64 = closes.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(n >= 2.0, "{closes}");
+
+    // 0 turns it off.
+    let never = TestServer::with(|s| {
+        s.heartbeat_interval_ms = 100;
+        s.heartbeat_timeout_ms = 10_000;
+        s.idle_close_ms = 0;
+    })
+    .await;
+    let mut ws = never.ws().await;
+    ws.expect_silence(Duration::from_millis(800)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_tells_clients_to_reconnect_and_keeps_acknowledged_writes() {
     let mut server = TestServer::start().await;
     let ann = server.user("ann").await;

@@ -307,6 +307,11 @@ pub enum ServerFrame {
         heartbeat_interval_ms: u64,
         heartbeat_timeout_ms: u64,
         max_frame_bytes: usize,
+        /// After how long hidden a browser tab should drop the
+        /// subscriptions it does not need while hidden (0: never). Advice
+        /// to clients; absent from older servers.
+        #[serde(default)]
+        hidden_tab_ms: u64,
     },
     /// The subscription is live at `version`: every later event follows
     /// according to `policy`.
@@ -341,6 +346,12 @@ pub enum ServerFrame {
     Reconnect {
         reason: String,
         window_ms: u64,
+    },
+    /// Several frames in one WebSocket message, in order, to be handled as
+    /// if each had come alone; sent only to clients that connected with
+    /// `batch=1`. Never nested.
+    Batch {
+        frames: Vec<ServerFrame>,
     },
 }
 
@@ -412,6 +423,9 @@ pub enum CloseCode {
     /// Reserved: not sent today (a slow reader's gaps are repaired from the
     /// topic's log instead). If received: reconnect and resume from your versions.
     SlowConsumer = 4001,
+    /// No subscription for `idle-close-ms`: reconnect when there is
+    /// something to subscribe to, not before.
+    Idle = 4002,
     /// Too many malformed frames: the client is broken; do not reconnect as is.
     ProtocolViolation = 4400,
     /// The connection's credentials ended: its session was logged out,
@@ -431,6 +445,7 @@ impl CloseCode {
             1009 => CloseCode::MessageTooBig,
             4000 => CloseCode::HeartbeatTimeout,
             4001 => CloseCode::SlowConsumer,
+            4002 => CloseCode::Idle,
             4400 => CloseCode::ProtocolViolation,
             4401 => CloseCode::Unauthenticated,
             4429 => CloseCode::RateLimited,

@@ -48,6 +48,26 @@ impl Delivery {
     }
 }
 
+/// Keeps, of each latest-wins topic's deliveries in `batch` (in queue
+/// order), only the last, the newest: the client would replace the others
+/// before it could show them. Lossless deliveries all stay, in order.
+pub fn newest_only(batch: &mut Vec<Arc<Delivery>>) {
+    use crate::protocol::Policy;
+    let latest = |d: &Arc<Delivery>| d.topic.policy() == Policy::LatestWins;
+    if batch.iter().filter(|d| latest(d)).nth(1).is_none() {
+        return;
+    }
+    let mut seen = HashSet::new();
+    let mut keep: Vec<bool> = batch
+        .iter()
+        .rev()
+        .map(|d| !latest(d) || seen.insert(d.topic))
+        .collect();
+    keep.reverse();
+    let mut keep = keep.into_iter();
+    batch.retain(|_| keep.next().unwrap_or(true));
+}
+
 /// A connection's inbound queue of deliveries.
 pub struct Outbox {
     tx: mpsc::Sender<Arc<Delivery>>,
@@ -191,6 +211,49 @@ mod tests {
             }),
         })
         .expect("serializable")
+    }
+
+    fn tick(symbol: &str, seq: u64) -> Arc<Delivery> {
+        Delivery::new(&Event {
+            topic: Topic::ticker(symbol).expect("valid symbol"),
+            version: Version::new(1, seq),
+            data: EventData::Tick(crate::protocol::Tick { price: 1.0, ts: 0 }),
+        })
+        .expect("serializable")
+    }
+
+    #[test]
+    fn only_the_newest_value_of_each_latest_wins_topic_stays_and_rooms_keep_everything() {
+        let mut batch = vec![
+            tick("A", 1),
+            delivery(1),
+            tick("B", 1),
+            tick("A", 2),
+            delivery(2),
+            tick("A", 3),
+            delivery(3),
+        ];
+        newest_only(&mut batch);
+        let got: Vec<(String, u64)> = batch
+            .iter()
+            .map(|d| (d.topic.to_string(), d.version.seq))
+            .collect();
+        let want = [
+            ("room:1", 1),
+            ("ticker:B", 1),
+            ("room:1", 2),
+            ("ticker:A", 3),
+            ("room:1", 3),
+        ];
+        let want: Vec<(String, u64)> = want.iter().map(|(t, s)| (t.to_string(), *s)).collect();
+        assert_eq!(
+            got, want,
+            "ticks collapse to the newest; every room event stays, in order"
+        );
+
+        let mut single = vec![tick("A", 1), delivery(1)];
+        newest_only(&mut single);
+        assert_eq!(single.len(), 2, "nothing to collapse");
     }
 
     #[tokio::test]

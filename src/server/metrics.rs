@@ -30,6 +30,7 @@ pub const REJECTIONS: &str = "tandem_rejections_total";
 pub const STORE_SECONDS: &str = "tandem_store_seconds";
 pub const PASSWORD_HASH_SECONDS: &str = "tandem_password_hash_seconds";
 pub const REVOCATIONS: &str = "tandem_revocations_total";
+pub const CLOSES: &str = "tandem_ws_closes_total";
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -165,6 +166,10 @@ fn describe() {
         "Time per Argon2id password hash or verification."
     );
     describe_counter!(
+        CLOSES,
+        "WebSocket connections ended, by why (the server's close reason, or how the peer went)."
+    );
+    describe_counter!(
         REVOCATIONS,
         "Live connections closed or subscriptions ended by a revocation, by kind."
     );
@@ -283,6 +288,12 @@ pub fn reject(reason: &'static str) {
 /// Records one password hash's duration.
 pub fn password_hash(seconds: f64) {
     histogram!(PASSWORD_HASH_SECONDS).record(seconds);
+}
+
+/// Counts an ended WebSocket connection (`reason` is one of the server's
+/// fixed reason texts).
+pub fn closed(reason: &'static str) {
+    counter!(CLOSES, "reason" => reason).increment(1);
 }
 
 /// Counts what a revocation reached.

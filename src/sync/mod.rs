@@ -56,6 +56,10 @@ pub enum LinkStatus {
     /// The server closed the connection because its session ended (logged
     /// out, revoked, expired): not retried; sign in again.
     SignedOut,
+    /// No socket on purpose: the tab was hidden with nothing left to watch,
+    /// or the server closed a connection that watched nothing (4002). It
+    /// connects again when the tab is shown or a topic needs the link.
+    Paused,
 }
 
 impl LinkStatus {
@@ -66,6 +70,7 @@ impl LinkStatus {
             LinkStatus::Reconnecting => "reconnecting",
             LinkStatus::Offline => "offline",
             LinkStatus::SignedOut => "signed out",
+            LinkStatus::Paused => "paused",
         }
     }
 }

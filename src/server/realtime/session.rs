@@ -91,6 +91,9 @@ pub struct Session {
     written: KindCounts,
     /// When the peer was last heard from.
     heard: Instant,
+    /// Since when the connection has had no subscription (`None` while it
+    /// has one).
+    idle_since: Option<Instant>,
 }
 
 /// Whether a catch-up is done.
@@ -141,6 +144,7 @@ impl Session {
             bad_frames: 0,
             written: KindCounts::default(),
             heard: Instant::now(),
+            idle_since: Some(Instant::now()),
         }
     }
 
@@ -154,6 +158,7 @@ impl Session {
                 heartbeat_interval_ms: s.heartbeat_interval_ms,
                 heartbeat_timeout_ms: s.heartbeat_timeout_ms,
                 max_frame_bytes: s.max_frame_bytes,
+                hidden_tab_ms: s.hidden_tab_ms,
             },
         );
     }
@@ -164,7 +169,8 @@ impl Session {
     }
 
     /// The heartbeat timer fired: ping, or close a peer silent for too long,
-    /// or one whose session has expired.
+    /// one whose session has expired, or one that has subscribed to nothing
+    /// for `idle-close-ms`.
     pub fn on_tick(&mut self, now: Instant, out: &mut Frames) -> Verdict {
         let silence = Duration::from_millis(self.services.settings.heartbeat_timeout_ms);
         if now.saturating_duration_since(self.heard) > silence {
@@ -173,6 +179,12 @@ impl Session {
         if let Principal::Session { expires_at, .. } = self.peer.who {
             if crate::server::store::now_ms() >= expires_at {
                 return Verdict::Close(CloseCode::Unauthenticated, "session expired");
+            }
+        }
+        let idle = Duration::from_millis(self.services.settings.idle_close_ms);
+        if let Some(since) = self.idle_since {
+            if !idle.is_zero() && now.saturating_duration_since(since) >= idle {
+                return Verdict::Close(CloseCode::Idle, "no subscriptions");
             }
         }
         frame::push(out, ServerFrame::Ping {});
@@ -444,6 +456,7 @@ impl Session {
 
     /// Records the client's version of `topic` (a new subscription if untracked).
     pub(super) fn track(&mut self, topic: Topic, version: Version) {
+        self.idle_since = None;
         if self.subs.insert(topic, version).is_none() {
             self.services.meters.subscriptions.increment(1.0);
             if let Topic::Room(room) = topic {
@@ -462,6 +475,9 @@ impl Session {
             }
         }
         self.services.broker.unsubscribe(topic, self.conn);
+        if self.subs.is_empty() && self.behind.is_empty() && self.idle_since.is_none() {
+            self.idle_since = Some(Instant::now());
+        }
     }
 
     /// Ends the subscription and tells the client to reload from its snapshot.

@@ -44,11 +44,18 @@ use tokio::time::{timeout, Instant, Interval};
 
 /// Most deliveries taken from the outbox per step.
 const BATCH: usize = 64;
+/// Most deliveries held for one flush window.
+const MAX_PENDING: usize = 1024;
+/// Most bytes of frames joined into one `batch` message.
+const MAX_BATCH_BYTES: usize = 64 * 1024;
 
 #[derive(Deserialize)]
 pub struct Params {
     /// The protocol version the client speaks (absent: 1).
     protocol: Option<u32>,
+    /// `batch=1`: the client reads `batch` frames (several frames in one
+    /// WebSocket message).
+    batch: Option<String>,
 }
 
 pub async fn upgrade(
@@ -100,13 +107,17 @@ pub async fn upgrade(
         None => Principal::Anonymous,
     };
     let peer = Peer { who };
+    let batch_frames = params
+        .batch
+        .as_deref()
+        .is_some_and(|b| b == "1" || b == "true");
     let max = state.settings.max_ws_message_bytes;
     ws.read_buffer_size(1024)
         .write_buffer_size(8 * 1024)
         .max_message_size(max)
         .max_frame_size(max)
         .on_upgrade(move |socket| async move {
-            serve(socket, state, peer).await;
+            serve(socket, state, peer, batch_frames).await;
             drop(place);
         })
 }
@@ -124,7 +135,7 @@ pub fn too_many(exceeded: &crate::server::limits::Exceeded) -> Response {
         .into_response()
 }
 
-async fn serve(socket: WebSocket, state: AppState, peer: Peer) {
+async fn serve(socket: WebSocket, state: AppState, peer: Peer, batch_frames: bool) {
     let _guard = state.shutdown.track_session();
     let meters = state.meters.clone();
     meters.ws_connects.increment(1);
@@ -147,9 +158,11 @@ async fn serve(socket: WebSocket, state: AppState, peer: Peer) {
         shutdown: state.shutdown.clone(),
         tick: tokio::time::interval_at(Instant::now() + beat, beat),
         limits: Limits::from_settings(&settings),
+        batch_frames,
     };
     let end = drive(socket, session, link).await;
     meters.ws_connections.decrement(1.0);
+    crate::server::metrics::closed(end);
     tracing::debug!(conn_id, reason = end, "websocket closed");
 }
 
@@ -163,6 +176,8 @@ pub struct Limits {
     /// The window a `reconnect` frame spreads clients over.
     pub reconnect_window_ms: u64,
     pub max_message_bytes: usize,
+    /// How long deliveries wait for others to be written with (0: none).
+    pub flush_window: Duration,
 }
 
 impl Limits {
@@ -172,6 +187,7 @@ impl Limits {
             goodbye: Duration::from_millis(s.shutdown_grace_ms.max(100)),
             reconnect_window_ms: s.reconnect_window_ms,
             max_message_bytes: s.max_ws_message_bytes,
+            flush_window: Duration::from_millis(s.flush_window_ms),
         }
     }
 }
@@ -186,6 +202,8 @@ pub struct Link {
     /// The heartbeat timer (its first tick is the first ping or silence check).
     pub tick: Interval,
     pub limits: Limits,
+    /// The client reads `batch` frames.
+    pub batch_frames: bool,
 }
 
 /// Serves one connection until it ends; returns why it ended.
@@ -196,13 +214,17 @@ where
     let mut signal = link.shutdown.signal();
     let mut out = Frames::new();
     let mut batch = Vec::with_capacity(BATCH);
+    // Deliveries wait in `batch` until then (a flush window is set).
+    let mut flush_at: Option<Instant> = None;
+    let window = link.limits.flush_window;
+    let joined = link.batch_frames;
     session.hello(&mut out);
     loop {
         if !out.is_empty() {
             tokio::select! {
                 biased;
                 _ = signal.wait() => return goodbye(&mut socket, link.limits).await,
-                written = timeout(link.limits.write, write(&mut socket, &mut out)) => {
+                written = timeout(link.limits.write, write(&mut socket, &mut out, joined)) => {
                     if !matches!(written, Ok(Ok(()))) {
                         return "write failed or timed out";
                     }
@@ -243,21 +265,27 @@ where
                 session.continue_catch_up(&mut out).await;
                 Verdict::Continue
             }
-            n = link.inbox.recv_many(&mut batch, BATCH) => {
+            n = link.inbox.recv_many(&mut batch, BATCH), if batch.len() < MAX_PENDING => {
                 if n == 0 {
                     return "outbox closed";
                 }
-                session.services.meters.queue_depth.record((link.inbox.len() + n) as f64);
-                for d in batch.drain(..) {
-                    session.deliver(&d, &mut out).await;
+                if window.is_zero() || batch.len() >= MAX_PENDING {
+                    flush_at = None;
+                    deliver_all(&mut session, &mut batch, link.inbox.len(), &mut out).await;
+                } else {
+                    flush_at.get_or_insert_with(|| Instant::now() + window);
                 }
-                session.flush_meters();
+                Verdict::Continue
+            }
+            _ = tokio::time::sleep_until(flush_at.unwrap_or_else(Instant::now)), if flush_at.is_some() => {
+                flush_at = None;
+                deliver_all(&mut session, &mut batch, link.inbox.len(), &mut out).await;
                 Verdict::Continue
             }
         };
         if let Verdict::Close(code, reason) = verdict {
             if code != CloseCode::HeartbeatTimeout {
-                let _ = timeout(link.limits.write, write(&mut socket, &mut out)).await;
+                let _ = timeout(link.limits.write, write(&mut socket, &mut out, joined)).await;
             }
             close(&mut socket, code, reason, Duration::from_secs(1)).await;
             return reason;
@@ -265,17 +293,86 @@ where
     }
 }
 
-/// Queues every frame and flushes once.
-async fn write<S>(socket: &mut S, out: &mut Frames) -> Result<(), axum::Error>
+/// Writes the deliveries taken from the outbox, by their topics' policies:
+/// of a latest-wins topic's deliveries only the newest is written (the
+/// others are counted as coalesced).
+async fn deliver_all(
+    session: &mut Session,
+    batch: &mut Vec<Arc<crate::server::broker::Delivery>>,
+    still_queued: usize,
+    out: &mut Frames,
+) {
+    session
+        .services
+        .meters
+        .queue_depth
+        .record((still_queued + batch.len()) as f64);
+    crate::server::broker::newest_only(batch);
+    for d in batch.drain(..) {
+        session.deliver(&d, out).await;
+    }
+    session.flush_meters();
+}
+
+/// Queues every frame and flushes once (one write to the socket). With
+/// `joined`, consecutive frames go as `batch` messages of up to
+/// `MAX_BATCH_BYTES` each.
+async fn write<S>(socket: &mut S, out: &mut Frames, joined: bool) -> Result<(), axum::Error>
 where
     S: Sink<Message, Error = axum::Error> + Unpin,
 {
+    if joined && out.len() > 1 {
+        for text in join(std::mem::take(out), MAX_BATCH_BYTES) {
+            socket.feed(Message::Text(text)).await?;
+        }
+        return socket.flush().await;
+    }
     for frame in out.drain(..) {
         if let Some(text) = text(frame) {
             socket.feed(Message::Text(text)).await?;
         }
     }
     socket.flush().await
+}
+
+/// Groups `frames`, in order, into WebSocket messages: a group of several
+/// is one `{"type":"batch","frames":[…]}` of at most `max` bytes (the
+/// frames' bytes copied once, never re-serialized); a lone frame, or one
+/// too big to share a message, goes as itself.
+pub fn join(frames: Frames, max: usize) -> Vec<Utf8Bytes> {
+    const HEAD: &str = r#"{"type":"batch","frames":["#;
+    const TAIL: &str = "]}";
+    let mut messages = Vec::new();
+    let mut group: Vec<Frame> = Vec::new();
+    let mut size = HEAD.len() + TAIL.len();
+    let flush = |group: &mut Vec<Frame>, messages: &mut Vec<Utf8Bytes>| match group.len() {
+        0 => {}
+        1 => messages.extend(group.pop().and_then(text)),
+        _ => {
+            let len = group.iter().map(|f| f.as_str().len() + 1).sum::<usize>();
+            let mut s = String::with_capacity(HEAD.len() + len + TAIL.len());
+            s.push_str(HEAD);
+            for (i, f) in group.drain(..).enumerate() {
+                if i > 0 {
+                    s.push(',');
+                }
+                s.push_str(f.as_str());
+            }
+            s.push_str(TAIL);
+            messages.push(Utf8Bytes::from(s));
+        }
+    };
+    for frame in frames {
+        let len = frame.as_str().len() + 1;
+        if !group.is_empty() && size + len > max {
+            flush(&mut group, &mut messages);
+            size = HEAD.len() + TAIL.len();
+        }
+        size += len;
+        group.push(frame);
+    }
+    flush(&mut group, &mut messages);
+    messages
 }
 
 fn text(frame: Frame) -> Option<Utf8Bytes> {
@@ -311,7 +408,7 @@ where
         },
     );
     let farewell = async {
-        write(socket, &mut out).await?;
+        write(socket, &mut out, false).await?;
         close(
             socket,
             CloseCode::ServiceRestart,
@@ -360,7 +457,7 @@ where
             retry_after_ms: None,
         }),
     );
-    let _ = timeout(limits.write, write(socket, out)).await;
+    let _ = timeout(limits.write, write(socket, out, false)).await;
     close(
         socket,
         CloseCode::MessageTooBig,

@@ -162,6 +162,7 @@ fn rig(stalled: bool, first_tick: Duration, outbox_capacity: usize) -> Rig {
         shutdown: shutdown.clone(),
         tick: tokio::time::interval_at(Instant::now() + first_tick, Duration::from_millis(100)),
         limits: Limits::from_settings(&settings),
+        batch_frames: false,
     };
     Rig {
         socket,
@@ -307,4 +308,132 @@ async fn a_revoked_credential_closes_with_4401_before_pending_deliveries() {
         events < 1000,
         "the revocation was read before the backlog ({events} events)"
     );
+}
+
+fn room_event(seq: u64) -> crate::protocol::Event {
+    crate::protocol::Event {
+        topic: crate::protocol::Topic::room(1),
+        version: crate::protocol::Version::new(1, seq),
+        data: crate::protocol::EventData::Message(crate::protocol::ChatMessage {
+            client_id: uuid::Uuid::from_u128(seq as u128),
+            author: "a".into(),
+            body: format!("m{seq}"),
+            ..Default::default()
+        }),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_flush_window_writes_a_burst_as_one_batch_with_ticks_collapsed() {
+    let mut r = rig(false, Duration::from_secs(3600), 1024);
+    r.link.limits.flush_window = Duration::from_millis(20);
+    r.link.batch_frames = true;
+    let ticker = crate::protocol::Topic::ticker("FAST").unwrap();
+    let room = crate::protocol::Topic::room(1);
+    for t in [ticker, room] {
+        r.session
+            .subs
+            .insert(t, crate::protocol::Version::new(1, 0));
+        r.broker.subscribe(t, 1, r.link.outbox.clone());
+    }
+    let (peer, written, broker) = (r.peer.clone(), r.written.clone(), r.broker.clone());
+    let task = tokio::spawn(drive(r.socket, r.session, r.link));
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    assert_eq!(texts(&written).len(), 1, "the hello");
+    for seq in 1..=5u64 {
+        let tick = crate::protocol::Event {
+            topic: ticker,
+            version: crate::protocol::Version::new(1, seq),
+            data: crate::protocol::EventData::Tick(crate::protocol::Tick {
+                price: seq as f64,
+                ts: 0,
+            }),
+        };
+        broker.publish(crate::server::broker::Delivery::new(&tick).unwrap());
+        broker.publish(crate::server::broker::Delivery::new(&room_event(seq)).unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert_eq!(texts(&written).len(), 1, "nothing before the window ends");
+    tokio::time::sleep(Duration::from_millis(15)).await;
+    let t = texts(&written);
+    assert_eq!(t.len(), 2, "the burst in one message: {t:?}");
+    let ServerFrame::Batch { frames } = serde_json::from_str(&t[1]).unwrap() else {
+        panic!("not a batch: {}", t[1]);
+    };
+    let got: Vec<(String, u64)> = frames
+        .iter()
+        .map(|f| match f {
+            ServerFrame::Event(e) => (e.topic.to_string(), e.version.seq),
+            other => panic!("not an event: {other:?}"),
+        })
+        .collect();
+    let mut want: Vec<(String, u64)> = (1..=5).map(|s| ("room:1".to_owned(), s)).collect();
+    want.insert(4, ("ticker:FAST".to_owned(), 5));
+    assert_eq!(
+        got, want,
+        "every room event in order; the ticker's newest value only"
+    );
+    peer.unbounded_send(Ok(Message::Close(None))).unwrap();
+    assert_eq!(task.await.unwrap(), "closed by peer");
+}
+
+#[tokio::test(start_paused = true)]
+async fn without_a_window_or_batch_frames_each_frame_is_its_own_message_at_once() {
+    let r = rig(false, Duration::from_secs(3600), 1024);
+    let room = crate::protocol::Topic::room(1);
+    let mut session = r.session;
+    session
+        .subs
+        .insert(room, crate::protocol::Version::new(1, 0));
+    r.broker.subscribe(room, 1, r.link.outbox.clone());
+    for seq in 1..=3u64 {
+        r.broker
+            .publish(crate::server::broker::Delivery::new(&room_event(seq)).unwrap());
+    }
+    let (peer, written) = (r.peer.clone(), r.written.clone());
+    let task = tokio::spawn(drive(r.socket, session, r.link));
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    let t = texts(&written);
+    assert_eq!(t.len(), 4, "hello and three events: {t:?}");
+    assert!(t[1..].iter().all(|m| m.starts_with(r#"{"type":"event""#)));
+    peer.unbounded_send(Ok(Message::Close(None))).unwrap();
+    assert_eq!(task.await.unwrap(), "closed by peer");
+}
+
+#[test]
+fn joined_frames_stay_in_order_within_the_size_bound() {
+    let frame = |i: usize| {
+        super::super::frame::Frame::encode(&ServerFrame::Reconnect {
+            reason: "x".repeat(i),
+            window_ms: i as u64,
+        })
+        .unwrap()
+    };
+    let frames: Vec<_> = (1..=40).map(frame).collect();
+    let total: usize = frames.iter().map(|f| f.as_str().len()).sum();
+    let messages = join(frames.clone(), 400);
+    assert!(
+        messages.len() > 1 && messages.len() < 40,
+        "{}",
+        messages.len()
+    );
+    let mut got = Vec::new();
+    for m in &messages {
+        match serde_json::from_str::<ServerFrame>(m.as_str()).unwrap() {
+            ServerFrame::Batch { frames } => {
+                assert!(m.as_str().len() <= 400, "a batch within the bound");
+                got.extend(frames)
+            }
+            single => got.push(single),
+        }
+    }
+    let want: Vec<ServerFrame> = frames
+        .iter()
+        .map(|f| serde_json::from_str(f.as_str()).unwrap())
+        .collect();
+    assert_eq!(got, want, "every frame once, in order ({total} bytes)");
+    // A frame above the bound goes alone, unwrapped.
+    let big = join(vec![frame(1), frame(500), frame(2)], 300);
+    assert_eq!(big.len(), 3);
+    assert!(big[1].as_str().starts_with(r#"{"type":"reconnect""#));
 }

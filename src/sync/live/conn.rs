@@ -5,7 +5,10 @@
 //! uniformly random moment within its window; a wake (`Wake`) cuts any wait
 //! short. While live, a one-second watchdog drops a socket the server has
 //! been silent on for its heartbeat timeout, and a `Check` wake sends a
-//! `ping` that must be answered within `PROBE_MS`.
+//! `ping` that must be answered within `PROBE_MS`. The same watchdog starts
+//! a hidden tab's rest (`Inner::rest`) and ends the socket when the rest
+//! leaves it nothing to do; a paused link waits for the tab to be shown, a
+//! topic that needs it, or "retry now".
 
 use super::{now_ms, random, Inner, Wake};
 use crate::error::AppError;
@@ -35,6 +38,9 @@ enum Outcome {
     Stop,
     /// The connection's credentials ended (4401): sign in again.
     SignedOut,
+    /// Nothing to watch (a resting tab, or the server's 4002): wait until
+    /// something needs the link.
+    Pause,
 }
 
 pub(super) async fn run(inner: Rc<Inner>, mut woken: mpsc::UnboundedReceiver<Wake>) {
@@ -57,6 +63,21 @@ pub(super) async fn run(inner: Rc<Inner>, mut woken: mpsc::UnboundedReceiver<Wak
                 return;
             }
             Outcome::Now => 0,
+            Outcome::Pause => {
+                inner.status.try_set(LinkStatus::Paused);
+                loop {
+                    match woken.next().await {
+                        Some(Wake::Kick | Wake::Need) => break,
+                        Some(Wake::Check) if document_visible() => break,
+                        Some(_) => {}
+                        None => return,
+                    }
+                }
+                if document_visible() {
+                    inner.wake_up();
+                }
+                0
+            }
             Outcome::Retry { window_ms } => {
                 let delay = backoff.next_delay_ms(now_ms(), random());
                 window_ms.map_or(delay, |w| backoff::within(w, random()))
@@ -73,7 +94,8 @@ pub(super) async fn run(inner: Rc<Inner>, mut woken: mpsc::UnboundedReceiver<Wak
                         Some(Wake::Offline) => {
                             inner.status.try_set(LinkStatus::Offline);
                         }
-                        Some(Wake::Kick | Wake::Check) => break,
+                        Some(Wake::Kick | Wake::Check | Wake::Need) => break,
+                        Some(Wake::Hidden) => {}
                         None => return,
                     },
                 }
@@ -106,10 +128,11 @@ async fn connect_once(
     let timeout_ms = futures::select! {
         first = stream.next() => match first {
             Some(Ok(Message::Text(t))) => match serde_json::from_str::<ServerFrame>(&t) {
-                Ok(ServerFrame::Hello { heartbeat_timeout_ms, protocol, .. }) => {
+                Ok(ServerFrame::Hello { heartbeat_timeout_ms, protocol, hidden_tab_ms, .. }) => {
                     if protocol != PROTOCOL_VERSION {
                         tracing::warn!(server = protocol, client = PROTOCOL_VERSION, "protocol versions differ");
                     }
+                    inner.hidden_tab_ms.set(hidden_tab_ms as f64);
                     heartbeat_timeout_ms as f64
                 }
                 _ => return retry,
@@ -130,6 +153,8 @@ async fn connect_once(
 
     let mut heard = now_ms();
     let mut probe_until: Option<f64> = None;
+    // Since when the tab has been hidden (counted from now if it already is).
+    let mut hidden_since = (!document_visible()).then(now_ms);
     let mut watchdog = IntervalStream::new(1000).fuse();
     loop {
         futures::select! {
@@ -154,7 +179,15 @@ async fn connect_once(
             wake = woken.next() => match wake {
                 Some(Wake::Kick) => return Outcome::Now,
                 Some(Wake::Offline) => return retry,
+                Some(Wake::Hidden) => {
+                    hidden_since.get_or_insert(now_ms());
+                }
+                Some(Wake::Need) => {}
                 Some(Wake::Check) => {
+                    if document_visible() {
+                        hidden_since = None;
+                        inner.wake_up();
+                    }
                     if probe_until.is_none() {
                         probe_until = Some(now_ms() + PROBE_MS);
                         inner.queue(&ClientFrame::Ping {});
@@ -167,6 +200,17 @@ async fn connect_once(
                 if now - heard > timeout_ms || probe_until.is_some_and(|t| now > t) {
                     return retry;
                 }
+                let rest_after = inner.hidden_tab_ms.get();
+                if hidden_since.is_some_and(|t| rest_after > 0.0 && now - t >= rest_after) {
+                    inner.rest();
+                }
+                if inner.resting.get() && !inner.needs_socket() {
+                    // Said goodbye properly: the server counts a normal close.
+                    if let Ok(ws) = sink.reunite(stream.into_inner()) {
+                        let _ = ws.close(Some(1000), Some("nothing to watch"));
+                    }
+                    return Outcome::Pause;
+                }
             }
         }
     }
@@ -175,6 +219,8 @@ async fn connect_once(
 fn closed(code: u16) -> Outcome {
     if code == CloseCode::Unauthenticated as u16 {
         Outcome::SignedOut
+    } else if code == CloseCode::Idle as u16 {
+        Outcome::Pause
     } else if CloseCode::should_reconnect(code) {
         Outcome::Retry { window_ms: None }
     } else {
@@ -182,16 +228,33 @@ fn closed(code: u16) -> Outcome {
     }
 }
 
-/// Routes one server frame; `Some` ends the connection.
+/// Routes one server message; `Some` ends the connection.
 fn dispatch(inner: &Inner, text: &str, tx: &mpsc::UnboundedSender<String>) -> Option<Outcome> {
-    let frame = match serde_json::from_str::<ServerFrame>(text) {
-        Ok(f) => f,
+    match serde_json::from_str::<ServerFrame>(text) {
+        Ok(f) => handle(inner, f, tx),
         Err(e) => {
             tracing::warn!(error = %e, "unreadable server frame; ignored");
-            return None;
+            None
         }
-    };
+    }
+}
+
+/// Routes one server frame; `Some` ends the connection. The frames of a
+/// `batch` are handled in order within this one call, so the page draws
+/// their changes once.
+fn handle(
+    inner: &Inner,
+    frame: ServerFrame,
+    tx: &mpsc::UnboundedSender<String>,
+) -> Option<Outcome> {
     match frame {
+        ServerFrame::Batch { frames } => {
+            for f in frames {
+                if let Some(outcome) = handle(inner, f, tx) {
+                    return Some(outcome);
+                }
+            }
+        }
         ServerFrame::Event(event) => {
             if let Some(h) = inner.handler(&event.topic) {
                 h.on_event(event);
@@ -244,6 +307,11 @@ fn dispatch(inner: &Inner, text: &str, tx: &mpsc::UnboundedSender<String>) -> Op
     None
 }
 
+/// Whether the page is shown.
+fn document_visible() -> bool {
+    document().visibility_state() == web_sys::VisibilityState::Visible
+}
+
 fn socket_url() -> String {
     let location = window().location();
     let proto = match location.protocol().as_deref() {
@@ -251,5 +319,5 @@ fn socket_url() -> String {
         _ => "ws:",
     };
     let host = location.host().unwrap_or_default();
-    format!("{proto}//{host}/ws?protocol={PROTOCOL_VERSION}")
+    format!("{proto}//{host}/ws?protocol={PROTOCOL_VERSION}&batch=1")
 }

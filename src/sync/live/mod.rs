@@ -7,6 +7,13 @@
 //! held across an await, and wakes it through a channel (`Wake`): the
 //! "retry now" control, the browser coming back online, a hidden tab
 //! becoming visible.
+//!
+//! A hidden tab rests: once hidden for the server's `hidden_tab_ms` (sent
+//! in `hello`), it unsubscribes every topic but the account summary
+//! (`keep_while_hidden`), keeping their handlers and versions, and closes
+//! the socket if nothing is left (no kept topic, no write waiting for its
+//! `ack`). Shown again, it subscribes them anew from their versions, so
+//! nothing is missed.
 //! The browser listeners are removed when the app's owner is cleaned up.
 
 mod conn;
@@ -47,6 +54,16 @@ pub(crate) enum Wake {
     Check,
     /// The browser went offline: the socket is gone, whatever it says.
     Offline,
+    /// The tab was hidden.
+    Hidden,
+    /// A topic needs the link (connect if paused).
+    Need,
+}
+
+/// Topics a hidden tab keeps: the account summary (its unread counts keep
+/// the title live).
+pub(crate) fn keep_while_hidden(topic: Topic) -> bool {
+    matches!(topic, Topic::User(_))
 }
 
 /// A topic's current registration: its id and its handler.
@@ -60,6 +77,10 @@ pub(crate) struct Inner {
     out: RefCell<Option<mpsc::UnboundedSender<String>>>,
     acks: RefCell<HashMap<Uuid, oneshot::Sender<Result<Event, AppError>>>>,
     wake: mpsc::UnboundedSender<Wake>,
+    /// Resting (hidden): only `keep_while_hidden` topics are subscribed.
+    resting: Cell<bool>,
+    /// The server's `hidden_tab_ms` (0: never rest).
+    hidden_tab_ms: Cell<f64>,
 }
 
 /// Creates the tab's live client, provides it as context and starts its task.
@@ -73,6 +94,8 @@ pub fn provide_live_client() -> LiveClient {
         out: RefCell::new(None),
         acks: RefCell::new(HashMap::new()),
         wake: wake.clone(),
+        resting: Cell::new(false),
+        hidden_tab_ms: Cell::new(0.0),
     });
     let client = LiveClient {
         status,
@@ -103,7 +126,15 @@ impl LiveClient {
         inner.next_sub.set(id + 1);
         let since = handler.since();
         inner.subs.borrow_mut().insert(topic, (id, handler));
-        inner.queue(&ClientFrame::Subscribe { topic, since });
+        if inner.resting.get() && !keep_while_hidden(topic) {
+            // Subscribed when the tab is shown.
+            return id;
+        }
+        if !inner.queue(&ClientFrame::Subscribe { topic, since })
+            && self.status.get_untracked() == LinkStatus::Paused
+        {
+            let _ = inner.wake.unbounded_send(Wake::Need);
+        }
         id
     }
 
@@ -117,7 +148,9 @@ impl LiveClient {
         if subs.get(&topic).is_some_and(|(current, _)| *current == id) {
             subs.remove(&topic);
             drop(subs);
-            inner.queue(&ClientFrame::Unsubscribe { topic });
+            if !inner.resting.get() || keep_while_hidden(topic) {
+                inner.queue(&ClientFrame::Unsubscribe { topic });
+            }
         }
     }
 
@@ -203,16 +236,63 @@ impl Inner {
         self.subs.borrow().get(topic).map(|(_, h)| h.clone())
     }
 
-    /// Every registered topic and where to resume it.
+    /// Every registered topic to subscribe now (only the kept ones while
+    /// resting), and where to resume it.
     fn resumes(&self) -> Vec<ClientFrame> {
+        let resting = self.resting.get();
         self.subs
             .borrow()
             .iter()
+            .filter(|(topic, _)| !resting || keep_while_hidden(**topic))
             .map(|(topic, (_, h))| ClientFrame::Subscribe {
                 topic: *topic,
                 since: h.since(),
             })
             .collect()
+    }
+
+    /// Starts resting: unsubscribes every topic a hidden tab does not keep
+    /// (their handlers and versions stay).
+    fn rest(&self) {
+        if self.resting.replace(true) {
+            return;
+        }
+        let dropped: Vec<Topic> = self
+            .subs
+            .borrow()
+            .keys()
+            .copied()
+            .filter(|t| !keep_while_hidden(*t))
+            .collect();
+        for topic in dropped {
+            self.queue(&ClientFrame::Unsubscribe { topic });
+        }
+    }
+
+    /// Stops resting: subscribes the dropped topics again from their versions.
+    fn wake_up(&self) {
+        if !self.resting.replace(false) {
+            return;
+        }
+        let frames: Vec<ClientFrame> = self
+            .subs
+            .borrow()
+            .iter()
+            .filter(|(topic, _)| !keep_while_hidden(**topic))
+            .map(|(topic, (_, h))| ClientFrame::Subscribe {
+                topic: *topic,
+                since: h.since(),
+            })
+            .collect();
+        for frame in frames {
+            self.queue(&frame);
+        }
+    }
+
+    /// Whether a resting tab still needs its socket: a kept topic, or a
+    /// write waiting for its `ack`.
+    fn needs_socket(&self) -> bool {
+        self.subs.borrow().keys().any(|t| keep_while_hidden(*t)) || !self.acks.borrow().is_empty()
     }
 
     /// Ends the live phase: no queue, every waiting send fails.

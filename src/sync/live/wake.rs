@@ -1,5 +1,6 @@
 //! Browser events that wake the connection task (hydrate build only):
-//! `online` and a tab becoming visible (`Check`), `offline` (`Offline`).
+//! `online` and a tab becoming visible (`Check`), `offline` (`Offline`), a
+//! tab becoming hidden (`Hidden`).
 //! The listeners are removed when the app's owner is cleaned up.
 
 use super::Wake;
@@ -21,9 +22,8 @@ pub(super) fn listen(wake: mpsc::UnboundedSender<Wake>) {
     };
     // `visibilitychange` is fired at the document and bubbles to the window.
     let visible = window_event_listener_untyped("visibilitychange", move |_| {
-        if document().visibility_state() == web_sys::VisibilityState::Visible {
-            let _ = wake.unbounded_send(Wake::Check);
-        }
+        let shown = document().visibility_state() == web_sys::VisibilityState::Visible;
+        let _ = wake.unbounded_send(if shown { Wake::Check } else { Wake::Hidden });
     });
     on_cleanup(move || {
         online.remove();
