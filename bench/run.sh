@@ -2,9 +2,11 @@
 # Side-by-side benchmark: tandem and a Socket.IO 4 peer, driven by the same
 # load tool (bench/load) over the same scenarios, on loopback only, with the
 # server and the load tool pinned to different cores. Every run is bounded.
-#   bench/run.sh [full|quick]
-# Writes bench/results/<UTC date>.json (one object per run) and prints the
-# table (bench/report.py), also saved as bench/results/latest.md.
+#   bench/run.sh [full|quick|idle]
+# full: writes bench/results/<UTC date>.json (one object per run) and prints
+# the table (bench/report.py), also saved as bench/results/latest.md.
+# quick (short cells) and idle (the idle cells only) write
+# bench/results/<UTC date>-<mode>-<UTC time>.json and leave latest.* alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
@@ -23,7 +25,8 @@ cargo build --release --manifest-path bench/load/Cargo.toml --target-dir target 
 (cd bench/socketio && { [ -d node_modules/socket.io ] || npm install --no-audit --no-fund >&2; })
 
 work=$(mktemp -d)
-out="bench/results/$(date -u +%Y-%m-%d).json"
+if [ "$MODE" = full ]; then out="bench/results/$(date -u +%Y-%m-%d).json"
+else out="bench/results/$(date -u +%Y-%m-%d)-$MODE-$(date -u +%H%M).json"; fi
 mkdir -p bench/results
 : > "$work/runs.jsonl"
 pids=()
@@ -74,7 +77,8 @@ run() {
   fi
 }
 
-if [ "$MODE" = quick ]; then IDLE=2000; HOLD=5; DUR=5; else IDLE=20000; HOLD=60; DUR=10; fi  # hold > 2 heartbeat intervals of either server
+if [ "$MODE" = quick ]; then IDLE=2000; HOLD=5; DUR=5; else IDLE=20000; HOLD=60; DUR=10; fi
+case "$MODE" in full|quick|idle) ;; *) log "unknown mode $MODE (full, quick or idle)"; exit 2 ;; esac  # hold > 2 heartbeat intervals of either server
 # Each side needs one descriptor per connection plus a few of its own.
 FDS=$(ulimit -n)
 if [ "$IDLE" -gt $((FDS - 200)) ]; then
@@ -87,6 +91,7 @@ start_tandem; start_sio
 run "idle $IDLE" tandem -- idle --transport ws --subs "$IDLE" --hold "$HOLD"
 run "idle $IDLE" sio -- idle --transport sio-ws --subs "$IDLE" --hold "$HOLD"
 stop "$TANDEM_PID" "$TANDEM_PORT"; stop "$SIO_PID" "$SIO_PORT"
+if [ "$MODE" != idle ]; then
 start_tandem; start_sio
 
 for spec in "100 100" "1000 100" "5000 10"; do
@@ -104,15 +109,23 @@ run "long-poll 1000 x 10/s" sio -- fanout --transport sio-poll --subs 1000 --rat
 # Durability: the same fan-out on a persisted chat topic (write, then broadcast).
 run "durable 1000 x 100/s" tandem -- fanout --transport ws --topic room:1 --subs 1000 --rate 100 --duration "$DUR"
 run "durable 100 x 300/s" tandem -- fanout --transport ws --topic room:2 --subs 100 --rate 300 --duration "$DUR"
+fi
 
-python3 - "$work/runs.jsonl" "$out" <<'PY'
+MODE="$MODE" python3 - "$work/runs.jsonl" "$out" <<'PY'
 import json, sys, platform, os, subprocess
 runs = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 cpu = next((l.split(":",1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
 meta = {"date_utc": subprocess.check_output(["date","-u","+%Y-%m-%dT%H:%M:%SZ"]).decode().strip(),
         "machine": f"{os.cpu_count()} cores ({cpu}), {round(os.sysconf('SC_PAGE_SIZE')*os.sysconf('SC_PHYS_PAGES')/2**30)} GiB, {platform.system()} {platform.release()}",
-        "pinning": "server on core %s, load tool on core %s" % (os.environ.get("SERVER_CPU","0"), os.environ.get("LOAD_CPU","1"))}
+        "pinning": "server on core %s, load tool on core %s" % (os.environ.get("SERVER_CPU","0"), os.environ.get("LOAD_CPU","1")),
+        "commit": subprocess.run(["git","rev-parse","--short","HEAD"], capture_output=True, text=True).stdout.strip(),
+        "mode": os.environ.get("MODE", "")}
 json.dump({"meta": meta, "runs": runs}, open(sys.argv[2], "w"), indent=1)
 PY
-cp "$out" bench/results/latest.json
-python3 bench/report.py bench/results/latest.json | tee bench/results/latest.md
+if [ "$MODE" = full ]; then
+  cp "$out" bench/results/latest.json
+  python3 bench/report.py bench/results/latest.json | tee bench/results/latest.md
+else
+  python3 bench/report.py "$out"
+fi
+log "wrote $out"

@@ -320,14 +320,22 @@ async fn the_server_pings_and_closes_a_silent_peer() {
     // "last heard" (the session's start): the close cannot precede it by
     // the timeout.
     let started = std::time::Instant::now();
-    let mut ws = server.ws().await;
-    // Read but never write: the server hears nothing and gives up.
-    let code = ws.closed_with().await;
-    assert_eq!(code, 4000);
+    let mut ws = server.ws_mute().await;
+    // A crashed tab: not even its WebSocket layer answers the server's
+    // pings. The server hears nothing and gives up.
+    assert_eq!(common::close_code(&mut ws).await, 4000);
     assert!(
         started.elapsed() >= Duration::from_millis(400),
         "not before the timeout"
     );
+
+    // A client that reads but sends nothing itself (a background tab whose
+    // scripts are throttled): its WebSocket layer answers the ping frames,
+    // which is enough.
+    let mut reader = server.ws().await;
+    reader.expect_silence(Duration::from_millis(1_000)).await;
+    reader.send(&ClientFrame::Ping {}).await;
+    assert_eq!(reader.recv().await, ServerFrame::Pong {}, "still open");
 
     // A peer that answers pings stays.
     let mut alive = server.ws().await;

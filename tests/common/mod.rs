@@ -352,12 +352,14 @@ impl Ws {
         }
     }
 
-    /// Asserts nothing but pings arrive for `d`.
+    /// Asserts nothing but pings (application and WebSocket ones) arrive
+    /// for `d`. Reading answers WebSocket pings, as a browser does.
     pub async fn expect_silence(&mut self, d: Duration) {
         let deadline = tokio::time::Instant::now() + d;
         loop {
             match tokio::time::timeout_at(deadline, self.stream.next()).await {
                 Err(_) => return,
+                Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => {}
                 Ok(Some(Ok(Message::Text(t)))) => {
                     let f: ServerFrame = serde_json::from_str(t.as_str()).expect("frame");
                     assert_eq!(f, ServerFrame::Ping {}, "unexpected frame");
@@ -387,4 +389,89 @@ impl Ws {
 /// A fresh client id.
 pub fn cid() -> String {
     tandem::sync::new_client_id().to_string()
+}
+
+/// A TCP stream whose writes can be swallowed: a peer whose machine still
+/// acknowledges packets but whose software sends nothing, not even the
+/// WebSocket layer's automatic pongs.
+pub struct Mute {
+    inner: TcpStream,
+    pub muted: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl tokio::io::AsyncRead for Mute {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for Mute {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        if self.muted.load(std::sync::atomic::Ordering::Relaxed) {
+            return std::task::Poll::Ready(Ok(buf.len()));
+        }
+        std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+impl TestServer {
+    /// A WebSocket that goes mute once its `hello` has arrived: it reads
+    /// everything and answers nothing (a crashed tab).
+    pub async fn ws_mute(&self) -> WebSocketStream<Mute> {
+        let tcp = TcpStream::connect(self.addr).await.expect("connect");
+        let mute = Mute {
+            inner: tcp,
+            muted: Default::default(),
+        };
+        let flag = mute.muted.clone();
+        let req = format!("ws://{}/ws", self.addr)
+            .into_client_request()
+            .expect("request");
+        let (mut ws, _) = tokio_tungstenite::client_async(req, mute)
+            .await
+            .expect("upgrade");
+        match ws.next().await {
+            Some(Ok(Message::Text(t))) if t.contains(r#""type":"hello""#) => {}
+            other => panic!("expected hello, got {other:?}"),
+        }
+        flag.store(true, std::sync::atomic::Ordering::Relaxed);
+        ws
+    }
+}
+
+/// Reads `ws` until the server's close frame; returns its code.
+pub async fn close_code<S>(ws: &mut WebSocketStream<S>) -> u16
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    loop {
+        let msg = tokio::time::timeout(WAIT * 3, ws.next())
+            .await
+            .expect("closes within the wait");
+        match msg {
+            Some(Ok(Message::Close(Some(c)))) => return u16::from(c.code),
+            Some(Ok(_)) => continue,
+            other => panic!("no close frame: {other:?}"),
+        }
+    }
 }

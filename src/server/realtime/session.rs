@@ -168,10 +168,13 @@ impl Session {
         self.heard = now;
     }
 
-    /// The heartbeat timer fired: ping, or close a peer silent for too long,
-    /// one whose session has expired, or one that has subscribed to nothing
-    /// for `idle-close-ms`.
-    pub fn on_tick(&mut self, now: Instant, out: &mut Frames) -> Verdict {
+    /// The heartbeat timer fired: close a peer silent for too long, one
+    /// whose session has expired, or one that has subscribed to nothing for
+    /// `idle-close-ms`; else, if nothing was written to the client since the
+    /// last tick (`quiet`), send an application `ping` so that it hears from
+    /// the server. (Checking the client is the transport's part: the
+    /// WebSocket sends a ping frame on every tick.)
+    pub fn on_tick(&mut self, now: Instant, quiet: bool, out: &mut Frames) -> Verdict {
         let silence = Duration::from_millis(self.services.settings.heartbeat_timeout_ms);
         if now.saturating_duration_since(self.heard) > silence {
             return Verdict::Close(CloseCode::HeartbeatTimeout, "heartbeat timeout");
@@ -187,7 +190,9 @@ impl Session {
                 return Verdict::Close(CloseCode::Idle, "no subscriptions");
             }
         }
-        frame::push(out, ServerFrame::Ping {});
+        if quiet {
+            frame::push(out, ServerFrame::Ping {});
+        }
         Verdict::Continue
     }
 

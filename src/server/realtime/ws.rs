@@ -218,13 +218,26 @@ where
     let mut flush_at: Option<Instant> = None;
     let window = link.limits.flush_window;
     let joined = link.batch_frames;
+    // Liveness: a WebSocket ping each heartbeat tick (browsers answer it
+    // without running any script); the client's page hears from the server
+    // through the frames it gets, or an application `ping` on a tick after
+    // an interval in which nothing was written to it.
+    let mut ping_due = false;
+    let mut quiet = true;
     session.hello(&mut out);
     loop {
-        if !out.is_empty() {
+        if !out.is_empty() || ping_due {
+            quiet &= out.is_empty();
+            let ping = std::mem::take(&mut ping_due);
             tokio::select! {
                 biased;
                 _ = signal.wait() => return goodbye(&mut socket, link.limits).await,
-                written = timeout(link.limits.write, write(&mut socket, &mut out, joined)) => {
+                written = timeout(link.limits.write, async {
+                    if ping {
+                        socket.feed(Message::Ping(Default::default())).await?;
+                    }
+                    write(&mut socket, &mut out, joined).await
+                }) => {
                     if !matches!(written, Ok(Ok(()))) {
                         return "write failed or timed out";
                     }
@@ -235,7 +248,10 @@ where
             biased;
             _ = signal.wait() => return goodbye(&mut socket, link.limits).await,
             Some(kick) = link.kicks.recv() => session.on_kick(kick, &mut out),
-            _ = link.tick.tick() => session.on_tick(Instant::now(), &mut out),
+            _ = link.tick.tick() => {
+                ping_due = true;
+                session.on_tick(Instant::now(), std::mem::replace(&mut quiet, true), &mut out)
+            }
             _ = link.outbox.lagged() => {
                 session.catch_up_lagged(&mut out).await;
                 Verdict::Continue

@@ -162,7 +162,7 @@ async fn connect_once(
                 Some(Ok(Message::Text(text))) => {
                     heard = now_ms();
                     probe_until = None;
-                    if let Some(outcome) = dispatch(inner, &text, &tx) {
+                    if let Some(outcome) = dispatch(inner, &text) {
                         return outcome;
                     }
                 }
@@ -229,9 +229,9 @@ fn closed(code: u16) -> Outcome {
 }
 
 /// Routes one server message; `Some` ends the connection.
-fn dispatch(inner: &Inner, text: &str, tx: &mpsc::UnboundedSender<String>) -> Option<Outcome> {
+fn dispatch(inner: &Inner, text: &str) -> Option<Outcome> {
     match serde_json::from_str::<ServerFrame>(text) {
-        Ok(f) => handle(inner, f, tx),
+        Ok(f) => handle(inner, f),
         Err(e) => {
             tracing::warn!(error = %e, "unreadable server frame; ignored");
             None
@@ -242,15 +242,11 @@ fn dispatch(inner: &Inner, text: &str, tx: &mpsc::UnboundedSender<String>) -> Op
 /// Routes one server frame; `Some` ends the connection. The frames of a
 /// `batch` are handled in order within this one call, so the page draws
 /// their changes once.
-fn handle(
-    inner: &Inner,
-    frame: ServerFrame,
-    tx: &mpsc::UnboundedSender<String>,
-) -> Option<Outcome> {
+fn handle(inner: &Inner, frame: ServerFrame) -> Option<Outcome> {
     match frame {
         ServerFrame::Batch { frames } => {
             for f in frames {
-                if let Some(outcome) = handle(inner, f, tx) {
+                if let Some(outcome) = handle(inner, f) {
                     return Some(outcome);
                 }
             }
@@ -292,11 +288,10 @@ fn handle(
                 tracing::warn!(code = ?e.code, message = %e.message, "server error frame")
             }
         },
-        ServerFrame::Ping {} => {
-            if let Ok(pong) = (ClientFrame::Pong {}).to_json() {
-                let _ = tx.unbounded_send(pong);
-            }
-        }
+        // The browser answers the server's WebSocket pings by itself; an
+        // application `ping` only says the server is there (the watchdog
+        // noted it), so it needs no answer.
+        ServerFrame::Ping {} => {}
         ServerFrame::Reconnect { window_ms, .. } => {
             return Some(Outcome::Retry {
                 window_ms: Some(window_ms.min(60_000)),

@@ -34,19 +34,29 @@ async fn heartbeats_ping_and_close_a_silent_peer() {
     h.session.heard(start);
     assert_eq!(
         h.session
-            .on_tick(start + Duration::from_millis(300), &mut h.out),
+            .on_tick(start + Duration::from_millis(300), true, &mut h.out),
         Verdict::Continue
     );
-    assert_eq!(h.written(), vec![ServerFrame::Ping {}]);
+    assert_eq!(
+        h.written(),
+        vec![ServerFrame::Ping {}],
+        "a quiet interval: a ping"
+    );
     assert_eq!(
         h.session
-            .on_tick(start + Duration::from_millis(301), &mut h.out),
+            .on_tick(start + Duration::from_millis(300), false, &mut h.out),
+        Verdict::Continue
+    );
+    assert_eq!(h.written(), vec![], "frames were written: no ping needed");
+    assert_eq!(
+        h.session
+            .on_tick(start + Duration::from_millis(301), true, &mut h.out),
         Verdict::Close(CloseCode::HeartbeatTimeout, "heartbeat timeout")
     );
     h.session.heard(start + Duration::from_millis(301));
     assert_eq!(
         h.session
-            .on_tick(start + Duration::from_millis(400), &mut h.out),
+            .on_tick(start + Duration::from_millis(400), true, &mut h.out),
         Verdict::Continue
     );
 }
