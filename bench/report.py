@@ -4,7 +4,7 @@ import json
 import sys
 
 TARGETS = {
-    "idle": "≤ 8 KiB RSS/conn; keep-alive ≤ 2% core; connect ≤ 150 µs CPU",
+    "idle": "≤ 5 KiB RSS/conn; keep-alive ≤ 1% core; connect ≤ 75 µs CPU",
     "100 subs x 100/s": "p99 ≤ 1 ms",
     "1000 subs x 100/s": "p99 ≤ 10 ms; ≤ 4 µs CPU/delivery",
     "5000 subs x 10/s": "p99 ≤ 20 ms",
@@ -32,9 +32,9 @@ def verdict(label, r):
     p99 = lat.get("p99", 0) / 1000
     checks = []
     if label.startswith("idle"):
-        checks = [("≤ 8 KiB/conn", s.get("rss_kib_per_connection", 1e9) <= 8),
-                  ("keep-alive ≤ 2%", 100 * s.get("cpu_core_share", 1) <= 2),
-                  ("connect ≤ 150 µs", s.get("cpu_us_per_connect", 1e9) <= 150)]
+        checks = [("≤ 5 KiB/conn", s.get("rss_kib_per_connection", 1e9) <= 5),
+                  ("keep-alive ≤ 1%", 100 * s.get("cpu_core_share", 1) <= 1),
+                  ("connect ≤ 75 µs", s.get("cpu_us_per_connect", 1e9) <= 75)]
     elif label.startswith("100 subs"):
         checks = [("p99 ≤ 1 ms", p99 <= 1)]
     elif label.startswith("1000 subs"):
@@ -83,7 +83,9 @@ def ratio(t, s):
         return ""
     if t["scenario"] == "idle":
         a, b = t["server"].get("rss_kib_per_connection"), s["server"].get("rss_kib_per_connection")
-        return f"RSS ×{b / a:.1f}" if a and b else ""
+        k, l = t["server"].get("cpu_core_share"), s["server"].get("cpu_core_share")
+        parts = [f"RSS ×{b / a:.1f}" if a and b else "", f"keep-alive ×{l / k:.1f}" if k and l else ""]
+        return ", ".join(x for x in parts if x)
     a, b = t["server"].get("cpu_us_per_delivery"), s["server"].get("cpu_us_per_delivery")
     p = (f"p99 ×{s['latency_us']['p99'] / t['latency_us']['p99']:.1f}" if t["latency_us"]["p99"] else "")
     c = f"CPU ×{b / a:.1f}" if a and b else ""

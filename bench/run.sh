@@ -2,11 +2,13 @@
 # Side-by-side benchmark: tandem and a Socket.IO 4 peer, driven by the same
 # load tool (bench/load) over the same scenarios, on loopback only, with the
 # server and the load tool pinned to different cores. Every run is bounded.
-#   bench/run.sh [full|quick|idle]
+#   bench/run.sh [full|quick|idle] [--no-build]
 # full: writes bench/results/<UTC date>.json (one object per run) and prints
 # the table (bench/report.py), also saved as bench/results/latest.md.
 # quick (short cells) and idle (the idle cells only) write
 # bench/results/<UTC date>-<mode>-<UTC time>.json and leave latest.* alone.
+# --no-build runs the binaries already in target/ (BENCH_COMMIT names
+# the commit they were built from, for the result's metadata).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
@@ -18,10 +20,14 @@ SIO_PORT=3301
 ulimit -n "$(ulimit -Hn)"  # as high as allowed (20,000 idle connections need ~20k fds per side)
 log() { printf '\033[1m[bench]\033[0m %s\n' "$*" >&2; }
 
-log "building (release)"
-./scripts/setup.sh build >&2
-cargo leptos build --release >&2
-cargo build --release --manifest-path bench/load/Cargo.toml --target-dir target >&2
+if [ "${2:-}" = --no-build ]; then
+  log "using the release builds in target/ as they are"
+else
+  log "building (release)"
+  ./scripts/setup.sh build >&2
+  cargo leptos build --release >&2
+  cargo build --release --manifest-path bench/load/Cargo.toml --target-dir target >&2
+fi
 (cd bench/socketio && { [ -d node_modules/socket.io ] || npm install --no-audit --no-fund >&2; })
 
 work=$(mktemp -d)
@@ -118,7 +124,7 @@ cpu = next((l.split(":",1)[1].strip() for l in open("/proc/cpuinfo") if l.starts
 meta = {"date_utc": subprocess.check_output(["date","-u","+%Y-%m-%dT%H:%M:%SZ"]).decode().strip(),
         "machine": f"{os.cpu_count()} cores ({cpu}), {round(os.sysconf('SC_PAGE_SIZE')*os.sysconf('SC_PHYS_PAGES')/2**30)} GiB, {platform.system()} {platform.release()}",
         "pinning": "server on core %s, load tool on core %s" % (os.environ.get("SERVER_CPU","0"), os.environ.get("LOAD_CPU","1")),
-        "commit": subprocess.run(["git","rev-parse","--short","HEAD"], capture_output=True, text=True).stdout.strip(),
+        "commit": os.environ.get("BENCH_COMMIT") or subprocess.run(["git","rev-parse","--short","HEAD"], capture_output=True, text=True).stdout.strip(),
         "mode": os.environ.get("MODE", "")}
 json.dump({"meta": meta, "runs": runs}, open(sys.argv[2], "w"), indent=1)
 PY

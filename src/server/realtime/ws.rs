@@ -122,6 +122,28 @@ pub async fn upgrade(
         })
 }
 
+/// When a connection opened at `now` first ticks: one interval later,
+/// rounded up to a process-wide grid of a quarter interval (at most 250 ms).
+/// Connections' heartbeats then fall due together, a few times a second,
+/// so the runtime wakes once for many of them rather than once each.
+pub fn first_tick(now: Instant, beat: Duration) -> Instant {
+    static ORIGIN: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    let origin = *ORIGIN.get_or_init(Instant::now);
+    grid_after(
+        origin,
+        now + beat,
+        (beat / 4).min(Duration::from_millis(250)),
+    )
+}
+
+/// The first point of the grid `origin + k * step` at or after `t`.
+fn grid_after(origin: Instant, t: Instant, step: Duration) -> Instant {
+    let step_ns = step.as_nanos().max(1);
+    let since = t.saturating_duration_since(origin).as_nanos();
+    let k = since.div_ceil(step_ns);
+    origin + Duration::from_nanos(u64::try_from(k * step_ns).unwrap_or(u64::MAX))
+}
+
 /// `429 Too Many Requests`, with `Retry-After`.
 pub fn too_many(exceeded: &crate::server::limits::Exceeded) -> Response {
     (
@@ -156,7 +178,7 @@ async fn serve(socket: WebSocket, state: AppState, peer: Peer, batch_frames: boo
         outbox,
         kicks,
         shutdown: state.shutdown.clone(),
-        tick: tokio::time::interval_at(Instant::now() + beat, beat),
+        tick: tokio::time::interval_at(first_tick(Instant::now(), beat), beat),
         limits: Limits::from_settings(&settings),
         batch_frames,
     };

@@ -437,3 +437,21 @@ fn joined_frames_stay_in_order_within_the_size_bound() {
     assert_eq!(big.len(), 3);
     assert!(big[1].as_str().starts_with(r#"{"type":"reconnect""#));
 }
+
+#[test]
+fn heartbeats_fall_on_a_shared_grid_no_earlier_than_one_interval() {
+    let origin = Instant::now();
+    let step = Duration::from_millis(250);
+    for offset_ms in [0u64, 1, 249, 250, 251, 19_999, 20_001] {
+        let t = origin + Duration::from_millis(offset_ms);
+        let at = grid_after(origin, t, step);
+        assert!(at >= t, "not before {offset_ms} ms");
+        assert!(at - t < step, "within one step of {offset_ms} ms");
+        let since = (at - origin).as_nanos();
+        assert_eq!(since % step.as_nanos(), 0, "on the grid");
+    }
+    // Two connections opened 100 ms apart tick together.
+    let a = grid_after(origin, origin + Duration::from_millis(20_010), step);
+    let b = grid_after(origin, origin + Duration::from_millis(20_110), step);
+    assert_eq!(a, b);
+}

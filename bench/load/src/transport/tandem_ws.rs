@@ -114,11 +114,10 @@ impl Subscriber for Sub {
                             .unwrap_or(0) as i64;
                         return Ok(Some(Msg { seq, ts_us: ts }));
                     }
-                    if t.starts_with(r#"{"type":"ping""#) {
-                        self.ws
-                            .send(Message::Text(r#"{"type":"pong"}"#.into()))
-                            .await?;
-                    } else if t.starts_with(r#"{"type":"reset""#)
+                    // An application `ping` needs no answer: the WebSocket
+                    // layer answers the server's ping frames as it reads,
+                    // as a browser does (docs/PROTOCOL.md §10).
+                    if t.starts_with(r#"{"type":"reset""#)
                         || t.starts_with(r#"{"type":"error""#)
                     {
                         anyhow::bail!("server said: {t}");
