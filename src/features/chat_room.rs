@@ -27,12 +27,12 @@ use crate::error::AppError;
 use crate::model::RoomSnapshot;
 use crate::protocol::Presence;
 use crate::protocol::Topic;
-use crate::sync::new_client_id;
 use crate::sync::outbox::{Queued, QueuedState, WriteKind};
 use crate::sync::presence::{arrivals, typing_line, PresenceState};
 use crate::sync::sender::use_sender;
 use crate::sync::timeline::{BlockKey, Row, Timeline};
 use crate::sync::topic::TopicSync;
+use crate::sync::{document_visible, new_client_id};
 use futures::FutureExt;
 use leptos::html;
 use leptos::prelude::*;
@@ -97,20 +97,6 @@ fn local_offset_ms(ms: i64) -> i64 {
 #[cfg(not(feature = "hydrate"))]
 fn local_offset_ms(_ms: i64) -> i64 {
     0
-}
-
-/// Whether the page is shown (not a background tab or a minimized window).
-fn document_visible() -> bool {
-    #[cfg(feature = "hydrate")]
-    {
-        web_sys::window()
-            .and_then(|w| w.document())
-            .is_none_or(|d| d.visibility_state() == web_sys::VisibilityState::Visible)
-    }
-    #[cfg(not(feature = "hydrate"))]
-    {
-        true
-    }
 }
 
 /// Unix milliseconds now.

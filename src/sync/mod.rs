@@ -42,6 +42,21 @@ pub use live::{
 
 use crate::protocol::{ErrorFrame, Event, Version};
 
+/// Whether the page is shown (not a background tab or a minimized window);
+/// always on the server.
+pub fn document_visible() -> bool {
+    #[cfg(feature = "hydrate")]
+    {
+        web_sys::window()
+            .and_then(|w| w.document())
+            .is_none_or(|d| d.visibility_state() == web_sys::VisibilityState::Visible)
+    }
+    #[cfg(not(feature = "hydrate"))]
+    {
+        true
+    }
+}
+
 /// The state of the tab's live connection, as shown to the user.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LinkStatus {

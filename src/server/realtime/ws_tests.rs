@@ -205,13 +205,7 @@ async fn a_busy_topic_cannot_starve_the_silence_check() {
         .insert(topic, crate::protocol::Version::new(1, 0));
     r.broker.subscribe(topic, 1, r.link.outbox.clone());
     for seq in 1..=10_000u64 {
-        let e = crate::protocol::Event {
-            topic,
-            version: crate::protocol::Version::new(1, seq),
-            data: crate::protocol::EventData::Tick(crate::protocol::Tick { price: 1.0, ts: 0 }),
-        };
-        r.broker
-            .publish(crate::server::broker::Delivery::new(&e).unwrap());
+        r.broker.publish(tick(topic, seq));
     }
     // The peer has been silent past the timeout when the tick comes due.
     tokio::time::advance(Duration::from_millis(500)).await;
@@ -286,13 +280,7 @@ async fn a_revoked_credential_closes_with_4401_before_pending_deliveries() {
         .insert(topic, crate::protocol::Version::new(1, 0));
     r.broker.subscribe(topic, 1, r.link.outbox.clone());
     for seq in 1..=1000u64 {
-        let e = crate::protocol::Event {
-            topic,
-            version: crate::protocol::Version::new(1, seq),
-            data: crate::protocol::EventData::Tick(crate::protocol::Tick { price: 1.0, ts: 0 }),
-        };
-        r.broker
-            .publish(crate::server::broker::Delivery::new(&e).unwrap());
+        r.broker.publish(tick(topic, seq));
     }
     r.kick
         .send(crate::server::accounts::live::Kick::Credentials)
@@ -308,6 +296,19 @@ async fn a_revoked_credential_closes_with_4401_before_pending_deliveries() {
         events < 1000,
         "the revocation was read before the backlog ({events} events)"
     );
+}
+
+/// Tick `seq` of ticker `topic` (its price is the seq), ready to publish.
+fn tick(topic: crate::protocol::Topic, seq: u64) -> Arc<crate::server::broker::Delivery> {
+    crate::server::broker::Delivery::new(&crate::protocol::Event {
+        topic,
+        version: crate::protocol::Version::new(1, seq),
+        data: crate::protocol::EventData::Tick(crate::protocol::Tick {
+            price: seq as f64,
+            ts: 0,
+        }),
+    })
+    .unwrap()
 }
 
 fn room_event(seq: u64) -> crate::protocol::Event {
@@ -341,15 +342,7 @@ async fn a_flush_window_writes_a_burst_as_one_batch_with_ticks_collapsed() {
     tokio::time::sleep(Duration::from_millis(1)).await;
     assert_eq!(texts(&written).len(), 1, "the hello");
     for seq in 1..=5u64 {
-        let tick = crate::protocol::Event {
-            topic: ticker,
-            version: crate::protocol::Version::new(1, seq),
-            data: crate::protocol::EventData::Tick(crate::protocol::Tick {
-                price: seq as f64,
-                ts: 0,
-            }),
-        };
-        broker.publish(crate::server::broker::Delivery::new(&tick).unwrap());
+        broker.publish(tick(ticker, seq));
         broker.publish(crate::server::broker::Delivery::new(&room_event(seq)).unwrap());
     }
     tokio::time::sleep(Duration::from_millis(10)).await;

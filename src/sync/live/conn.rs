@@ -14,7 +14,7 @@ use super::{now_ms, random, Inner, Wake};
 use crate::error::AppError;
 use crate::protocol::{ClientFrame, CloseCode, ServerFrame, PROTOCOL_VERSION};
 use crate::sync::backoff::{self, Backoff};
-use crate::sync::LinkStatus;
+use crate::sync::{document_visible, LinkStatus};
 use futures::channel::mpsc;
 use futures::{FutureExt, SinkExt, StreamExt};
 use gloo_net::websocket::{futures::WebSocket, Message, WebSocketError};
@@ -300,11 +300,6 @@ fn handle(inner: &Inner, frame: ServerFrame) -> Option<Outcome> {
         ServerFrame::Hello { .. } | ServerFrame::Unsubscribed { .. } | ServerFrame::Pong {} => {}
     }
     None
-}
-
-/// Whether the page is shown.
-fn document_visible() -> bool {
-    document().visibility_state() == web_sys::VisibilityState::Visible
 }
 
 fn socket_url() -> String {

@@ -236,19 +236,25 @@ impl Inner {
         self.subs.borrow().get(topic).map(|(_, h)| h.clone())
     }
 
-    /// Every registered topic to subscribe now (only the kept ones while
-    /// resting), and where to resume it.
-    fn resumes(&self) -> Vec<ClientFrame> {
-        let resting = self.resting.get();
+    /// `subscribe` frames, from where each resumes, for the registered
+    /// topics that `pick` chooses.
+    fn subscribes(&self, pick: impl Fn(Topic) -> bool) -> Vec<ClientFrame> {
         self.subs
             .borrow()
             .iter()
-            .filter(|(topic, _)| !resting || keep_while_hidden(**topic))
+            .filter(|(topic, _)| pick(**topic))
             .map(|(topic, (_, h))| ClientFrame::Subscribe {
                 topic: *topic,
                 since: h.since(),
             })
             .collect()
+    }
+
+    /// Every registered topic to subscribe on connecting (only the kept
+    /// ones while resting).
+    fn resumes(&self) -> Vec<ClientFrame> {
+        let resting = self.resting.get();
+        self.subscribes(|t| !resting || keep_while_hidden(t))
     }
 
     /// Starts resting: unsubscribes every topic a hidden tab does not keep
@@ -274,17 +280,7 @@ impl Inner {
         if !self.resting.replace(false) {
             return;
         }
-        let frames: Vec<ClientFrame> = self
-            .subs
-            .borrow()
-            .iter()
-            .filter(|(topic, _)| !keep_while_hidden(**topic))
-            .map(|(topic, (_, h))| ClientFrame::Subscribe {
-                topic: *topic,
-                since: h.since(),
-            })
-            .collect();
-        for frame in frames {
+        for frame in self.subscribes(|t| !keep_while_hidden(t)) {
             self.queue(&frame);
         }
     }

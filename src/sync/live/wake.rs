@@ -22,7 +22,7 @@ pub(super) fn listen(wake: mpsc::UnboundedSender<Wake>) {
     };
     // `visibilitychange` is fired at the document and bubbles to the window.
     let visible = window_event_listener_untyped("visibilitychange", move |_| {
-        let shown = document().visibility_state() == web_sys::VisibilityState::Visible;
+        let shown = crate::sync::document_visible();
         let _ = wake.unbounded_send(if shown { Wake::Check } else { Wake::Hidden });
     });
     on_cleanup(move || {
