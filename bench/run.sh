@@ -1,24 +1,33 @@
 #!/usr/bin/env bash
 # Side-by-side benchmark: tandem and a Socket.IO 4 peer, driven by the same
-# load tool (bench/load) over the same scenarios, on loopback only, with the
-# server and the load tool pinned to different cores. Every run is bounded.
-#   bench/run.sh [full|quick|idle] [--no-build]
-# full: writes bench/results/<UTC date>.json (one object per run) and prints
-# the table (bench/report.py), also saved as bench/results/latest.md.
-# quick (short cells) and idle (the idle cells only) write
-# bench/results/<UTC date>-<mode>-<UTC time>.json and leave latest.* alone.
-# --no-build runs the binaries already in target/ (BENCH_COMMIT names
-# the commit they were built from, for the result's metadata).
+# load tool (bench/load), on loopback only, with the server and the load tool
+# pinned to different cores. Every run is bounded; every run starts on
+# freshly started servers.
+#   bench/run.sh [full|quick|idle|calibrate] [--no-build]
+# full: the idle cells, every fan-out cell (5 runs for the 1,000- and
+#   5,000-subscriber rows, 3 for the others; tandem with and without a flush
+#   window) and the calibration; writes bench/results/<UTC date>-<UTC time>-full.json,
+#   copies it to bench/results/latest.json and prints the table
+#   (bench/report.py), saved as bench/results/latest.md.
+# quick: one short run per cell. idle: the idle cells only. calibrate: the
+#   calibration only (the load tool against bench/load/src/bin/floor.rs).
+#   These write bench/results/<UTC date>-<UTC time>-<mode>.json and leave
+#   latest.* alone.
+# --no-build runs the binaries already in target/ (BENCH_COMMIT names the
+# commit they were built from, for the result's metadata).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
 MODE="${1:-full}"
 SERVER_CPU="${SERVER_CPU:-0}"
 LOAD_CPU="${LOAD_CPU:-1}"
+FLUSH_MS="${FLUSH_MS:-10}"  # the flush window of tandem's "with a window" runs
 TANDEM_PORT=3300
 SIO_PORT=3301
+FLOOR_PORT=3302
 ulimit -n "$(ulimit -Hn)"  # as high as allowed (20,000 idle connections need ~20k fds per side)
 log() { printf '\033[1m[bench]\033[0m %s\n' "$*" >&2; }
+case "$MODE" in full|quick|idle|calibrate) ;; *) log "unknown mode $MODE (full, quick, idle or calibrate)"; exit 2 ;; esac
 
 if [ "${2:-}" = --no-build ]; then
   log "using the release builds in target/ as they are"
@@ -31,60 +40,75 @@ fi
 (cd bench/socketio && { [ -d node_modules/socket.io ] || npm install --no-audit --no-fund >&2; })
 
 work=$(mktemp -d)
-if [ "$MODE" = full ]; then out="bench/results/$(date -u +%Y-%m-%d).json"
-else out="bench/results/$(date -u +%Y-%m-%d)-$MODE-$(date -u +%H%M).json"; fi
+stamp=$(date -u +%Y-%m-%d-%H%M)
+out="bench/results/$stamp-$MODE.json"
 mkdir -p bench/results
 : > "$work/runs.jsonl"
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+SERVER_PID=""
+cleanup() { [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
 
 port_open() { (echo > "/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 wait_port() { for _ in $(seq 100); do port_open "$1" && return 0; sleep 0.1; done; return 1; }
-for port in $TANDEM_PORT $SIO_PORT; do
+for port in $TANDEM_PORT $SIO_PORT $FLOOR_PORT; do
   if port_open "$port"; then log "port $port is already in use: stop what listens there first"; exit 1; fi
 done
 
-start_tandem() {
-  rm -f "$work"/bench.db*
-  # The load comes from one address and sends far above a person's rate: the
-  # per-address and per-connection limits are lifted for the run (README).
-  TANDEM_MESSAGES_PER_SECOND=10000000 TANDEM_MESSAGES_BURST=10000000 \
-  TANDEM_CONNECTS_PER_MINUTE=10000000 TANDEM_MAX_WS_CONNECTIONS=100000 \
-  TANDEM_MAX_WS_CONNECTIONS_PER_IP=100000 TANDEM_RESUMES_BURST=10000000 \
-  TANDEM_DATABASE_URL="sqlite://$work/bench.db" TANDEM_PUBLISHERS='["bench"]' TANDEM_LOGIN_BURST=1000 \
-    TANDEM_MAX_SUBSCRIPTIONS=8 TANDEM_SEED_DEMO_DATA=true RUST_LOG=warn \
-    LEPTOS_SITE_ADDR="127.0.0.1:$TANDEM_PORT" LEPTOS_SITE_ROOT=target/site \
-    taskset -c "$SERVER_CPU" target/release/tandem >"$work/tandem.log" 2>&1 &
-  TANDEM_PID=$!; pids+=("$TANDEM_PID"); wait_port "$TANDEM_PORT"
-}
-start_sio() {
-  PORT="$SIO_PORT" taskset -c "$SERVER_CPU" node bench/socketio/server.js >"$work/sio.log" 2>&1 &
-  SIO_PID=$!; pids+=("$SIO_PID"); wait_port "$SIO_PORT"
+# start SERVER [FLUSH_MS]: a fresh server; sets SERVER_PID and TARGET.
+start() {
+  case "$1" in
+    tandem)
+      rm -f "$work"/bench.db*
+      # The load comes from one address and sends far above a person's rate:
+      # the per-address and per-connection limits are lifted (README).
+      TANDEM_MESSAGES_PER_SECOND=10000000 TANDEM_MESSAGES_BURST=10000000 \
+      TANDEM_CONNECTS_PER_MINUTE=10000000 TANDEM_MAX_WS_CONNECTIONS=100000 \
+      TANDEM_MAX_WS_CONNECTIONS_PER_IP=100000 TANDEM_RESUMES_BURST=10000000 \
+      TANDEM_DATABASE_URL="sqlite://$work/bench.db" TANDEM_PUBLISHERS='["bench"]' TANDEM_LOGIN_BURST=1000 \
+      TANDEM_MAX_SUBSCRIPTIONS=8 TANDEM_SEED_DEMO_DATA=true TANDEM_FLUSH_WINDOW_MS="${2:-0}" RUST_LOG=warn \
+      LEPTOS_SITE_ADDR="127.0.0.1:$TANDEM_PORT" LEPTOS_SITE_ROOT=target/site \
+        taskset -c "$SERVER_CPU" target/release/tandem >"$work/server.log" 2>&1 &
+      TARGET="127.0.0.1:$TANDEM_PORT" ;;
+    sio)
+      PORT="$SIO_PORT" taskset -c "$SERVER_CPU" node bench/socketio/server.js >"$work/server.log" 2>&1 &
+      TARGET="127.0.0.1:$SIO_PORT" ;;
+    floor)
+      taskset -c "$SERVER_CPU" target/release/floor "127.0.0.1:$FLOOR_PORT" "${2:-0}" >"$work/server.log" 2>&1 &
+      TARGET="127.0.0.1:$FLOOR_PORT" ;;
+  esac
+  SERVER_PID=$!
+  wait_port "${TARGET#*:}" || { log "the $1 server did not start:"; cat "$work/server.log" >&2; exit 1; }
 }
 stop() {
-  kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true
-  for _ in $(seq 50); do port_open "$2" || return 0; sleep 0.1; done
+  kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true
+  for _ in $(seq 50); do port_open "${TARGET#*:}" || break; sleep 0.1; done
+  SERVER_PID=""
 }
 
-# run LABEL SERVER(tandem|sio) -- load-tool args...
+# run N LABEL SERVER FLUSH_MS -- load-tool args...: N runs, each on a fresh server.
 run() {
-  local label="$1" server="$2"; shift 3
-  local target pid
-  if [ "$server" = tandem ]; then target="127.0.0.1:$TANDEM_PORT"; pid=$TANDEM_PID; else target="127.0.0.1:$SIO_PORT"; pid=$SIO_PID; fi
-  log "$label on $server"
-  if timeout 600 taskset -c "$LOAD_CPU" target/release/tandem-load "$@" --target "$target" \
-       --server-pid "$pid" --label "$label" --json "$work/one.json" >/dev/null; then
-    python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); d["server_name"]=sys.argv[2]; print(json.dumps(d))' \
-      "$work/one.json" "$server" >> "$work/runs.jsonl"
-  else
-    log "  $label on $server: no valid result (exit $?)"
-    printf '{"label":"%s","server_name":"%s","invalid":true}\n' "$label" "$server" >> "$work/runs.jsonl"
-  fi
+  local n="$1" label="$2" server="$3" flush="$4"; shift 5
+  for i in $(seq "$n"); do
+    start "$server" "$flush"
+    log "$label on $server (flush window $flush ms), run $i of $n"
+    rm -f "$work/one.json"
+    local code=0
+    timeout 600 taskset -c "$LOAD_CPU" target/release/tandem-load "$@" --target "$TARGET" \
+      --server-pid "$SERVER_PID" --label "$label" --json "$work/one.json" >/dev/null || code=$?
+    if [ "$code" = 0 ] && [ -s "$work/one.json" ]; then
+      python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); d.update(server_name=sys.argv[2], flush_window_ms=int(sys.argv[3]), run=int(sys.argv[4])); print(json.dumps(d))' \
+        "$work/one.json" "$server" "$flush" "$i" >> "$work/runs.jsonl"
+    else
+      # Refused (the load tool saturated: exit 3) or failed: no figures, only the fact.
+      log "  no valid result (exit $code)"
+      printf '{"label":"%s","server_name":"%s","flush_window_ms":%s,"run":%s,"invalid":true,"exit":%s}\n' \
+        "$label" "$server" "$flush" "$i" "$code" >> "$work/runs.jsonl"
+    fi
+    stop
+  done
 }
 
-if [ "$MODE" = quick ]; then IDLE=2000; HOLD=5; DUR=5; else IDLE=20000; HOLD=60; DUR=10; fi
-case "$MODE" in full|quick|idle) ;; *) log "unknown mode $MODE (full, quick or idle)"; exit 2 ;; esac  # hold > 2 heartbeat intervals of either server
+if [ "$MODE" = quick ]; then IDLE=2000; HOLD=5; DUR=5; BIG=1; SMALL=1; else IDLE=20000; HOLD=60; DUR=10; BIG=5; SMALL=3; fi
 # Each side needs one descriptor per connection plus a few of its own.
 FDS=$(ulimit -n)
 if [ "$IDLE" -gt $((FDS - 200)) ]; then
@@ -92,39 +116,61 @@ if [ "$IDLE" -gt $((FDS - 200)) ]; then
   log "the descriptor limit is $FDS here: idle scenario uses $IDLE connections"
 fi
 
-# Idle connections first, on fresh servers (clean memory baselines).
-start_tandem; start_sio
-run "idle $IDLE" tandem -- idle --transport ws --subs "$IDLE" --hold "$HOLD"
-run "idle $IDLE" sio -- idle --transport sio-ws --subs "$IDLE" --hold "$HOLD"
-stop "$TANDEM_PID" "$TANDEM_PORT"; stop "$SIO_PID" "$SIO_PORT"
-if [ "$MODE" != idle ]; then
-start_tandem; start_sio
+# The fan-out cells: subscribers, rate, runs.
+CELLS=("100 100 $SMALL" "1000 100 $BIG" "5000 10 $BIG" "1000 250 $BIG" "1000 400 $BIG")
+label_of() { if [ "$2" -ge 250 ]; then echo "max $1 x $2/s"; else echo "$1 subs x $2/s"; fi; }
 
-for spec in "100 100" "1000 100" "5000 10"; do
-  set -- $spec
-  run "$1 subs x $2/s" tandem -- fanout --transport ws --subs "$1" --rate "$2" --duration "$DUR"
-  run "$1 subs x $2/s" sio -- fanout --transport sio-ws --subs "$1" --rate "$2" --duration "$DUR"
-done
-# Sustained maximum: 1,000 subscribers, rising rate.
-for rate in 250 400; do
-  run "max 1000 x $rate/s" tandem -- fanout --transport ws --subs 1000 --rate "$rate" --duration "$DUR"
-  run "max 1000 x $rate/s" sio -- fanout --transport sio-ws --subs 1000 --rate "$rate" --duration "$DUR"
-done
-# Long polling (Socket.IO now; tandem's rung will join this row).
-run "long-poll 1000 x 10/s" sio -- fanout --transport sio-poll --subs 1000 --rate 10 --duration "$DUR"
-# Durability: the same fan-out on a persisted chat topic (write, then broadcast).
-run "durable 1000 x 100/s" tandem -- fanout --transport ws --topic room:1 --subs 1000 --rate 100 --duration "$DUR"
-run "durable 100 x 300/s" tandem -- fanout --transport ws --topic room:2 --subs 100 --rate 300 --duration "$DUR"
+if [ "$MODE" = full ] || [ "$MODE" = quick ] || [ "$MODE" = idle ]; then
+  # Hold > 2 heartbeat intervals of either server.
+  run 1 "idle $IDLE" tandem 0 -- idle --transport ws --subs "$IDLE" --hold "$HOLD"
+  run 1 "idle $IDLE" sio 0 -- idle --transport sio-ws --subs "$IDLE" --hold "$HOLD"
+fi
+if [ "$MODE" = full ] || [ "$MODE" = quick ]; then
+  for cell in "${CELLS[@]}"; do
+    set -- $cell
+    label=$(label_of "$1" "$2")
+    run "$3" "$label" tandem 0 -- fanout --transport ws --subs "$1" --rate "$2" --duration "$DUR"
+    run "$3" "$label" tandem "$FLUSH_MS" -- fanout --transport ws --subs "$1" --rate "$2" --duration "$DUR"
+    run "$3" "$label" sio 0 -- fanout --transport sio-ws --subs "$1" --rate "$2" --duration "$DUR"
+  done
+  # Long polling (Socket.IO now; tandem's rung will join this row).
+  run "$SMALL" "long-poll 1000 x 10/s" sio 0 -- fanout --transport sio-poll --subs 1000 --rate 10 --duration "$DUR"
+  # Durability: the same fan-out on a persisted chat topic (write, then broadcast).
+  run "$BIG" "durable 1000 x 100/s" tandem 0 -- fanout --transport ws --topic room:1 --subs 1000 --rate 100 --duration "$DUR"
+  run "$SMALL" "durable 100 x 300/s" tandem 0 -- fanout --transport ws --topic room:2 --subs 100 --rate 300 --duration "$DUR"
+fi
+if [ "$MODE" = full ] || [ "$MODE" = calibrate ]; then
+  # Calibration: the same cells at twice the rate, against the minimal
+  # native fan-out server, without and with the flush window. A valid run
+  # (the tool not saturated, nothing lost) shows the tool receives at twice
+  # the rate of the row it calibrates.
+  for cell in "${CELLS[@]}"; do
+    set -- $cell
+    label=$(label_of "$1" "$2")
+    run 1 "$label" floor 0 -- fanout --transport floor --subs "$1" --rate $(( $2 * 2 )) --duration "$DUR"
+    run 1 "$label" floor "$FLUSH_MS" -- fanout --transport floor --subs "$1" --rate $(( $2 * 2 )) --duration "$DUR"
+  done
 fi
 
 MODE="$MODE" python3 - "$work/runs.jsonl" "$out" <<'PY'
 import json, sys, platform, os, subprocess
 runs = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+if not any(not r.get("invalid") for r in runs):
+    sys.exit("no valid run: no result file written")
 cpu = next((l.split(":",1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
-meta = {"date_utc": subprocess.check_output(["date","-u","+%Y-%m-%dT%H:%M:%SZ"]).decode().strip(),
+def out(*cmd):
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True).stdout.strip()
+    except OSError:
+        return "?"
+sio = json.load(open("bench/socketio/node_modules/socket.io/package.json"))["version"]
+meta = {"date_utc": out("date", "-u", "+%Y-%m-%dT%H:%M:%SZ"),
         "machine": f"{os.cpu_count()} cores ({cpu}), {round(os.sysconf('SC_PAGE_SIZE')*os.sysconf('SC_PHYS_PAGES')/2**30)} GiB, {platform.system()} {platform.release()}",
         "pinning": "server on core %s, load tool on core %s" % (os.environ.get("SERVER_CPU","0"), os.environ.get("LOAD_CPU","1")),
-        "commit": os.environ.get("BENCH_COMMIT") or subprocess.run(["git","rev-parse","--short","HEAD"], capture_output=True, text=True).stdout.strip(),
+        "commit": os.environ.get("BENCH_COMMIT") or out("git", "rev-parse", "--short", "HEAD"),
+        "tool_commit": out("git", "rev-parse", "--short", "HEAD") + ("-dirty" if out("git", "status", "--porcelain", "bench") else ""),
+        "node": out("node", "--version"), "socket_io": sio,
+        "flush_window_ms": int(os.environ.get("FLUSH_MS", "10")),
         "mode": os.environ.get("MODE", "")}
 json.dump({"meta": meta, "runs": runs}, open(sys.argv[2], "w"), indent=1)
 PY

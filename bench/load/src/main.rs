@@ -11,8 +11,11 @@
 //! secret), or by default a new token of the account `--account` (default
 //! `bench`; signed up on first use), which the server must list in its
 //! `publishers` setting (`TANDEM_PUBLISHERS='["bench"]'`).
-//! It refuses to print a run in which its own CPU was saturated (the numbers
-//! would describe the load tool, not the server).
+//! It refuses to report a run in which its own CPU was saturated (the
+//! numbers would describe the load tool, not the server): it exits with
+//! status 3 and writes no result file.
+//! `--transport floor` drives the calibration server (`src/bin/floor.rs`).
+//! `LOAD_TRACE=1` prints the drain's progress and what receivers missed.
 
 mod auth;
 mod fairness;
@@ -27,8 +30,8 @@ use std::time::Duration;
 
 fn usage() -> ! {
     eprintln!(
-        "usage: tandem-load <fanout|idle> [--transport ws|sio-ws|sio-poll] [--target HOST:PORT] \
-         [--topic T] [--token T | --account NAME] [--subs N] [--rate MSG_PER_S] [--duration S] [--hold S] \
+        "usage: tandem-load <fanout|idle> [--transport ws|floor|sio-ws|sio-poll] [--target HOST:PORT] \
+         [--topic T] [--token T | --account NAME] [--subs N] [--rate MSG_PER_S] [--duration S] [--hold S] [--settle-ms MS] \
          [--connect-concurrency N] [--server-pid PID] [--json FILE] [--label TEXT]\n\
          \x20      tandem-load fairness [--target HOST:PORT] [--token T | --account NAME] [--flood backfill|send] [--flooders N] \
          [--interval-ms MS] [--duration S] [--json FILE]\n\
@@ -66,6 +69,7 @@ fn main() -> anyhow::Result<()> {
         connect_concurrency: num("connect-concurrency", 64)? as usize,
         server_pid: flags.get("server-pid").cloned(),
         hold: Duration::from_secs(num("hold", 10)?),
+        settle: Duration::from_millis(num("settle-ms", 3000)?),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -120,11 +124,7 @@ fn main() -> anyhow::Result<()> {
             _ => usage(),
         }
     })?;
-    let mut json = serde_json::to_value(&report)?;
-    json["label"] = get("label", &scenario).into();
-    if let Some(path) = flags.get("json") {
-        std::fs::write(path, serde_json::to_string_pretty(&json)?)?;
-    }
+    // A refused run leaves no result behind.
     if report.client_saturated {
         eprintln!(
             "refusing to report: the load tool used {:.0}% of its {} core(s); the figures would measure the client",
@@ -132,6 +132,11 @@ fn main() -> anyhow::Result<()> {
             report.client_cores
         );
         std::process::exit(3);
+    }
+    let mut json = serde_json::to_value(&report)?;
+    json["label"] = get("label", &scenario).into();
+    if let Some(path) = flags.get("json") {
+        std::fs::write(path, serde_json::to_string_pretty(&json)?)?;
     }
     println!("{}", serde_json::to_string(&json)?);
     Ok(())

@@ -4,18 +4,13 @@
 //! over HTTP long polling (packets joined by the record separator 0x1e).
 //!
 //! Receivers `join` the room (acknowledged) and read `event` payloads
-//! `{"seq":N,"ts":T}`; the publisher emits `publish(room, payload)`.
+//! `{"seq":N,"ts":T}`; the publisher, which does not join (so it does not
+//! receive its own broadcasts), emits `publish(room, payload)`.
 
-use super::{field_u64, Msg, Publisher, Subscriber, Transport};
+use super::wire::{self, Conn};
+use super::{deliveries, Msg, Publisher, Subscriber, Transport};
 use async_trait::async_trait;
-use futures::{FutureExt, SinkExt, StreamExt};
 use std::collections::VecDeque;
-use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
-
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -24,40 +19,38 @@ pub enum Mode {
 }
 
 pub struct SocketIo {
-    base: String,
+    target: String,
     room: String,
     mode: Mode,
 }
 
+const EVENT: &[u8] = br#"42["event""#;
+
 impl SocketIo {
     pub fn new(target: &str, room: &str, mode: Mode) -> Self {
         SocketIo {
-            base: format!("{target}/socket.io/?EIO=4"),
+            target: target.to_owned(),
             room: room.to_owned(),
             mode,
         }
     }
 
-    async fn open(&self) -> anyhow::Result<Link> {
-        match self.mode {
+    /// Opens an Engine.IO session and connects to the default namespace.
+    async fn open(&self, mode: Mode) -> anyhow::Result<Link> {
+        let mut link = match mode {
             Mode::WebSocket => {
-                let url = format!("ws://{}&transport=websocket", self.base);
-                let config = WebSocketConfig::default()
-                    .read_buffer_size(4096)
-                    .write_buffer_size(0);
-                let (ws, _) =
-                    tokio_tungstenite::connect_async_with_config(url, Some(config), true).await?;
-                let mut link = Link::Ws(Box::new(ws));
-                let open = link.recv_packet().await?;
+                let mut conn =
+                    wire::connect(&self.target, "/socket.io/?EIO=4&transport=websocket", &[])
+                        .await?;
+                let open = conn.next_text().await?.unwrap_or_default();
                 anyhow::ensure!(open.starts_with('0'), "expected engine.io open, got {open}");
-                link.send_packet("40").await?;
-                Ok(link)
+                Link::Ws(conn)
             }
             Mode::Polling => {
                 let http = reqwest::Client::builder()
                     .pool_max_idle_per_host(2)
                     .build()?;
-                let url = format!("http://{}&transport=polling", self.base);
+                let url = format!("http://{}/socket.io/?EIO=4&transport=polling", self.target);
                 let open = http
                     .get(&url)
                     .send()
@@ -71,26 +64,25 @@ impl SocketIo {
                     .and_then(|r| r.split('"').next())
                     .ok_or_else(|| anyhow::anyhow!("no sid in {open}"))?
                     .to_owned();
-                let mut link = Link::Poll {
+                Link::Poll {
                     http,
                     url: format!("{url}&sid={sid}"),
                     queue: VecDeque::new(),
-                };
-                link.send_packet("40").await?;
-                Ok(link)
+                }
+            }
+        };
+        link.send_packet("40").await?;
+        loop {
+            let p = link.recv_packet().await?;
+            if p.starts_with("40") {
+                return Ok(link);
             }
         }
     }
 
-    /// Opens, connects to the default namespace and joins the room.
+    /// Opens, connects and joins the room.
     async fn joined(&self) -> anyhow::Result<Link> {
-        let mut link = self.open().await?;
-        loop {
-            let p = link.recv_packet().await?;
-            if p.starts_with("40") {
-                break;
-            }
-        }
+        let mut link = self.open(self.mode).await?;
         link.send_packet(&format!(r#"420["join","{}"]"#, self.room))
             .await?;
         loop {
@@ -128,21 +120,17 @@ impl Transport for SocketIo {
     }
 
     async fn publisher(&self) -> anyhow::Result<Box<dyn Publisher>> {
-        // The publisher always speaks WebSocket: only receivers change rungs.
-        let publisher = SocketIo {
-            base: self.base.clone(),
-            room: self.room.clone(),
-            mode: Mode::WebSocket,
-        };
+        // The publisher always speaks WebSocket (only receivers change
+        // rungs) and does not join the room.
         Ok(Box::new(Pub {
-            link: publisher.joined().await?,
+            link: self.open(Mode::WebSocket).await?,
             room: self.room.clone(),
         }))
     }
 }
 
 enum Link {
-    Ws(Box<Ws>),
+    Ws(Conn),
     Poll {
         http: reqwest::Client,
         url: String,
@@ -153,7 +141,7 @@ enum Link {
 impl Link {
     async fn send_packet(&mut self, packet: &str) -> anyhow::Result<()> {
         match self {
-            Link::Ws(ws) => ws.send(Message::Text(packet.into())).await?,
+            Link::Ws(conn) => conn.send_text(packet).await?,
             Link::Poll { http, url, .. } => {
                 http.post(url.as_str())
                     .body(packet.to_owned())
@@ -167,14 +155,10 @@ impl Link {
 
     async fn recv_packet(&mut self) -> anyhow::Result<String> {
         match self {
-            Link::Ws(ws) => loop {
-                match ws.next().await {
-                    Some(Ok(Message::Text(t))) => return Ok(t.to_string()),
-                    Some(Ok(_)) => continue,
-                    Some(Err(e)) => return Err(e.into()),
-                    None => anyhow::bail!("socket closed"),
-                }
-            },
+            Link::Ws(conn) => conn
+                .next_text()
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("socket closed")),
             Link::Poll { http, url, queue } => loop {
                 if let Some(p) = queue.pop_front() {
                     return Ok(p);
@@ -202,19 +186,31 @@ struct Sub {
 
 #[async_trait]
 impl Subscriber for Sub {
-    async fn next(&mut self) -> anyhow::Result<Option<Msg>> {
+    async fn recv(&mut self, out: &mut Vec<Msg>) -> anyhow::Result<bool> {
+        if let Link::Ws(conn) = &mut self.link {
+            let (mut ping, mut closed) = (false, false);
+            let open = conn
+                .frames(|_, p| {
+                    if deliveries(p, EVENT, br#""ts":"#, out) == 0 {
+                        ping |= p == b"2";
+                        closed |= p.starts_with(b"1");
+                    }
+                })
+                .await?;
+            if ping {
+                conn.send_text("3").await?;
+            }
+            return Ok(open && !closed);
+        }
         loop {
             let p = self.link.recv_packet().await?;
-            if p.starts_with(r#"42["event""#) {
-                let seq =
-                    field_u64(&p, "\"seq\":").ok_or_else(|| anyhow::anyhow!("no seq in {p}"))?;
-                let ts = field_u64(&p, "\"ts\":").unwrap_or(0) as i64;
-                return Ok(Some(Msg { seq, ts_us: ts }));
+            if deliveries(p.as_bytes(), EVENT, br#""ts":"#, out) > 0 {
+                return Ok(true);
             }
             if p == "2" {
                 self.link.send_packet("3").await?;
             } else if p.starts_with('1') {
-                return Ok(None);
+                return Ok(false);
             }
         }
     }
@@ -229,11 +225,11 @@ struct Pub {
 impl Publisher for Pub {
     async fn publish(&mut self, seq: u64, ts_us: i64) -> anyhow::Result<()> {
         // Answer the server's pings (it drops a silent client after ~45 s).
-        if let Link::Ws(ws) = &mut self.link {
-            while let Some(Some(Ok(Message::Text(t)))) = ws.next().now_or_never() {
-                if t.as_str() == "2" {
-                    ws.send(Message::Text("3".into())).await?;
-                }
+        if let Link::Ws(conn) = &mut self.link {
+            let mut ping = false;
+            conn.try_frames(|_, p| ping |= p == b"2").await?;
+            if ping {
+                conn.send_text("3").await?;
             }
         }
         let packet = format!(

@@ -1,32 +1,32 @@
-//! tandem over its WebSocket (`GET /ws`, docs/PROTOCOL.md): every connection
-//! presents the access token (`Authorization: Bearer`); subscribers send
-//! `subscribe` and read `event` frames; the publisher sends `publish` frames
-//! with a `tick` whose `ts` is the send time (the token's `publish` scope).
+//! tandem over its WebSocket (`GET /ws?batch=1`, docs/PROTOCOL.md): every
+//! connection presents the access token (`Authorization: Bearer`);
+//! subscribers send `subscribe` and read `event` frames (alone or in `batch`
+//! frames); the publisher sends `publish` frames with a `tick` whose `ts` is
+//! the scheduled publish time (the token's `publish` scope), or, on a `room:`
+//! topic, chat messages whose body is that time.
+//!
+//! Subscribers read through `wire` (many frames per read, no copies).
 
-use super::{field_u64, Msg, Publisher, Subscriber, Transport};
+use super::wire::{self, Conn};
+use super::{deliveries, field_u64, Msg, Publisher, Subscriber, Transport};
 use async_trait::async_trait;
-use futures::{FutureExt, SinkExt, StreamExt};
-use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::http::HeaderValue;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
-
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 pub struct TandemWs {
-    url: String,
+    target: String,
     topic: String,
     token: String,
+    /// Whether `ticker:` topics are latest-wins here (tandem: yes; the
+    /// calibration server: no, it delivers every value).
+    coalesces: bool,
 }
 
 impl TandemWs {
-    pub fn new(target: &str, topic: &str, token: &str) -> Self {
+    pub fn new(target: &str, topic: &str, token: &str, coalesces: bool) -> Self {
         TandemWs {
-            url: format!("ws://{target}/ws"),
+            target: target.to_owned(),
             topic: topic.to_owned(),
             token: token.to_owned(),
+            coalesces,
         }
     }
 
@@ -36,21 +36,16 @@ impl TandemWs {
         self.topic.starts_with("room:")
     }
 
-    async fn connect(&self) -> anyhow::Result<Ws> {
-        let mut req = self.url.as_str().into_client_request()?;
-        if !self.token.is_empty() {
-            req.headers_mut().insert(
-                "authorization",
-                HeaderValue::from_str(&format!("Bearer {}", self.token))?,
-            );
-        }
-        let config = WebSocketConfig::default()
-            .read_buffer_size(4096)
-            .write_buffer_size(0);
-        let (mut ws, _) =
-            tokio_tungstenite::connect_async_with_config(req, Some(config), true).await?;
-        match ws.next().await {
-            Some(Ok(Message::Text(t))) if t.contains("\"hello\"") => Ok(ws),
+    async fn connect(&self) -> anyhow::Result<Conn> {
+        let bearer = format!("Bearer {}", self.token);
+        let headers: &[(&str, &str)] = if self.token.is_empty() {
+            &[]
+        } else {
+            &[("Authorization", bearer.as_str())]
+        };
+        let mut conn = wire::connect(&self.target, "/ws?protocol=1&batch=1", headers).await?;
+        match conn.next_text().await? {
+            Some(t) if t.contains("\"hello\"") => Ok(conn),
             other => anyhow::bail!("expected hello, got {other:?}"),
         }
     }
@@ -59,36 +54,47 @@ impl TandemWs {
 #[async_trait]
 impl Transport for TandemWs {
     fn name(&self) -> &'static str {
-        "tandem-ws"
+        if self.coalesces {
+            "tandem-ws"
+        } else {
+            "floor-ws"
+        }
     }
 
     fn server_seq(&self) -> bool {
         true
     }
 
+    fn latest_wins(&self) -> bool {
+        self.coalesces && self.topic.starts_with("ticker:")
+    }
+
     async fn subscribe(&self) -> anyhow::Result<(Box<dyn Subscriber>, u64)> {
-        let mut ws = self.connect().await?;
+        let mut conn = self.connect().await?;
         let frame = format!(r#"{{"type":"subscribe","topic":"{}"}}"#, self.topic);
-        ws.send(Message::Text(frame.into())).await?;
+        conn.send_text(&frame).await?;
         loop {
-            match ws.next().await {
-                Some(Ok(Message::Text(t))) if t.contains("\"subscribed\"") => {
+            match conn.next_text().await? {
+                Some(t) if t.contains("\"subscribed\"") => {
                     let head = field_u64(&t, "\"seq\":").unwrap_or(0);
-                    return Ok((Box::new(Sub { ws }), head));
+                    let ts_key: &'static [u8] = if self.durable() {
+                        br#""body":""#
+                    } else {
+                        br#""ts":"#
+                    };
+                    return Ok((Box::new(Sub { conn, ts_key }), head));
                 }
-                Some(Ok(Message::Text(t))) if t.contains("\"error\"") => {
-                    anyhow::bail!("subscribe refused: {t}")
-                }
-                Some(Ok(_)) => continue,
-                other => anyhow::bail!("socket ended while subscribing: {other:?}"),
+                Some(t) if t.contains("\"error\"") => anyhow::bail!("subscribe refused: {t}"),
+                Some(_) => continue,
+                None => anyhow::bail!("socket ended while subscribing"),
             }
         }
     }
 
     async fn publisher(&self) -> anyhow::Result<Box<dyn Publisher>> {
-        let ws = self.connect().await?;
+        let conn = self.connect().await?;
         Ok(Box::new(Pub {
-            ws,
+            conn,
             topic: self.topic.clone(),
             durable: self.durable(),
             run: (super::now_us() / 1_000_000) as u32,
@@ -97,42 +103,37 @@ impl Transport for TandemWs {
 }
 
 struct Sub {
-    ws: Ws,
+    conn: Conn,
+    ts_key: &'static [u8],
 }
 
 #[async_trait]
 impl Subscriber for Sub {
-    async fn next(&mut self) -> anyhow::Result<Option<Msg>> {
-        loop {
-            match self.ws.next().await {
-                Some(Ok(Message::Text(t))) => {
-                    if t.starts_with(r#"{"type":"event""#) {
-                        let seq = field_u64(&t, "\"seq\":")
-                            .ok_or_else(|| anyhow::anyhow!("no seq in {t}"))?;
-                        let ts = field_u64(&t, "\"ts\":")
-                            .or_else(|| field_u64(&t, "\"body\":\""))
-                            .unwrap_or(0) as i64;
-                        return Ok(Some(Msg { seq, ts_us: ts }));
-                    }
-                    // An application `ping` needs no answer: the WebSocket
-                    // layer answers the server's ping frames as it reads,
-                    // as a browser does (docs/PROTOCOL.md §10).
-                    if t.starts_with(r#"{"type":"reset""#)
-                        || t.starts_with(r#"{"type":"error""#)
-                    {
-                        anyhow::bail!("server said: {t}");
-                    }
+    async fn recv(&mut self, out: &mut Vec<Msg>) -> anyhow::Result<bool> {
+        let mut refused = None;
+        let ts_key = self.ts_key;
+        let open = self
+            .conn
+            .frames(|_, text| {
+                // An application `ping` needs no answer: the WebSocket layer
+                // answers the server's ping frames as it reads, as a browser
+                // does (docs/PROTOCOL.md §10).
+                if deliveries(text, br#"{"type":"event""#, ts_key, out) == 0
+                    && (text.starts_with(br#"{"type":"reset""#) || said_error(text))
+                {
+                    refused = Some(String::from_utf8_lossy(text).into_owned());
                 }
-                Some(Ok(_)) => {}
-                Some(Err(e)) => return Err(e.into()),
-                None => return Ok(None),
-            }
+            })
+            .await?;
+        if let Some(t) = refused {
+            anyhow::bail!("server said: {t}");
         }
+        Ok(open)
     }
 }
 
 struct Pub {
-    ws: Ws,
+    conn: Conn,
     topic: String,
     durable: bool,
     /// Distinguishes this run's client ids from earlier runs'.
@@ -153,21 +154,24 @@ impl Publisher for Pub {
                 self.topic
             )
         };
-        self.ws.send(Message::Text(frame.into())).await?;
-        // Surface refusals (bad token) instead of publishing into the void;
-        // answer heartbeats.
-        while let Some(Some(Ok(msg))) = self.ws.next().now_or_never() {
-            if let Message::Text(t) = msg {
-                if t.contains("\"error\"") {
-                    anyhow::bail!("publish refused: {t}");
+        self.conn.send_text(&frame).await?;
+        // Surface refusals (bad token, limits) instead of publishing into the void.
+        let mut refused = None;
+        self.conn
+            .try_frames(|_, t| {
+                if said_error(t) {
+                    refused = Some(String::from_utf8_lossy(t).into_owned());
                 }
-                if t.contains("\"ping\"") {
-                    self.ws
-                        .send(Message::Text(r#"{"type":"pong"}"#.into()))
-                        .await?;
-                }
-            }
+            })
+            .await?;
+        if let Some(t) = refused {
+            anyhow::bail!("publish refused: {t}");
         }
         Ok(())
     }
+}
+
+/// Whether a frame is, or a batch holds, an `error` frame.
+fn said_error(text: &[u8]) -> bool {
+    super::find(text, br#"{"type":"error""#).is_some()
 }
