@@ -18,6 +18,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
+source bench/lib.sh
 MODE="${1:-full}"
 SERVER_CPU="${SERVER_CPU:-0}"
 LOAD_CPU="${LOAD_CPU:-1}"
@@ -48,8 +49,6 @@ SERVER_PID=""
 cleanup() { [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
 
-port_open() { (echo > "/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-wait_port() { for _ in $(seq 100); do port_open "$1" && return 0; sleep 0.1; done; return 1; }
 for port in $TANDEM_PORT $SIO_PORT $FLOOR_PORT; do
   if port_open "$port"; then log "port $port is already in use: stop what listens there first"; exit 1; fi
 done
@@ -58,32 +57,19 @@ done
 start() {
   case "$1" in
     tandem)
-      rm -f "$work"/bench.db*
-      # The load comes from one address and sends far above a person's rate:
-      # the per-address and per-connection limits are lifted (README).
-      TANDEM_MESSAGES_PER_SECOND=10000000 TANDEM_MESSAGES_BURST=10000000 \
-      TANDEM_CONNECTS_PER_MINUTE=10000000 TANDEM_MAX_WS_CONNECTIONS=100000 \
-      TANDEM_MAX_WS_CONNECTIONS_PER_IP=100000 TANDEM_RESUMES_BURST=10000000 \
-      TANDEM_DATABASE_URL="sqlite://$work/bench.db" TANDEM_PUBLISHERS='["bench"]' TANDEM_LOGIN_BURST=1000 \
-      TANDEM_MAX_SUBSCRIPTIONS=8 TANDEM_SEED_DEMO_DATA=true TANDEM_FLUSH_WINDOW_MS="${2:-0}" RUST_LOG=warn \
-      LEPTOS_SITE_ADDR="127.0.0.1:$TANDEM_PORT" LEPTOS_SITE_ROOT=target/site \
-        taskset -c "$SERVER_CPU" target/release/tandem >"$work/server.log" 2>&1 &
+      start_tandem "$TANDEM_PORT" "$work/bench.db" "$SERVER_CPU" "$work/server.log" TANDEM_FLUSH_WINDOW_MS="${2:-0}"
       TARGET="127.0.0.1:$TANDEM_PORT" ;;
     sio)
       PORT="$SIO_PORT" taskset -c "$SERVER_CPU" node bench/socketio/server.js >"$work/server.log" 2>&1 &
-      TARGET="127.0.0.1:$SIO_PORT" ;;
+      SERVER_PID=$!
+      TARGET="127.0.0.1:$SIO_PORT"
+      wait_port "$SIO_PORT" || { log "the Socket.IO server did not start:"; cat "$work/server.log" >&2; exit 1; } ;;
     floor)
-      taskset -c "$SERVER_CPU" target/release/floor "127.0.0.1:$FLOOR_PORT" "${2:-0}" >"$work/server.log" 2>&1 &
+      start_floor "$FLOOR_PORT" "$SERVER_CPU" "$work/server.log" "${2:-0}"
       TARGET="127.0.0.1:$FLOOR_PORT" ;;
   esac
-  SERVER_PID=$!
-  wait_port "${TARGET#*:}" || { log "the $1 server did not start:"; cat "$work/server.log" >&2; exit 1; }
 }
-stop() {
-  kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true
-  for _ in $(seq 50); do port_open "${TARGET#*:}" || break; sleep 0.1; done
-  SERVER_PID=""
-}
+stop() { stop_server "${TARGET#*:}"; }
 
 # run N LABEL SERVER FLUSH_MS -- load-tool args...: N runs, each on a fresh server.
 run() {

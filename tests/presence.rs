@@ -192,3 +192,80 @@ async fn presence_follows_the_rooms_rules() {
         other => panic!("{other:?}"),
     }
 }
+
+/// The next presence event on `ws`, as (name, away) pairs.
+async fn next_away(ws: &mut Ws) -> Vec<(String, bool)> {
+    loop {
+        match ws.recv().await {
+            ServerFrame::Event(Event {
+                data: EventData::Presence(p),
+                ..
+            }) => return p.users.into_iter().map(|u| (u.name, u.away)).collect(),
+            ServerFrame::Subscribed { .. }
+            | ServerFrame::Unsubscribed { .. }
+            | ServerFrame::Event(_) => continue,
+            other => panic!("expected presence, got {other:?}"),
+        }
+    }
+}
+
+async fn until_away(ws: &mut Ws, want: &[(&str, bool)]) {
+    let want = list(want);
+    while next_away(ws).await != want {}
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resting_tab_shows_its_account_away_until_it_comes_back_or_closes() {
+    let server = TestServer::start().await;
+    let ann = server.user("ann").await;
+    let (_, room) = ann.post("create_room", &[("name", "nap")]).await;
+    let id = room["id"].as_i64().unwrap();
+    let topic = Topic::room(id);
+    let mut watcher = server.ws().await;
+    subscribe(&mut watcher, Topic::presence(id)).await;
+    let mut tab = server.ws_for(&ann).await;
+    subscribe(&mut tab, topic).await;
+    until_away(&mut watcher, &[("ann", false)]).await;
+
+    // Hidden: the tab leaves the room's topic to rest, and shows away.
+    tab.send(&ClientFrame::Unsubscribe { topic, away: true })
+        .await;
+    assert_eq!(next_away(&mut watcher).await, list(&[("ann", true)]));
+    // Typing from a hidden page is not shown.
+    tab.send(&ClientFrame::Typing { topic }).await;
+    // Shown again: back, from where it was.
+    subscribe(&mut tab, topic).await;
+    let back = loop {
+        match watcher.recv().await {
+            ServerFrame::Event(Event {
+                data: EventData::Presence(p),
+                ..
+            }) => break p,
+            ServerFrame::Subscribed { .. } => continue,
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(
+        back.users
+            .iter()
+            .map(|u| (u.name.as_str(), u.away, u.typing))
+            .collect::<Vec<_>>(),
+        [("ann", false, false)],
+        "back, and the typing sent while hidden was not shown"
+    );
+
+    // A plain unsubscribe leaves the room.
+    tab.send(&ClientFrame::Unsubscribe { topic, away: false })
+        .await;
+    assert_eq!(next_away(&mut watcher).await, list(&[]));
+
+    // Resting, then the tab closes: gone, no ghost.
+    subscribe(&mut tab, topic).await;
+    until_away(&mut watcher, &[("ann", false)]).await;
+    tab.send(&ClientFrame::Unsubscribe { topic, away: true })
+        .await;
+    until_away(&mut watcher, &[("ann", true)]).await;
+    tab.stream.close(None).await.unwrap();
+    drop(tab);
+    assert_eq!(next_away(&mut watcher).await, list(&[]));
+}

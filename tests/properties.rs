@@ -42,7 +42,7 @@ fn client_frame() -> impl Strategy<Value = ClientFrame> {
     prop_oneof![
         (topic(), proptest::option::of(version()))
             .prop_map(|(topic, since)| ClientFrame::Subscribe { topic, since }),
-        topic().prop_map(|topic| ClientFrame::Unsubscribe { topic }),
+        (topic(), any::<bool>()).prop_map(|(topic, away)| ClientFrame::Unsubscribe { topic, away }),
         (topic(), any::<u128>(), ".{0,200}").prop_map(|(topic, id, body)| ClientFrame::Send {
             topic,
             client_id: Uuid::from_u128(id),

@@ -288,7 +288,11 @@ async fn subscriptions_are_limited_per_connection() {
     })
     .await;
     assert!(matches!(ws.recv().await, ServerFrame::Error(e) if e.code == ErrorCode::Limit));
-    ws.send(&ClientFrame::Unsubscribe { topic: room(1) }).await;
+    ws.send(&ClientFrame::Unsubscribe {
+        topic: room(1),
+        away: false,
+    })
+    .await;
     assert!(matches!(ws.recv().await, ServerFrame::Unsubscribed { .. }));
     subscribe(&mut ws, room(2), None).await;
 }
@@ -369,7 +373,10 @@ async fn a_connection_that_watches_nothing_is_closed_with_4002() {
     subscribe(&mut watching, room(1), None).await;
     watching.expect_silence(Duration::from_millis(1_500)).await;
     watching
-        .send(&ClientFrame::Unsubscribe { topic: room(1) })
+        .send(&ClientFrame::Unsubscribe {
+            topic: room(1),
+            away: false,
+        })
         .await;
     assert_eq!(
         watching.recv().await,

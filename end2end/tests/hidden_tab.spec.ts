@@ -1,8 +1,9 @@
 /**
  * Closing what a hidden tab does not use. After the server's
  * `hidden_tab_ms` (4 s on the test server, see scripts/e2e.sh) a hidden tab
- * drops its room subscriptions and keeps only its account summary, so its
- * title still counts unread messages; with nothing left to watch it closes
+ * drops its room subscriptions (its account shows away in the rooms'
+ * presence) and keeps only its account summary, so its title still counts
+ * unread messages; with nothing left to watch it closes
  * its socket. Shown again, it resumes from the versions it had: nothing
  * missed, nothing twice, in order. A socket the server closes for watching
  * nothing (4002) waits, paused, until a topic needs it.
@@ -27,7 +28,8 @@ test('a hidden tab keeps only its account summary, its title stays live, and sho
 }) => {
   const room = await createRoom(request);
   const topic = `room:${room.id}`;
-  const alice = await newUser(`alice-${uid()}`);
+  const aliceName = `alice-${uid()}`;
+  const alice = await newUser(aliceName);
   const socket = await SocketControl.install(alice.context);
   await alice.open(room.id);
   const bob = await newUser('bob');
@@ -48,7 +50,8 @@ test('a hidden tab keeps only its account summary, its title stays live, and sho
     expect(socket.sentOf('unsubscribe', `presence:${room.id}`)).toHaveLength(1);
     expect(socket.sent.filter((f) => f.type === 'unsubscribe' && String(f.topic).startsWith('user:'))).toHaveLength(0);
     expect(socket.closes, 'the summary keeps the socket open').toHaveLength(0);
-    await expect(bob.page.getByTestId('here'), 'alice is no longer here').toHaveText('Here now: bob');
+    expect(socket.sentOf('unsubscribe', topic)[0].away, 'the room is left as away').toBe(true);
+    await expect(bob.page.getByTestId('here'), 'alice shows away').toHaveText(`Here now: ${aliceName} (away), bob`);
   });
 
   const bodies = [1, 2, 3].map((i) => `while hidden ${i} ${uid()}`);
@@ -66,7 +69,7 @@ test('a hidden tab keeps only its account summary, its title stays live, and sho
     expect(resumed.length).toBe(2);
     expect(resumed[1].since, 'resumed from the version it had').toBeTruthy();
     await expect(alice.page, 'read on screen: the count goes').not.toHaveTitle(/^\(/);
-    await expect(bob.page.getByTestId('here')).toContainText('alice-');
+    await expect(bob.page.getByTestId('here'), 'alice is back').toHaveText(`Here now: ${aliceName}, bob`);
     expect(socket.opened, 'one socket throughout').toBe(1);
   });
   alice.expectNoPanic();

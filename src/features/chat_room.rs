@@ -240,7 +240,15 @@ fn PresenceBar(presence: TopicSync<PresenceState>) -> impl IntoView {
     let here = move || {
         state.with(|s| {
             let p = s.current()?;
-            let names: Vec<&str> = p.users.iter().map(|u| u.name.as_str()).collect();
+            // A hidden page's account stays listed, away.
+            let names: Vec<String> = p
+                .users
+                .iter()
+                .map(|u| match u.away {
+                    true => format!("{} (away)", u.name),
+                    false => u.name.clone(),
+                })
+                .collect();
             if names.is_empty() {
                 return None;
             }

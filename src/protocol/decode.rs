@@ -32,6 +32,8 @@ enum Wire {
     },
     Unsubscribe {
         topic: String,
+        #[serde(default)]
+        away: bool,
     },
     Send {
         topic: String,
@@ -78,7 +80,10 @@ impl ClientFrame {
                 topic: topic(t)?,
                 since,
             },
-            Wire::Unsubscribe { topic: t } => ClientFrame::Unsubscribe { topic: topic(t)? },
+            Wire::Unsubscribe { topic: t, away } => ClientFrame::Unsubscribe {
+                topic: topic(t)?,
+                away,
+            },
             Wire::Send {
                 topic: t,
                 client_id,

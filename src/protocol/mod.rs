@@ -100,6 +100,10 @@ pub const MAX_PRESENT: usize = 100;
 pub struct Present {
     pub id: i64,
     pub name: String,
+    /// Every tab of the account that is in the room is hidden (it left the
+    /// room's topic with `unsubscribe{away}`, and is still connected).
+    #[serde(default)]
+    pub away: bool,
     /// Typed in the room within the last few seconds (the server clears it
     /// `TYPING_MS` after the last `typing` frame, or when they post).
     pub typing: bool,
@@ -252,8 +256,14 @@ pub enum ClientFrame {
         #[serde(skip_serializing_if = "Option::is_none")]
         since: Option<Version>,
     },
+    /// Stop receiving `topic`. With `away` (room topics): the client stops
+    /// because its page is hidden and comes back when it is shown; while
+    /// this connection lasts its account stays in the room's presence,
+    /// marked away.
     Unsubscribe {
         topic: Topic,
+        #[serde(default, skip_serializing_if = "is_false")]
+        away: bool,
     },
     /// Post a chat message to a room topic. Answered by `ack` or `error`
     /// carrying the same `client_id`.

@@ -16,6 +16,11 @@ fn client_frames_round_trip() {
         },
         ClientFrame::Unsubscribe {
             topic: Topic::room(3),
+            away: false,
+        },
+        ClientFrame::Unsubscribe {
+            topic: Topic::room(3),
+            away: true,
         },
         ClientFrame::Send {
             topic: Topic::room(1),

@@ -3,7 +3,10 @@
 //!
 //! - An account is **in** a room while at least one of its live connections
 //!   signed in with a browser session is subscribed to the room's topic:
-//!   each account once, however many tabs. A closed tab leaves at once; a
+//!   each account once, however many tabs. It is **away** while all its
+//!   connections in the room are resting: they left the room's topic
+//!   because their page is hidden (`unsubscribe{away}`) and are still
+//!   connected; it is back when one subscribes again. A closed tab leaves at once; a
 //!   crashed tab or a lost network leaves when its connection is closed for
 //!   silence, within the heartbeat timeout (`heartbeat-timeout-ms`): no
 //!   ghosts. Access tokens (bots, load tools) are never listed.
@@ -30,8 +33,33 @@ pub const COALESCE: Duration = Duration::from_millis(150);
 struct Entry {
     name: String,
     /// Connections of the account subscribed to the room.
-    conns: u32,
+    here: u32,
+    /// Connections of the account resting from the room (page hidden).
+    away: u32,
     typing_until: Option<Instant>,
+}
+
+impl Entry {
+    /// How the account shows: `None` (not listed), or listed and whether away.
+    fn shown(&self) -> Option<bool> {
+        (self.here + self.away > 0).then_some(self.here == 0)
+    }
+
+    fn count(&mut self, a: Attendance) -> &mut u32 {
+        match a {
+            Attendance::Here => &mut self.here,
+            Attendance::Away => &mut self.away,
+        }
+    }
+}
+
+/// How one connection attends a room.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Attendance {
+    /// Subscribed to the room's topic.
+    Here,
+    /// Left the room's topic because its page is hidden; still connected.
+    Away,
 }
 
 #[derive(Default)]
@@ -62,28 +90,48 @@ impl PresenceBoard {
         })
     }
 
-    /// One more (`here`) or one less connection of `user` in `room`.
-    pub fn connection(self: &Arc<Self>, room: i64, user: &User, here: bool) {
+    /// One connection of `user` in `room` goes from `from` to `to` (`None`:
+    /// not in the room).
+    pub fn connection(
+        self: &Arc<Self>,
+        room: i64,
+        user: &User,
+        from: Option<Attendance>,
+        to: Option<Attendance>,
+    ) {
+        if from == to {
+            return;
+        }
         self.change(room, |r| {
-            if here {
-                let entry = r.users.entry(user.id).or_insert_with(|| Entry {
-                    name: user.name.clone(),
-                    conns: 0,
-                    typing_until: None,
-                });
-                entry.conns += 1;
-                entry.conns == 1
-            } else {
-                let Some(entry) = r.users.get_mut(&user.id) else {
-                    return false;
-                };
-                entry.conns = entry.conns.saturating_sub(1);
-                if entry.conns == 0 {
-                    r.users.remove(&user.id);
-                    return true;
+            let entry = match (r.users.get_mut(&user.id), to) {
+                (Some(e), _) => e,
+                // Only a connection new to the room can add the account.
+                (None, Some(_)) if from.is_none() => {
+                    r.users.entry(user.id).or_insert_with(|| Entry {
+                        name: user.name.clone(),
+                        here: 0,
+                        away: 0,
+                        typing_until: None,
+                    })
                 }
-                false
+                (None, _) => return false,
+            };
+            let before = entry.shown();
+            if let Some(a) = from {
+                let n = entry.count(a);
+                *n = n.saturating_sub(1);
             }
+            if let Some(a) = to {
+                *entry.count(a) += 1;
+            }
+            let after = entry.shown();
+            if after.is_none() {
+                r.users.remove(&user.id);
+            } else if after == Some(true) {
+                // Nobody types from a hidden page.
+                entry.typing_until = None;
+            }
+            before != after
         });
     }
 
@@ -91,12 +139,12 @@ impl PresenceBoard {
     pub fn typing(self: &Arc<Self>, room: i64, user_id: i64) {
         let until = Instant::now() + Duration::from_millis(TYPING_MS);
         self.change(room, |r| match r.users.get_mut(&user_id) {
-            Some(e) => {
+            Some(e) if e.here > 0 => {
                 let was = e.typing_until.is_some();
                 e.typing_until = Some(until);
                 !was
             }
-            None => false,
+            _ => false,
         });
     }
 
@@ -173,6 +221,7 @@ impl PresenceBoard {
                 id: *id,
                 name: e.name.clone(),
                 typing: e.typing_until.is_some(),
+                away: e.here == 0,
             })
             .collect();
         users.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
@@ -190,6 +239,7 @@ impl PresenceBoard {
 
 #[cfg(test)]
 mod tests {
+    use super::Attendance::{Away, Here};
     use super::*;
     use crate::protocol::{Event, EventData, ServerFrame};
     use crate::server::broker::{LocalBroker, Outbox};
@@ -198,6 +248,16 @@ mod tests {
         User {
             id,
             name: name.into(),
+        }
+    }
+
+    fn listed(d: &crate::server::broker::Delivery) -> Vec<(String, bool)> {
+        match serde_json::from_str::<ServerFrame>(d.frame.as_str()).unwrap() {
+            ServerFrame::Event(Event {
+                data: EventData::Presence(p),
+                ..
+            }) => p.users.iter().map(|u| (u.name.clone(), u.away)).collect(),
+            other => panic!("{other:?}"),
         }
     }
 
@@ -226,16 +286,16 @@ mod tests {
         let start = Instant::now();
 
         // Two tabs of ann and one of bob: one event, each account once.
-        board.connection(1, &ann, true);
-        board.connection(1, &ann, true);
-        board.connection(1, &bob, true);
+        board.connection(1, &ann, None, Some(Here));
+        board.connection(1, &ann, None, Some(Here));
+        board.connection(1, &bob, None, Some(Here));
         let first = rx.recv().await.unwrap();
         assert_eq!(
             names(&first),
             [("ann".into(), false), ("bob".into(), false)]
         );
         // One of ann's tabs closes: nothing changes, nothing is published.
-        board.connection(1, &ann, false);
+        board.connection(1, &ann, Some(Here), None);
         board.typing(1, bob.id);
         let typing = rx.recv().await.unwrap();
         assert_eq!(
@@ -254,15 +314,69 @@ mod tests {
         // Posting ends it at once; leaving removes the account.
         board.typing(1, ann.id);
         board.stop_typing(1, ann.id);
-        board.connection(1, &ann, false);
+        board.connection(1, &ann, Some(Here), None);
         let left = rx.recv().await.unwrap();
         assert_eq!(names(&left), [("bob".into(), false)]);
-        board.connection(1, &bob, false);
+        board.connection(1, &bob, Some(Here), None);
         let empty = rx.recv().await.unwrap();
         assert_eq!(names(&empty), []);
         // Nothing pending: the flush task has stopped.
         tokio::time::sleep(Duration::from_secs(10)).await;
         assert!(rx.try_recv().is_err());
         assert!(!board.board.lock().unwrap().flushing);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_account_whose_tabs_all_rest_shows_away_until_one_comes_back() {
+        let logs = Arc::new(EphemeralLogs::new(8, 8));
+        let broker = Arc::new(LocalBroker::default());
+        let board = PresenceBoard::new(logs, broker.clone());
+        let (outbox, mut rx) = Outbox::new(16);
+        broker.subscribe(Topic::presence(1), 1, outbox);
+        let (ann, bob) = (user(2, "ann"), user(3, "bob"));
+
+        // ann in two tabs, bob in one.
+        board.connection(1, &ann, None, Some(Here));
+        board.connection(1, &ann, None, Some(Here));
+        board.connection(1, &bob, None, Some(Here));
+        assert_eq!(
+            listed(&rx.recv().await.unwrap()),
+            [("ann".into(), false), ("bob".into(), false)]
+        );
+
+        // One of ann's tabs is hidden: she is still here in the other.
+        board.connection(1, &ann, Some(Here), Some(Away));
+        board.typing(1, bob.id);
+        assert_eq!(
+            names(&rx.recv().await.unwrap()),
+            [("ann".into(), false), ("bob".into(), true)]
+        );
+        // Her other tab is hidden too: away, and still listed.
+        board.connection(1, &ann, Some(Here), Some(Away));
+        let away = rx.recv().await.unwrap();
+        assert_eq!(listed(&away), [("ann".into(), true), ("bob".into(), false)]);
+        // A hidden page does not type.
+        board.typing(1, ann.id);
+        // One tab shown again: back.
+        board.connection(1, &ann, Some(Away), Some(Here));
+        let back = rx.recv().await.unwrap();
+        assert_eq!(
+            listed(&back),
+            [("ann".into(), false), ("bob".into(), false)]
+        );
+        assert_eq!(names(&back)[0], ("ann".into(), false), "not typing");
+        // The shown tab closes, then the hidden one: away, then gone.
+        board.connection(1, &ann, Some(Here), None);
+        assert_eq!(
+            listed(&rx.recv().await.unwrap()),
+            [("ann".into(), true), ("bob".into(), false)]
+        );
+        board.connection(1, &ann, Some(Away), None);
+        assert_eq!(listed(&rx.recv().await.unwrap()), [("bob".into(), false)]);
+        // Resting from a room one is not in changes nothing.
+        board.connection(1, &ann, Some(Here), Some(Away));
+        board.connection(1, &ann, Some(Away), None);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert!(rx.try_recv().is_err());
     }
 }

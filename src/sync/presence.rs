@@ -77,6 +77,7 @@ mod tests {
                         id: *id,
                         name: (*name).into(),
                         typing: *typing,
+                        away: false,
                     })
                     .collect(),
                 count: users.len() as u32,

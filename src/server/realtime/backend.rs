@@ -8,6 +8,7 @@ use crate::model::Backfill;
 use crate::protocol::{ChatWrite, Event, Tick, Topic, Version};
 use crate::server::accounts::{Access, Principal};
 use crate::server::logs::TopicLog;
+use crate::server::presence::Attendance;
 use crate::server::state::AppState;
 use crate::server::store::PageLimit;
 use async_trait::async_trait;
@@ -43,9 +44,15 @@ pub trait Backend: Send + Sync + 'static {
     ) -> Result<Event, AppError>;
     /// Publishes a tick (see `EphemeralLogs::publish_tick`).
     fn publish_tick(&self, topic: Topic, tick: Tick) -> Result<Event, AppError>;
-    /// One more (`here`) or one less live connection of `who` subscribed
-    /// to room `room` (see `server::presence`).
-    fn presence(&self, who: &Principal, room: i64, here: bool);
+    /// One live connection of `who` goes from `from` to `to` in room `room`
+    /// (`None`: not in it; see `server::presence`).
+    fn presence(
+        &self,
+        who: &Principal,
+        room: i64,
+        from: Option<Attendance>,
+        to: Option<Attendance>,
+    );
     /// `who` is typing in room `topic` (authorized as a write).
     async fn typing(&self, who: &Principal, topic: Topic) -> Result<(), AppError>;
 }
@@ -88,10 +95,16 @@ impl Backend for AppState {
         crate::server::chat::write(self, who, topic, client_id, write).await
     }
 
-    fn presence(&self, who: &Principal, room: i64, here: bool) {
+    fn presence(
+        &self,
+        who: &Principal,
+        room: i64,
+        from: Option<Attendance>,
+        to: Option<Attendance>,
+    ) {
         // People in browsers; access tokens (bots, load tools) are not listed.
         if let Principal::Session { user, .. } = who {
-            self.presence.connection(room, user, here);
+            self.presence.connection(room, user, from, to);
         }
     }
 

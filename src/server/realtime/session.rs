@@ -46,7 +46,8 @@ use crate::server::broker::{Broker, ConnId, Delivery, Outbox};
 use crate::server::config::Settings;
 use crate::server::limits::{Budget, Exceeded, Flood};
 use crate::server::metrics::{KindCounts, Meters};
-use std::collections::HashMap;
+use crate::server::presence::Attendance;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use tokio::time::{Duration, Instant};
 
@@ -91,6 +92,9 @@ pub struct Session {
     written: KindCounts,
     /// When the peer was last heard from.
     heard: Instant,
+    /// Rooms this connection left to rest (its page hidden): its account
+    /// shows there as away while the connection lasts (`server::presence`).
+    pub(super) resting: HashSet<i64>,
     /// Since when the connection has had no subscription (`None` while it
     /// has one).
     idle_since: Option<Instant>,
@@ -140,6 +144,7 @@ impl Session {
             peer,
             outbox,
             subs: HashMap::new(),
+            resting: HashSet::new(),
             behind: HashMap::new(),
             bad_frames: 0,
             written: KindCounts::default(),
@@ -229,7 +234,9 @@ impl Session {
             ClientFrame::Subscribe { topic, since } => {
                 cmd::subscribe::run(self, topic, since, out).await
             }
-            ClientFrame::Unsubscribe { topic } => cmd::unsubscribe::run(self, topic, out),
+            ClientFrame::Unsubscribe { topic, away } => {
+                cmd::unsubscribe::run(self, topic, away, out)
+            }
             ClientFrame::Send {
                 topic,
                 client_id,
@@ -283,6 +290,13 @@ impl Session {
                         self.untrack(t);
                         let e = AppError::NotFound(topic.to_string().replace(':', " "));
                         push_error(out, e.code(), e.to_string(), Some(t));
+                    }
+                }
+                // Resting from it: gone from its presence (the client
+                // learns when it subscribes again).
+                if let Topic::Room(id) = topic {
+                    if self.resting.contains(&id) {
+                        self.untrack(topic);
                     }
                 }
                 Verdict::Continue
@@ -465,18 +479,45 @@ impl Session {
         if self.subs.insert(topic, version).is_none() {
             self.services.meters.subscriptions.increment(1.0);
             if let Topic::Room(room) = topic {
-                self.services.backend.presence(&self.peer.who, room, true);
+                let from = self.resting.remove(&room).then_some(Attendance::Away);
+                let who = &self.peer.who;
+                self.services
+                    .backend
+                    .presence(who, room, from, Some(Attendance::Here));
             }
         }
     }
 
-    /// Ends the subscription to `topic`, if any.
+    /// Ends the subscription to `topic`, if any (and any rest from it).
     pub(super) fn untrack(&mut self, topic: Topic) {
+        self.leave(topic, false);
+    }
+
+    /// Ends the subscription to `topic`, if any. With `resting`, a room the
+    /// connection was in keeps it there as away (`unsubscribe{away}`);
+    /// without, it leaves the room altogether.
+    pub(super) fn leave(&mut self, topic: Topic, resting: bool) {
         self.behind.remove(&topic);
-        if self.subs.remove(&topic).is_some() {
+        let was = self.subs.remove(&topic).is_some();
+        if was {
             self.services.meters.subscriptions.decrement(1.0);
-            if let Topic::Room(room) = topic {
-                self.services.backend.presence(&self.peer.who, room, false);
+        }
+        if let Topic::Room(room) = topic {
+            let from = if was {
+                Some(Attendance::Here)
+            } else if !resting && self.resting.remove(&room) {
+                Some(Attendance::Away)
+            } else {
+                None
+            };
+            let to = (was && resting).then(|| {
+                self.resting.insert(room);
+                Attendance::Away
+            });
+            if from.is_some() {
+                self.services
+                    .backend
+                    .presence(&self.peer.who, room, from, to);
             }
         }
         self.services.broker.unsubscribe(topic, self.conn);
@@ -520,8 +561,17 @@ impl Drop for Session {
         for topic in self.subs.keys() {
             self.services.broker.unsubscribe(*topic, self.conn);
             if let Topic::Room(room) = topic {
-                self.services.backend.presence(&self.peer.who, *room, false);
+                let here = Some(Attendance::Here);
+                self.services
+                    .backend
+                    .presence(&self.peer.who, *room, here, None);
             }
+        }
+        for room in &self.resting {
+            let away = Some(Attendance::Away);
+            self.services
+                .backend
+                .presence(&self.peer.who, *room, away, None);
         }
     }
 }

@@ -107,7 +107,14 @@ impl super::super::backend::Backend for NoBackend {
     ) -> Result<crate::protocol::Event, crate::error::AppError> {
         Err(crate::error::AppError::Internal)
     }
-    fn presence(&self, _: &crate::server::accounts::Principal, _: i64, _: bool) {}
+    fn presence(
+        &self,
+        _: &crate::server::accounts::Principal,
+        _: i64,
+        _: Option<crate::server::presence::Attendance>,
+        _: Option<crate::server::presence::Attendance>,
+    ) {
+    }
 
     async fn typing(
         &self,

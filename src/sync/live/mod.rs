@@ -149,7 +149,7 @@ impl LiveClient {
             subs.remove(&topic);
             drop(subs);
             if !inner.resting.get() || keep_while_hidden(topic) {
-                inner.queue(&ClientFrame::Unsubscribe { topic });
+                inner.queue(&ClientFrame::Unsubscribe { topic, away: false });
             }
         }
     }
@@ -271,7 +271,9 @@ impl Inner {
             .filter(|t| !keep_while_hidden(*t))
             .collect();
         for topic in dropped {
-            self.queue(&ClientFrame::Unsubscribe { topic });
+            // A room keeps this tab's account in its presence, as away.
+            let away = matches!(topic, Topic::Room(_));
+            self.queue(&ClientFrame::Unsubscribe { topic, away });
         }
     }
 

@@ -14,6 +14,7 @@ async fn subscriptions_are_limited_and_unsubscribe_always_answers() {
     );
     h.send(ClientFrame::Unsubscribe {
         topic: Topic::room(9),
+        away: false,
     })
     .await;
     assert_eq!(

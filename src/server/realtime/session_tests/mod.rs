@@ -144,7 +144,14 @@ impl Backend for Fake {
         Err(AppError::Internal)
     }
 
-    fn presence(&self, _: &crate::server::accounts::Principal, _: i64, _: bool) {}
+    fn presence(
+        &self,
+        _: &crate::server::accounts::Principal,
+        _: i64,
+        _: Option<crate::server::presence::Attendance>,
+        _: Option<crate::server::presence::Attendance>,
+    ) {
+    }
 
     async fn typing(
         &self,

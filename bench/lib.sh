@@ -1,0 +1,43 @@
+# Shared by the bench scripts (sourced, not run): ports and fresh servers.
+
+port_open() { (echo > "/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+wait_port() { for _ in $(seq 100); do port_open "$1" && return 0; sleep 0.1; done; return 1; }
+
+# The load comes from one address and sends far above a person's rate: the
+# per-address and per-connection limits are lifted for it (README,
+# "Benchmarks"). bench/fairness.sh keeps the defaults on purpose.
+LIFTED_LIMITS=(
+  TANDEM_MESSAGES_PER_SECOND=10000000 TANDEM_MESSAGES_BURST=10000000
+  TANDEM_CONNECTS_PER_MINUTE=10000000 TANDEM_MAX_WS_CONNECTIONS=100000
+  TANDEM_MAX_WS_CONNECTIONS_PER_IP=100000 TANDEM_RESUMES_BURST=10000000
+  TANDEM_LOGIN_BURST=1000
+)
+
+# start_tandem PORT DB CPU LOG [VAR=value ...]: a fresh release tandem (new
+# database at DB, demo data, the `bench` account allowed to publish, the
+# limits lifted) on 127.0.0.1:PORT, pinned to CPU, in the background, with
+# any extra settings given. Sets SERVER_PID; returns once it listens.
+start_tandem() {
+  local port="$1" db="$2" cpu="$3" logfile="$4"; shift 4
+  rm -f "$db" "$db"-*
+  env "${LIFTED_LIMITS[@]}" TANDEM_DATABASE_URL="sqlite://$db" TANDEM_PUBLISHERS='["bench"]' \
+    TANDEM_MAX_SUBSCRIPTIONS=8 TANDEM_SEED_DEMO_DATA=true RUST_LOG=warn \
+    LEPTOS_SITE_ADDR="127.0.0.1:$port" LEPTOS_SITE_ROOT=target/site "$@" \
+    taskset -c "$cpu" target/release/tandem >"$logfile" 2>&1 &
+  SERVER_PID=$!
+  wait_port "$port" || { echo "tandem did not start:" >&2; cat "$logfile" >&2; return 1; }
+}
+
+# start_floor PORT CPU LOG [FLUSH_MS]: the calibration server (bench/load/src/bin/floor.rs).
+start_floor() {
+  taskset -c "$2" target/release/floor "127.0.0.1:$1" "${4:-0}" >"$3" 2>&1 &
+  SERVER_PID=$!
+  wait_port "$1" || { echo "floor did not start:" >&2; cat "$3" >&2; return 1; }
+}
+
+# stop_server PORT: stops SERVER_PID and waits for PORT to close.
+stop_server() {
+  kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true
+  for _ in $(seq 50); do port_open "$1" || break; sleep 0.1; done
+  SERVER_PID=""
+}
