@@ -162,11 +162,11 @@ def main(path):
                 print(f"| {label} | {fw} ms | refused (the tool saturated or failed) | — | — | **no** |")
                 continue
             covers = r["lost"] == 0 and r["deliveries_per_s"] >= 2 * best * 0.98 and not r["client_saturated"]
-            verdict = ("yes" if covers else "**no**") + f" (row's best {best / 1000:.1f}k del/s)" if best else "— (no run of the row in this file)"
+            covered = ("yes" if covers else "**no**") + f" (row's best {best / 1000:.1f}k del/s)" if best else "— (no run of the row in this file)"
             print(f"| {label} | {fw} ms | {r['deliveries_per_s'] / 1000:.1f}k del/s, p99 {r['latency_us']['p99'] / 1000:.2f} ms, "
                   f"floor {r['server']['cpu_us_per_delivery']:.2f} µs CPU/del, lost {r['lost']} | "
                   f"{r['client_us_per_delivery']:.2f} µs | {100 * r['client_cpu_core_share']:.0f}% | "
-                  f"{verdict} |")
+                  f"{covered} |")
 
 
 if __name__ == "__main__":
