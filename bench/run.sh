@@ -123,7 +123,11 @@ if [ "$MODE" = full ] || [ "$MODE" = quick ]; then
   run "$SMALL" "long-poll 1000 x 10/s" sio 0 -- fanout --transport sio-poll --subs 1000 --rate 10 --duration "$DUR"
   # Durability: the same fan-out on a persisted chat topic (write, then broadcast).
   run "$BIG" "durable 1000 x 100/s" tandem 0 -- fanout --transport ws --topic room:1 --subs 1000 --rate 100 --duration "$DUR"
+  run "$BIG" "durable 1000 x 100/s" tandem "$FLUSH_MS" -- fanout --transport ws --topic room:1 --subs 1000 --rate 100 --duration "$DUR"
   run "$SMALL" "durable 100 x 300/s" tandem 0 -- fanout --transport ws --topic room:2 --subs 100 --rate 300 --duration "$DUR"
+  # The maximum on a lossless topic: every message delivered, none coalesced.
+  run "$BIG" "max durable 1000 x 250/s" tandem 0 -- fanout --transport ws --topic room:1 --subs 1000 --rate 250 --duration "$DUR"
+  run "$BIG" "max durable 1000 x 250/s" tandem "$FLUSH_MS" -- fanout --transport ws --topic room:1 --subs 1000 --rate 250 --duration "$DUR"
 fi
 if [ "$MODE" = full ] || [ "$MODE" = calibrate ]; then
   # Calibration: the same cells at twice the rate, against the minimal
@@ -136,6 +140,7 @@ if [ "$MODE" = full ] || [ "$MODE" = calibrate ]; then
     run 1 "$label" floor 0 -- fanout --transport floor --subs "$1" --rate $(( $2 * 2 )) --duration "$DUR"
     run 1 "$label" floor "$FLUSH_MS" -- fanout --transport floor --subs "$1" --rate $(( $2 * 2 )) --duration "$DUR"
   done
+  run 1 "max durable 1000 x 250/s" floor "$FLUSH_MS" -- fanout --transport floor --subs 1000 --rate 500 --duration "$DUR"
 fi
 
 MODE="$MODE" python3 - "$work/runs.jsonl" "$out" <<'PY'

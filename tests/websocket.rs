@@ -435,3 +435,36 @@ async fn shutdown_tells_clients_to_reconnect_and_keeps_acknowledged_writes() {
         .clone();
     assert_eq!(last, acked);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_flush_window_a_burst_reaches_every_subscriber_whole_and_in_order() {
+    let server = TestServer::with(|s| {
+        s.flush_window_ms = 30;
+        s.messages_burst = 100;
+    })
+    .await;
+    let (mut a, mut b) = (server.ws().await, server.ws().await);
+    let start = subscribe(&mut a, room(1), None).await;
+    subscribe(&mut b, room(1), None).await;
+    let mut writer = server.ws_as("ann").await;
+    for i in 0..40 {
+        writer
+            .send(&ClientFrame::Send {
+                topic: room(1),
+                client_id: cid().parse().unwrap(),
+                body: format!("burst {i}"),
+            })
+            .await;
+    }
+    for ws in [&mut a, &mut b] {
+        for i in 0..40u64 {
+            let e = event(ws).await;
+            assert_eq!(
+                (e.version.seq, body(&e)),
+                (start.seq + 1 + i, format!("burst {i}").as_str()),
+                "every message once, in order"
+            );
+        }
+        ws.expect_silence(Duration::from_millis(200)).await;
+    }
+}

@@ -42,6 +42,8 @@ pub struct AppState {
     pub rules: Arc<Rules>,
     /// Rate limits and caps per client address.
     pub limits: Arc<PerIp>,
+    /// The flush window's one timer (`None` when `flush-window-ms` is 0).
+    pub flusher: Option<Arc<crate::server::realtime::flush::Flusher>>,
     next_conn: Arc<AtomicU64>,
 }
 
@@ -75,6 +77,9 @@ impl AppState {
             meters: Meters::new(),
             rules: Arc::new(rules),
             limits,
+            flusher: crate::server::realtime::flush::Flusher::of(std::time::Duration::from_millis(
+                settings.flush_window_ms,
+            )),
             next_conn: Arc::new(AtomicU64::new(1)),
         }
     }

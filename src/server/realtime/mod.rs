@@ -6,6 +6,7 @@
 
 pub mod backend;
 pub mod cmd;
+pub mod flush;
 pub mod frame;
 pub mod session;
 pub mod ws;

@@ -21,6 +21,7 @@
 //! off by the WebSocket layer, which closes with 1009. More than
 //! `max-bad-frames` refused frames close with 4400.
 
+use super::flush::Flusher;
 use super::frame::{Frame, Frames};
 use super::session::{Peer, Session, Verdict};
 use crate::protocol::{
@@ -39,12 +40,12 @@ use futures::{Sink, SinkExt, Stream, StreamExt};
 use serde::Deserialize;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 use tokio::time::{timeout, Instant, Interval};
 
 /// Most deliveries taken from the outbox per step.
 const BATCH: usize = 64;
-/// Most deliveries held for one flush window.
+/// Most deliveries taken from the outbox at the end of a flush window.
 const MAX_PENDING: usize = 1024;
 /// Most bytes of frames joined into one `batch` message.
 const MAX_BATCH_BYTES: usize = 64 * 1024;
@@ -181,6 +182,7 @@ async fn serve(socket: WebSocket, state: AppState, peer: Peer, batch_frames: boo
         tick: tokio::time::interval_at(first_tick(Instant::now(), beat), beat),
         limits: Limits::from_settings(&settings),
         batch_frames,
+        flusher: state.flusher.clone(),
     };
     let end = drive(socket, session, link).await;
     meters.ws_connections.decrement(1.0);
@@ -198,8 +200,6 @@ pub struct Limits {
     /// The window a `reconnect` frame spreads clients over.
     pub reconnect_window_ms: u64,
     pub max_message_bytes: usize,
-    /// How long deliveries wait for others to be written with (0: none).
-    pub flush_window: Duration,
 }
 
 impl Limits {
@@ -209,7 +209,6 @@ impl Limits {
             goodbye: Duration::from_millis(s.shutdown_grace_ms.max(100)),
             reconnect_window_ms: s.reconnect_window_ms,
             max_message_bytes: s.max_ws_message_bytes,
-            flush_window: Duration::from_millis(s.flush_window_ms),
         }
     }
 }
@@ -226,6 +225,8 @@ pub struct Link {
     pub limits: Limits,
     /// The client reads `batch` frames.
     pub batch_frames: bool,
+    /// The process's flush window (`None`: deliveries are written at once).
+    pub flusher: Option<Arc<Flusher>>,
 }
 
 /// Serves one connection until it ends; returns why it ended.
@@ -236,9 +237,12 @@ where
     let mut signal = link.shutdown.signal();
     let mut out = Frames::new();
     let mut batch = Vec::with_capacity(BATCH);
-    // Deliveries wait in `batch` until then (a flush window is set).
-    let mut flush_at: Option<Instant> = None;
-    let window = link.limits.flush_window;
+    // With a flush window: once deliveries came, the connection waits for
+    // the flusher's ring without reading its outbox, so what the broker
+    // pushes meanwhile does not wake it.
+    let flusher = link.flusher.clone();
+    let bell = Arc::new(Notify::new());
+    let mut armed = false;
     let joined = link.batch_frames;
     // Liveness: a WebSocket ping each heartbeat tick (browsers answer it
     // without running any script); the client's page hears from the server
@@ -303,20 +307,28 @@ where
                 session.continue_catch_up(&mut out).await;
                 Verdict::Continue
             }
-            n = link.inbox.recv_many(&mut batch, BATCH), if batch.len() < MAX_PENDING => {
+            n = link.inbox.recv_many(&mut batch, BATCH), if !armed => {
                 if n == 0 {
                     return "outbox closed";
                 }
-                if window.is_zero() || batch.len() >= MAX_PENDING {
-                    flush_at = None;
-                    deliver_all(&mut session, &mut batch, link.inbox.len(), &mut out).await;
-                } else {
-                    flush_at.get_or_insert_with(|| Instant::now() + window);
+                match &flusher {
+                    Some(flusher) => {
+                        armed = true;
+                        flusher.arm(&bell);
+                    }
+                    None => deliver_all(&mut session, &mut batch, link.inbox.len(), &mut out).await,
                 }
                 Verdict::Continue
             }
-            _ = tokio::time::sleep_until(flush_at.unwrap_or_else(Instant::now)), if flush_at.is_some() => {
-                flush_at = None;
+            _ = bell.notified(), if armed => {
+                armed = false;
+                // Everything that came during the window, without waiting.
+                while batch.len() < MAX_PENDING {
+                    match link.inbox.try_recv() {
+                        Ok(d) => batch.push(d),
+                        Err(_) => break,
+                    }
+                }
                 deliver_all(&mut session, &mut batch, link.inbox.len(), &mut out).await;
                 Verdict::Continue
             }

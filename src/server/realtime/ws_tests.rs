@@ -170,6 +170,7 @@ fn rig(stalled: bool, first_tick: Duration, outbox_capacity: usize) -> Rig {
         tick: tokio::time::interval_at(Instant::now() + first_tick, Duration::from_millis(100)),
         limits: Limits::from_settings(&settings),
         batch_frames: false,
+        flusher: None,
     };
     Rig {
         socket,
@@ -334,7 +335,7 @@ fn room_event(seq: u64) -> crate::protocol::Event {
 #[tokio::test(start_paused = true)]
 async fn a_flush_window_writes_a_burst_as_one_batch_with_ticks_collapsed() {
     let mut r = rig(false, Duration::from_secs(3600), 1024);
-    r.link.limits.flush_window = Duration::from_millis(20);
+    r.link.flusher = crate::server::realtime::flush::Flusher::of(Duration::from_millis(20));
     r.link.batch_frames = true;
     let ticker = crate::protocol::Topic::ticker("FAST").unwrap();
     let room = crate::protocol::Topic::room(1);
