@@ -15,7 +15,7 @@
 
 use crate::server::config::Settings;
 use crate::server::limits::Exceeded;
-use governor::clock::{Clock, DefaultClock};
+use governor::clock::Clock;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use std::hash::Hash;
 use std::net::IpAddr;
@@ -58,7 +58,7 @@ fn check<K: Hash + Eq + Clone>(
 ) -> Result<(), Exceeded> {
     limiter.check_key(key).map_err(|not_until| Exceeded {
         what,
-        retry_after: not_until.wait_time_from(DefaultClock::default().now()),
+        retry_after: not_until.wait_time_from(crate::server::limits::clock().now()),
     })
 }
 
