@@ -7,10 +7,10 @@
 mod common;
 
 use common::{cid, TestServer, Ws};
-use tandem::protocol::{ClientFrame, ErrorCode, Event, EventData, ServerFrame, Topic};
+use tandem::protocol::{ClientFrame, ErrorCode, Event, EventData, Present, ServerFrame, Topic};
 
-/// The next presence event on `ws`, as (name, typing) pairs.
-async fn next_presence(ws: &mut Ws) -> Vec<(String, bool)> {
+/// The accounts of the next presence event on `ws`.
+async fn next_users(ws: &mut Ws) -> Vec<Present> {
     loop {
         match ws.recv().await {
             ServerFrame::Event(Event {
@@ -18,12 +18,20 @@ async fn next_presence(ws: &mut Ws) -> Vec<(String, bool)> {
                 ..
             }) => {
                 assert_eq!(p.count as usize, p.users.len());
-                return p.users.into_iter().map(|u| (u.name, u.typing)).collect();
+                return p.users;
             }
-            ServerFrame::Subscribed { .. } | ServerFrame::Event(_) => continue,
+            ServerFrame::Subscribed { .. }
+            | ServerFrame::Unsubscribed { .. }
+            | ServerFrame::Event(_) => continue,
             other => panic!("expected presence, got {other:?}"),
         }
     }
+}
+
+/// The next presence event on `ws`, as (name, typing) pairs.
+async fn next_presence(ws: &mut Ws) -> Vec<(String, bool)> {
+    let users = next_users(ws).await;
+    users.into_iter().map(|u| (u.name, u.typing)).collect()
 }
 
 /// Presence events on `ws` until one equals `want` (changes are coalesced,
@@ -195,18 +203,8 @@ async fn presence_follows_the_rooms_rules() {
 
 /// The next presence event on `ws`, as (name, away) pairs.
 async fn next_away(ws: &mut Ws) -> Vec<(String, bool)> {
-    loop {
-        match ws.recv().await {
-            ServerFrame::Event(Event {
-                data: EventData::Presence(p),
-                ..
-            }) => return p.users.into_iter().map(|u| (u.name, u.away)).collect(),
-            ServerFrame::Subscribed { .. }
-            | ServerFrame::Unsubscribed { .. }
-            | ServerFrame::Event(_) => continue,
-            other => panic!("expected presence, got {other:?}"),
-        }
-    }
+    let users = next_users(ws).await;
+    users.into_iter().map(|u| (u.name, u.away)).collect()
 }
 
 async fn until_away(ws: &mut Ws, want: &[(&str, bool)]) {
@@ -235,19 +233,9 @@ async fn a_resting_tab_shows_its_account_away_until_it_comes_back_or_closes() {
     tab.send(&ClientFrame::Typing { topic }).await;
     // Shown again: back, from where it was.
     subscribe(&mut tab, topic).await;
-    let back = loop {
-        match watcher.recv().await {
-            ServerFrame::Event(Event {
-                data: EventData::Presence(p),
-                ..
-            }) => break p,
-            ServerFrame::Subscribed { .. } => continue,
-            other => panic!("{other:?}"),
-        }
-    };
+    let back = next_users(&mut watcher).await;
     assert_eq!(
-        back.users
-            .iter()
+        back.iter()
             .map(|u| (u.name.as_str(), u.away, u.typing))
             .collect::<Vec<_>>(),
         [("ann", false, false)],

@@ -251,27 +251,28 @@ mod tests {
         }
     }
 
-    fn listed(d: &crate::server::broker::Delivery) -> Vec<(String, bool)> {
-        match serde_json::from_str::<ServerFrame>(d.frame.as_str()).unwrap() {
-            ServerFrame::Event(Event {
-                data: EventData::Presence(p),
-                ..
-            }) => p.users.iter().map(|u| (u.name.clone(), u.away)).collect(),
-            other => panic!("{other:?}"),
-        }
-    }
-
-    fn names(d: &crate::server::broker::Delivery) -> Vec<(String, bool)> {
+    /// The accounts a presence delivery lists.
+    fn users(d: &crate::server::broker::Delivery) -> Vec<Present> {
         match serde_json::from_str::<ServerFrame>(d.frame.as_str()).unwrap() {
             ServerFrame::Event(Event {
                 data: EventData::Presence(p),
                 ..
             }) => {
                 assert_eq!(p.count as usize, p.users.len());
-                p.users.iter().map(|u| (u.name.clone(), u.typing)).collect()
+                p.users
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    /// (name, away) of each account listed.
+    fn listed(d: &crate::server::broker::Delivery) -> Vec<(String, bool)> {
+        users(d).into_iter().map(|u| (u.name, u.away)).collect()
+    }
+
+    /// (name, typing) of each account listed.
+    fn names(d: &crate::server::broker::Delivery) -> Vec<(String, bool)> {
+        users(d).into_iter().map(|u| (u.name, u.typing)).collect()
     }
 
     #[tokio::test(start_paused = true)]

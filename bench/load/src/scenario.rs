@@ -170,6 +170,13 @@ impl Tally {
         }
     }
 
+    /// The delivery numbers (0-based) not received.
+    fn missing(&self) -> Vec<u64> {
+        (0..self.total)
+            .filter(|i| self.seen[(i / 64) as usize] & (1 << (i % 64)) == 0)
+            .collect()
+    }
+
     /// Records delivery number `i` (0-based); `false` if it is a duplicate
     /// or outside the run.
     fn record(&mut self, i: u64) -> bool {
@@ -210,6 +217,7 @@ struct Progress {
 
 pub async fn fanout(t: Arc<dyn Transport>, o: &Options) -> anyhow::Result<Report> {
     let server = o.server_pid.as_deref();
+    let trace = std::env::var_os("LOAD_TRACE").is_some();
     let rss_before = server.map(procfs::rss_kib).transpose()?.unwrap_or(0);
     let t0 = Instant::now();
     let subs = connect_all(&t, o.subs, o.connect_concurrency).await?;
@@ -329,7 +337,7 @@ pub async fn fanout(t: Arc<dyn Transport>, o: &Options) -> anyhow::Result<Report
         if now < best {
             (best, best_at) = (now, Instant::now());
         }
-        if std::env::var_os("LOAD_TRACE").is_some() {
+        if trace {
             eprintln!("{:.2}s owed {now}", publish_end.elapsed().as_secs_f64());
         }
     }
@@ -341,13 +349,13 @@ pub async fn fanout(t: Arc<dyn Transport>, o: &Options) -> anyhow::Result<Report
     let _ = tokio::task::spawn_blocking(move || publishing.join()).await;
 
     let (mut received, mut duplicated, mut reordered, mut stale) = (0, 0, 0, 0);
-    let (mut disconnected, mut why) = (0, None);
+    let (mut disconnected, mut why, mut traced) = (0, None, false);
     for task in tasks {
         let tally = task.await??;
-        if std::env::var_os("LOAD_TRACE").is_some() && tally.received < total && stale == 0 {
-            let missing: Vec<u64> = (0..total)
-                .filter(|i| tally.seen[(i / 64) as usize] & (1 << (i % 64)) == 0)
-                .collect();
+        if trace && !traced && tally.received < total {
+            // The first receiver that misses something, as an example.
+            traced = true;
+            let missing = tally.missing();
             eprintln!(
                 "a receiver misses {} (first {:?}, last {:?})",
                 missing.len(),
@@ -583,9 +591,6 @@ mod tests {
         assert_eq!(t.duplicated, 1, "3 came twice");
         assert_eq!(t.reordered, 1, "2 came after 3");
         assert_eq!(t.highest, 100);
-        let missing = (0..100)
-            .filter(|i| t.seen[i / 64] & (1 << (i % 64)) == 0)
-            .count();
-        assert_eq!(missing, 95);
+        assert_eq!(t.missing().len(), 95);
     }
 }

@@ -510,10 +510,12 @@ impl Session {
             } else {
                 None
             };
-            let to = (was && resting).then(|| {
+            let to = if was && resting {
                 self.resting.insert(room);
-                Attendance::Away
-            });
+                Some(Attendance::Away)
+            } else {
+                None
+            };
             if from.is_some() {
                 self.services
                     .backend

@@ -240,7 +240,6 @@ where
     // With a flush window: once deliveries came, the connection waits for
     // the flusher's ring without reading its outbox, so what the broker
     // pushes meanwhile does not wake it.
-    let flusher = link.flusher.clone();
     let bell = Arc::new(Notify::new());
     let mut armed = false;
     let joined = link.batch_frames;
@@ -311,7 +310,7 @@ where
                 if n == 0 {
                     return "outbox closed";
                 }
-                match &flusher {
+                match &link.flusher {
                     Some(flusher) => {
                         armed = true;
                         flusher.arm(&bell);

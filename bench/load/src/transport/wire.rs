@@ -44,7 +44,7 @@ pub async fn connect(target: &str, path: &str, headers: &[(&str, &str)]) -> anyh
         pos: 0,
     };
     let head_end = loop {
-        if let Some(i) = find(&conn.buf, b"\r\n\r\n") {
+        if let Some(i) = super::find(&conn.buf, b"\r\n\r\n") {
             break i + 4;
         }
         anyhow::ensure!(conn.buf.len() < 16 * 1024, "handshake response too long");
@@ -60,10 +60,6 @@ pub async fn connect(target: &str, path: &str, headers: &[(&str, &str)]) -> anyh
     );
     conn.pos = head_end;
     Ok(conn)
-}
-
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
 }
 
 /// A server frame's header: opcode, and the payload's place in `buf`.
