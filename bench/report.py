@@ -6,6 +6,7 @@ import statistics
 import sys
 
 TARGETS = {
+    "deflate idle": "≤ 8 KiB RSS/conn with permessage-deflate agreed",
     "idle": "≤ 5 KiB RSS/conn; keep-alive ≤ 1% core; connect ≤ 75 µs CPU",
     "100 subs x 100/s": "p99 ≤ 1 ms; ≥ 2× Socket.IO on CPU and p99",
     "1000 subs x 100/s": "p99 ≤ 10 ms; ≤ 4 µs CPU/delivery; ≥ 2× Socket.IO on CPU and p99",
@@ -85,7 +86,9 @@ def verdict(label, runs, sio):
     checks = []
     m = lambda f: (med(ok, f) or (float("inf"),))[0]
     ms99 = m(p99) / 1000
-    if label.startswith("idle"):
+    if label.startswith("deflate idle"):
+        checks = [("≤ 8 KiB/conn", m(lambda r: r["server"].get("rss_kib_per_connection")) <= 8)]
+    elif label.startswith("idle"):
         checks = [("≤ 5 KiB/conn", m(lambda r: r["server"].get("rss_kib_per_connection")) <= 5),
                   ("keep-alive ≤ 1%", 100 * m(lambda r: r["server"].get("cpu_core_share")) <= 1),
                   ("connect ≤ 75 µs", m(lambda r: r["server"].get("cpu_us_per_connect")) <= 75)]

@@ -110,6 +110,8 @@ if [ "$MODE" = full ] || [ "$MODE" = quick ] || [ "$MODE" = idle ]; then
   # Hold > 2 heartbeat intervals of either server.
   run 1 "idle $IDLE" tandem 0 -- idle --transport ws --subs "$IDLE" --hold "$HOLD"
   run 1 "idle $IDLE" sio 0 -- idle --transport sio-ws --subs "$IDLE" --hold "$HOLD"
+  # The same with permessage-deflate offered (as browsers do) and agreed.
+  run 1 "deflate idle $IDLE" tandem 0 -- idle --transport ws --subs "$IDLE" --hold "$HOLD" --deflate 1
 fi
 if [ "$MODE" = full ] || [ "$MODE" = quick ]; then
   for cell in "${CELLS[@]}"; do

@@ -43,7 +43,7 @@ impl Delivery {
         Some(Arc::new(Delivery {
             topic: event.topic,
             version: event.version,
-            frame: Frame::encode(&ServerFrame::Event(event.clone()))?,
+            frame: Frame::encode_shared(&ServerFrame::Event(event.clone()))?,
         }))
     }
 }

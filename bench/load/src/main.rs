@@ -32,7 +32,7 @@ fn usage() -> ! {
     eprintln!(
         "usage: tandem-load <fanout|idle> [--transport ws|floor|sio-ws|sio-poll] [--target HOST:PORT] \
          [--topic T] [--token T | --account NAME] [--subs N] [--rate MSG_PER_S] [--duration S] [--hold S] [--settle-ms MS] \
-         [--connect-concurrency N] [--server-pid PID] [--json FILE] [--label TEXT]\n\
+         [--connect-concurrency N] [--deflate 1] [--pad BYTES] [--server-pid PID] [--json FILE] [--label TEXT]\n\
          \x20      tandem-load fairness [--target HOST:PORT] [--token T | --account NAME] [--flood backfill|send] [--flooders N] \
          [--interval-ms MS] [--duration S] [--json FILE]\n\
          \x20      tandem-load revocation [--target HOST:PORT] [--rounds N] [--json FILE]"
@@ -70,6 +70,7 @@ fn main() -> anyhow::Result<()> {
         server_pid: flags.get("server-pid").cloned(),
         hold: Duration::from_secs(num("hold", 10)?),
         settle: Duration::from_millis(num("settle-ms", 3000)?),
+        deflate: get("deflate", "0") == "1",
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -90,6 +91,10 @@ fn main() -> anyhow::Result<()> {
         &target,
         &get("topic", default_topic),
         &token,
+        transport::Extras {
+            deflate: get("deflate", "0") == "1",
+            pad: num("pad", 0)? as usize,
+        },
     )?);
     if scenario == "revocation" {
         let report = runtime.block_on(revocation::run(&target, num("rounds", 50)?))?;

@@ -37,6 +37,8 @@ pub struct Options {
     /// Fan-out: how long the count still owed may stay flat before the
     /// rest is declared lost.
     pub settle: Duration,
+    /// permessage-deflate offered (reported; the transport does the offering).
+    pub deflate: bool,
 }
 
 #[derive(Serialize, Debug, Default)]
@@ -106,6 +108,12 @@ pub struct Report {
     pub latency_us: Quantiles,
     pub fanout_us: Quantiles,
     pub deliveries_per_s: f64,
+    /// Bytes of WebSocket frames (headers included) received per delivery
+    /// (tandem and the calibration server; a batch's bytes are shared by its
+    /// deliveries).
+    pub wire_bytes_per_delivery: Option<f64>,
+    /// permessage-deflate was offered (`--deflate 1`).
+    pub deflate_offered: bool,
     pub client_cpu_core_share: f64,
     /// Load-tool CPU per received delivery (its own cost, for calibration).
     pub client_us_per_delivery: Option<f64>,
@@ -306,6 +314,7 @@ pub async fn fanout(t: Arc<dyn Transport>, o: &Options) -> anyhow::Result<Report
         tasks.push(tokio::spawn(receive(sub, base, total, progress, stopped)));
     }
 
+    let wire0 = crate::transport::wire::WIRE_BYTES.load(Ordering::Relaxed);
     let cpu_self0 = procfs::cpu("self")?;
     let cpu_srv0 = server.map(procfs::cpu).transpose()?;
     let interval = Duration::from_nanos(1_000_000_000 / o.rate.max(1));
@@ -417,6 +426,11 @@ pub async fn fanout(t: Arc<dyn Transport>, o: &Options) -> anyhow::Result<Report
         ),
         fanout_us: Quantiles::of(&fan),
         deliveries_per_s: received as f64 / publish_s.max(1e-9),
+        wire_bytes_per_delivery: (received > 0).then(|| {
+            let wire = crate::transport::wire::WIRE_BYTES.load(Ordering::Relaxed) - wire0;
+            wire as f64 / received as f64
+        }),
+        deflate_offered: o.deflate,
         client_cpu_core_share: client_share,
         client_us_per_delivery: (received > 0).then(|| client_cpu * 1e6 / received as f64),
         client_connect_core_share: None,

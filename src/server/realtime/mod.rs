@@ -2,11 +2,14 @@
 //! (subscriptions, ordering by policy, catch-up, heartbeats) behind the
 //! `backend` seam; `cmd/` has one handler per client frame kind; `frame` is
 //! the encoded output unit; one file per transport drives a session: `ws`
-//! now, SSE and long polling later.
+//! now, SSE and long polling later. `socket` is the WebSocket protocol
+//! itself (framing, permessage-deflate through `deflate`).
 
 pub mod backend;
 pub mod cmd;
+pub mod deflate;
 pub mod flush;
 pub mod frame;
 pub mod session;
+pub mod socket;
 pub mod ws;

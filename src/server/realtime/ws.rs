@@ -24,6 +24,7 @@
 use super::flush::Flusher;
 use super::frame::{Frame, Frames};
 use super::session::{Peer, Session, Verdict};
+use super::socket::{Config, Out, Upgrade, WsError};
 use crate::protocol::{
     CloseCode, ErrorCode, ErrorFrame, ProtocolError, ServerFrame, MIN_PROTOCOL_VERSION,
 };
@@ -32,7 +33,7 @@ use crate::server::accounts::{Auth, Principal};
 use crate::server::broker::{Inbox, Outbox};
 use crate::server::shutdown::Shutdown;
 use crate::server::state::AppState;
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::Message;
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -65,7 +66,7 @@ pub async fn upgrade(
     Query(params): Query<Params>,
     auth: Option<axum::Extension<Auth>>,
     headers: HeaderMap,
-    ws: WebSocketUpgrade,
+    ws: Upgrade,
 ) -> Response {
     if state.rules.check_origin(&headers).is_err() {
         tracing::warn!(origin = ?headers.get("origin"), "cross-origin WebSocket refused");
@@ -112,15 +113,17 @@ pub async fn upgrade(
         .batch
         .as_deref()
         .is_some_and(|b| b == "1" || b == "true");
-    let max = state.settings.max_ws_message_bytes;
-    ws.read_buffer_size(1024)
-        .write_buffer_size(8 * 1024)
-        .max_message_size(max)
-        .max_frame_size(max)
-        .on_upgrade(move |socket| async move {
-            serve(socket, state, peer, batch_frames).await;
-            drop(place);
-        })
+    let config = Config {
+        max_message: state.settings.max_ws_message_bytes,
+        min_deflate: state
+            .settings
+            .ws_compression
+            .then_some(state.settings.ws_compress_min_bytes),
+    };
+    ws.on_upgrade(config, move |socket| async move {
+        serve(socket, state, peer, batch_frames).await;
+        drop(place);
+    })
 }
 
 /// When a connection opened at `now` first ticks: one interval later,
@@ -158,7 +161,10 @@ pub fn too_many(exceeded: &crate::server::limits::Exceeded) -> Response {
         .into_response()
 }
 
-async fn serve(socket: WebSocket, state: AppState, peer: Peer, batch_frames: bool) {
+async fn serve<S>(socket: S, state: AppState, peer: Peer, batch_frames: bool)
+where
+    S: Stream<Item = Result<Message, axum::Error>> + Sink<Out, Error = axum::Error> + Unpin,
+{
     let _guard = state.shutdown.track_session();
     let meters = state.meters.clone();
     meters.ws_connects.increment(1);
@@ -232,7 +238,7 @@ pub struct Link {
 /// Serves one connection until it ends; returns why it ended.
 pub async fn drive<S>(mut socket: S, mut session: Session, mut link: Link) -> &'static str
 where
-    S: Stream<Item = Result<Message, axum::Error>> + Sink<Message, Error = axum::Error> + Unpin,
+    S: Stream<Item = Result<Message, axum::Error>> + Sink<Out, Error = axum::Error> + Unpin,
 {
     let mut signal = link.shutdown.signal();
     let mut out = Frames::new();
@@ -259,7 +265,7 @@ where
                 _ = signal.wait() => return goodbye(&mut socket, link.limits).await,
                 written = timeout(link.limits.write, async {
                     if ping {
-                        socket.feed(Message::Ping(Default::default())).await?;
+                        socket.feed(Out::Ping).await?;
                     }
                     write(&mut socket, &mut out, joined).await
                 }) => {
@@ -336,7 +342,7 @@ where
             if code != CloseCode::HeartbeatTimeout {
                 let _ = timeout(link.limits.write, write(&mut socket, &mut out, joined)).await;
             }
-            close(&mut socket, code, reason, Duration::from_secs(1)).await;
+            close(&mut socket, code as u16, reason, Duration::from_secs(1)).await;
             return reason;
         }
     }
@@ -368,85 +374,61 @@ async fn deliver_all(
 /// `MAX_BATCH_BYTES` each.
 async fn write<S>(socket: &mut S, out: &mut Frames, joined: bool) -> Result<(), axum::Error>
 where
-    S: Sink<Message, Error = axum::Error> + Unpin,
+    S: Sink<Out, Error = axum::Error> + Unpin,
 {
     if joined && out.len() > 1 {
-        for text in join(std::mem::take(out), MAX_BATCH_BYTES) {
-            socket.feed(Message::Text(text)).await?;
+        for mut group in group(std::mem::take(out), MAX_BATCH_BYTES) {
+            let item = match group.len() {
+                1 => group.pop().map(Out::Frame),
+                _ => Some(Out::Batch(group)),
+            };
+            if let Some(item) = item {
+                socket.feed(item).await?;
+            }
         }
         return socket.flush().await;
     }
     for frame in out.drain(..) {
-        if let Some(text) = text(frame) {
-            socket.feed(Message::Text(text)).await?;
-        }
+        socket.feed(Out::Frame(frame)).await?;
     }
     socket.flush().await
 }
 
 /// Groups `frames`, in order, into WebSocket messages: a group of several
-/// is one `{"type":"batch","frames":[…]}` of at most `max` bytes (the
-/// frames' bytes copied once, never re-serialized); a lone frame, or one
-/// too big to share a message, goes as itself.
-pub fn join(frames: Frames, max: usize) -> Vec<Utf8Bytes> {
-    const HEAD: &str = r#"{"type":"batch","frames":["#;
-    const TAIL: &str = "]}";
-    let mut messages = Vec::new();
-    let mut group: Vec<Frame> = Vec::new();
-    let mut size = HEAD.len() + TAIL.len();
-    let flush = |group: &mut Vec<Frame>, messages: &mut Vec<Utf8Bytes>| match group.len() {
-        0 => {}
-        1 => messages.extend(group.pop().and_then(text)),
-        _ => {
-            let len = group.iter().map(|f| f.as_str().len() + 1).sum::<usize>();
-            let mut s = String::with_capacity(HEAD.len() + len + TAIL.len());
-            s.push_str(HEAD);
-            for (i, f) in group.drain(..).enumerate() {
-                if i > 0 {
-                    s.push(',');
-                }
-                s.push_str(f.as_str());
-            }
-            s.push_str(TAIL);
-            messages.push(Utf8Bytes::from(s));
-        }
-    };
+/// goes as one `batch` frame of at most `max` bytes (`frame::batch_len`); a
+/// lone frame, or one too big to share a message, goes as itself.
+pub fn group(frames: Frames, max: usize) -> Vec<Vec<Frame>> {
+    let empty = super::frame::batch_len(&[]);
+    let mut groups = Vec::new();
+    let mut current: Vec<Frame> = Vec::new();
+    let mut size = empty;
     for frame in frames {
-        let len = frame.as_str().len() + 1;
-        if !group.is_empty() && size + len > max {
-            flush(&mut group, &mut messages);
-            size = HEAD.len() + TAIL.len();
+        let len = frame.bytes().len() + 1;
+        if !current.is_empty() && size + len > max {
+            groups.push(std::mem::take(&mut current));
+            size = empty;
         }
         size += len;
-        group.push(frame);
+        current.push(frame);
     }
-    flush(&mut group, &mut messages);
-    messages
+    if !current.is_empty() {
+        groups.push(current);
+    }
+    groups
 }
 
-fn text(frame: Frame) -> Option<Utf8Bytes> {
-    // A Frame is built from a String only, so this conversion cannot fail.
-    Utf8Bytes::try_from(frame.into_bytes())
-        .map_err(|e| tracing::error!(error = %e, "a frame is not UTF-8; not sent"))
-        .ok()
-}
-
-async fn close<S>(socket: &mut S, code: CloseCode, reason: &str, bound: Duration)
+async fn close<S>(socket: &mut S, code: u16, reason: &str, bound: Duration)
 where
-    S: Sink<Message, Error = axum::Error> + Unpin,
+    S: Sink<Out, Error = axum::Error> + Unpin,
 {
-    let frame = CloseFrame {
-        code: code as u16,
-        reason: reason.into(),
-    };
-    let _ = timeout(bound, socket.send(Message::Close(Some(frame)))).await;
+    let _ = timeout(bound, socket.send(Out::Close(code, reason.into()))).await;
 }
 
 /// On shutdown: tell the peer to reconnect elsewhere (`reconnect`, then close
 /// 1012) and wait for its Close echo, all within the goodbye bound.
 async fn goodbye<S>(socket: &mut S, limits: Limits) -> &'static str
 where
-    S: Stream<Item = Result<Message, axum::Error>> + Sink<Message, Error = axum::Error> + Unpin,
+    S: Stream<Item = Result<Message, axum::Error>> + Sink<Out, Error = axum::Error> + Unpin,
 {
     let mut out = Frames::new();
     super::frame::push(
@@ -460,7 +442,7 @@ where
         write(socket, &mut out, false).await?;
         close(
             socket,
-            CloseCode::ServiceRestart,
+            CloseCode::ServiceRestart as u16,
             "server restarting",
             limits.goodbye,
         )
@@ -476,8 +458,9 @@ where
     "shutdown"
 }
 
-/// A read error: an oversized message gets a `too_large` error and 1009;
-/// anything else (invalid UTF-8, a broken connection) ends the connection.
+/// A read error: an oversized message gets a `too_large` error and 1009; a
+/// broken frame a Close with 1002 (invalid UTF-8: 1007); a broken
+/// connection just ends.
 async fn read_failed<S>(
     socket: &mut S,
     e: axum::Error,
@@ -485,40 +468,50 @@ async fn read_failed<S>(
     limits: Limits,
 ) -> &'static str
 where
-    S: Sink<Message, Error = axum::Error> + Unpin,
+    S: Sink<Out, Error = axum::Error> + Unpin,
 {
     let inner = e.into_inner();
-    let too_big = matches!(
-        inner.downcast_ref::<tungstenite::Error>(),
-        Some(tungstenite::Error::Capacity(_))
-    );
-    if !too_big {
+    let Some(error) = inner.downcast_ref::<WsError>() else {
         tracing::debug!(error = %inner, "websocket read error");
         return "read error";
+    };
+    match error {
+        WsError::Io(_) => {
+            tracing::debug!(%error, "websocket read error");
+            "read error"
+        }
+        WsError::Protocol(_) | WsError::NotUtf8 => {
+            tracing::debug!(%error, "websocket protocol error");
+            let code = error.close_code().unwrap_or(1002);
+            close(socket, code, "protocol error", Duration::from_secs(1)).await;
+            "websocket protocol error"
+        }
+        WsError::TooBig { .. } => {
+            super::frame::push(
+                out,
+                ServerFrame::Error(ErrorFrame {
+                    code: ErrorCode::TooLarge,
+                    message: format!("message above {} bytes", limits.max_message_bytes),
+                    topic: None,
+                    client_id: None,
+                    retry_after_ms: None,
+                }),
+            );
+            let _ = timeout(limits.write, write(socket, out, false)).await;
+            close(
+                socket,
+                CloseCode::MessageTooBig as u16,
+                "message too big",
+                Duration::from_secs(1),
+            )
+            .await;
+            // The oversized payload is still unread in the kernel: closing
+            // the TCP socket now would send a reset that can destroy the
+            // close frame in flight. Linger briefly (this path only).
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            "message too big"
+        }
     }
-    super::frame::push(
-        out,
-        ServerFrame::Error(ErrorFrame {
-            code: ErrorCode::TooLarge,
-            message: format!("message above {} bytes", limits.max_message_bytes),
-            topic: None,
-            client_id: None,
-            retry_after_ms: None,
-        }),
-    );
-    let _ = timeout(limits.write, write(socket, out, false)).await;
-    close(
-        socket,
-        CloseCode::MessageTooBig,
-        "message too big",
-        Duration::from_secs(1),
-    )
-    .await;
-    // The oversized payload is still unread in the kernel: closing the TCP
-    // socket now would send a reset that can destroy the close frame in
-    // flight. Linger briefly (this path only).
-    tokio::time::sleep(Duration::from_millis(250)).await;
-    "message too big"
 }
 
 #[cfg(test)]

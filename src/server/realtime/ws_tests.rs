@@ -16,7 +16,7 @@ use std::task::{Context, Poll};
 /// are recorded, or block forever (a peer that stopped reading).
 struct FakeSocket {
     incoming: mpsc::UnboundedReceiver<Result<Message, axum::Error>>,
-    written: Arc<Mutex<Vec<Message>>>,
+    written: Arc<Mutex<Vec<Out>>>,
     stalled: bool,
     closed: Arc<Mutex<bool>>,
 }
@@ -28,7 +28,7 @@ impl Stream for FakeSocket {
     }
 }
 
-impl Sink<Message> for FakeSocket {
+impl Sink<Out> for FakeSocket {
     type Error = axum::Error;
     fn poll_ready(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         if self.stalled {
@@ -37,7 +37,7 @@ impl Sink<Message> for FakeSocket {
             Poll::Ready(Ok(()))
         }
     }
-    fn start_send(self: Pin<&mut Self>, item: Message) -> Result<(), Self::Error> {
+    fn start_send(self: Pin<&mut Self>, item: Out) -> Result<(), Self::Error> {
         self.written.lock().unwrap().push(item);
         Ok(())
     }
@@ -53,7 +53,7 @@ impl Sink<Message> for FakeSocket {
 struct Rig {
     socket: FakeSocket,
     peer: mpsc::UnboundedSender<Result<Message, axum::Error>>,
-    written: Arc<Mutex<Vec<Message>>>,
+    written: Arc<Mutex<Vec<Out>>>,
     closed: Arc<Mutex<bool>>,
     broker: Arc<LocalBroker>,
     shutdown: Shutdown,
@@ -185,21 +185,24 @@ fn rig(stalled: bool, first_tick: Duration, outbox_capacity: usize) -> Rig {
     }
 }
 
-fn texts(written: &Arc<Mutex<Vec<Message>>>) -> Vec<String> {
+fn texts(written: &Arc<Mutex<Vec<Out>>>) -> Vec<String> {
     written
         .lock()
         .unwrap()
         .iter()
         .filter_map(|m| match m {
-            Message::Text(t) => Some(t.as_str().to_owned()),
+            Out::Frame(f) => Some(f.as_str().to_owned()),
+            Out::Batch(frames) => {
+                Some(String::from_utf8(super::super::frame::batch_text(frames)).unwrap())
+            }
             _ => None,
         })
         .collect()
 }
 
-fn close_code(written: &Arc<Mutex<Vec<Message>>>) -> Option<u16> {
+fn close_code(written: &Arc<Mutex<Vec<Out>>>) -> Option<u16> {
     written.lock().unwrap().iter().find_map(|m| match m {
-        Message::Close(Some(c)) => Some(c.code),
+        Out::Close(code, _) => Some(*code),
         _ => None,
     })
 }
@@ -412,7 +415,13 @@ fn joined_frames_stay_in_order_within_the_size_bound() {
     };
     let frames: Vec<_> = (1..=40).map(frame).collect();
     let total: usize = frames.iter().map(|f| f.as_str().len()).sum();
-    let messages = join(frames.clone(), 400);
+    let messages: Vec<String> = group(frames.clone(), 400)
+        .iter()
+        .map(|g| match g.as_slice() {
+            [one] => one.as_str().to_owned(),
+            many => String::from_utf8(super::super::frame::batch_text(many)).unwrap(),
+        })
+        .collect();
     assert!(
         messages.len() > 1 && messages.len() < 40,
         "{}",
@@ -420,9 +429,9 @@ fn joined_frames_stay_in_order_within_the_size_bound() {
     );
     let mut got = Vec::new();
     for m in &messages {
-        match serde_json::from_str::<ServerFrame>(m.as_str()).unwrap() {
+        match serde_json::from_str::<ServerFrame>(m).unwrap() {
             ServerFrame::Batch { frames } => {
-                assert!(m.as_str().len() <= 400, "a batch within the bound");
+                assert!(m.len() <= 400, "a batch within the bound");
                 got.extend(frames)
             }
             single => got.push(single),
@@ -434,9 +443,14 @@ fn joined_frames_stay_in_order_within_the_size_bound() {
         .collect();
     assert_eq!(got, want, "every frame once, in order ({total} bytes)");
     // A frame above the bound goes alone, unwrapped.
-    let big = join(vec![frame(1), frame(500), frame(2)], 300);
-    assert_eq!(big.len(), 3);
-    assert!(big[1].as_str().starts_with(r#"{"type":"reconnect""#));
+    let big = group(vec![frame(1), frame(500), frame(2)], 300);
+    assert_eq!(big.iter().map(Vec::len).collect::<Vec<_>>(), [1, 1, 1]);
+    // A batch's length is known before it is built.
+    let three = [frame(1), frame(2), frame(3)];
+    assert_eq!(
+        super::super::frame::batch_len(&three),
+        super::super::frame::batch_text(&three).len()
+    );
 }
 
 #[test]

@@ -51,17 +51,27 @@ pub trait Transport: Send + Sync {
 }
 
 /// Builds the transport named on the command line.
+/// Options of tandem's WebSocket transport.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Extras {
+    /// Offer permessage-deflate (`--deflate 1`).
+    pub deflate: bool,
+    /// Bytes of chat text after the time in each message body (`--pad N`).
+    pub pad: usize,
+}
+
 pub fn open(
     name: &str,
     target: &str,
     topic: &str,
     token: &str,
+    extras: Extras,
 ) -> anyhow::Result<Box<dyn Transport>> {
     Ok(match name {
-        "ws" => Box::new(tandem_ws::TandemWs::new(target, topic, token, true)),
+        "ws" => Box::new(tandem_ws::TandemWs::new(target, topic, token, true, extras)),
         // The calibration server (`src/bin/floor.rs`): tandem's frames, no
         // coalescing, no accounts.
-        "floor" => Box::new(tandem_ws::TandemWs::new(target, topic, "", false)),
+        "floor" => Box::new(tandem_ws::TandemWs::new(target, topic, "", false, extras)),
         "sio-ws" => Box::new(socketio::SocketIo::new(
             target,
             topic,

@@ -39,9 +39,13 @@ impl SocketIo {
     async fn open(&self, mode: Mode) -> anyhow::Result<Link> {
         let mut link = match mode {
             Mode::WebSocket => {
-                let mut conn =
-                    wire::connect(&self.target, "/socket.io/?EIO=4&transport=websocket", &[])
-                        .await?;
+                let mut conn = wire::connect(
+                    &self.target,
+                    "/socket.io/?EIO=4&transport=websocket",
+                    &[],
+                    false,
+                )
+                .await?;
                 let open = conn.next_text().await?.unwrap_or_default();
                 anyhow::ensure!(open.starts_with('0'), "expected engine.io open, got {open}");
                 Link::Ws(conn)

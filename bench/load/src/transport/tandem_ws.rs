@@ -18,15 +18,23 @@ pub struct TandemWs {
     /// Whether `ticker:` topics are latest-wins here (tandem: yes; the
     /// calibration server: no, it delivers every value).
     coalesces: bool,
+    extras: super::Extras,
 }
 
 impl TandemWs {
-    pub fn new(target: &str, topic: &str, token: &str, coalesces: bool) -> Self {
+    pub fn new(
+        target: &str,
+        topic: &str,
+        token: &str,
+        coalesces: bool,
+        extras: super::Extras,
+    ) -> Self {
         TandemWs {
             target: target.to_owned(),
             topic: topic.to_owned(),
             token: token.to_owned(),
             coalesces,
+            extras,
         }
     }
 
@@ -43,7 +51,13 @@ impl TandemWs {
         } else {
             &[("Authorization", bearer.as_str())]
         };
-        let mut conn = wire::connect(&self.target, "/ws?protocol=1&batch=1", headers).await?;
+        let mut conn = wire::connect(
+            &self.target,
+            "/ws?protocol=1&batch=1",
+            headers,
+            self.extras.deflate,
+        )
+        .await?;
         match conn.next_text().await? {
             Some(t) if t.contains("\"hello\"") => Ok(conn),
             other => anyhow::bail!("expected hello, got {other:?}"),
@@ -98,6 +112,7 @@ impl Transport for TandemWs {
             topic: self.topic.clone(),
             durable: self.durable(),
             run: (super::now_us() / 1_000_000) as u32,
+            pad: pad_text(self.extras.pad),
         }))
     }
 }
@@ -138,6 +153,15 @@ struct Pub {
     durable: bool,
     /// Distinguishes this run's client ids from earlier runs'.
     run: u32,
+    /// Text after the time in each chat body (`--pad`).
+    pad: String,
+}
+
+/// `n` bytes of ordinary chat text to follow the time in a message body.
+fn pad_text(n: usize) -> String {
+    const LINE: &str =
+        " sounds good, I will send the numbers after lunch and we can go over them together";
+    LINE.chars().cycle().take(n).collect()
 }
 
 #[async_trait]
@@ -145,8 +169,8 @@ impl Publisher for Pub {
     async fn publish(&mut self, seq: u64, ts_us: i64) -> anyhow::Result<()> {
         let frame = if self.durable {
             format!(
-                r#"{{"type":"send","topic":"{}","client_id":"{:08x}-0000-4000-8000-{seq:012x}","body":"{ts_us}"}}"#,
-                self.topic, self.run
+                r#"{{"type":"send","topic":"{}","client_id":"{:08x}-0000-4000-8000-{seq:012x}","body":"{ts_us}{}"}}"#,
+                self.topic, self.run, self.pad
             )
         } else {
             format!(
