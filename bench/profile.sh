@@ -3,6 +3,8 @@
 # core 0 under the load tool (core 1), recorded for a window inside the run.
 #   bench/profile.sh idle [N]                     tandem holding N idle connections
 #                                                 (default 19,800, 60 s; 30 s recorded)
+#   bench/profile.sh connect [N]                  tandem accepting N connections
+#                                                 (default 19,800; the connects recorded)
 #   bench/profile.sh fanout tandem|floor [SUBS RATE FLUSH_MS]
 #                                                 a fan-out (default 1,000 x 100/s, 20 s;
 #                                                 10 s recorded)
@@ -28,6 +30,11 @@ case "$SCENARIO" in
     start_tandem "$PORT" "$work/bench.db" 0 "$work/server.log"
     load=(idle --transport ws --subs "$N" --hold 60)
     lead=25; span=30 ;;  # connecting 19,800 takes about 10 s
+  connect)
+    SERVER=tandem; N="${2:-19800}"
+    start_tandem "$PORT" "$work/bench.db" 0 "$work/server.log"
+    load=(idle --transport ws --subs "$N" --hold 3)
+    lead=1; span=$((N / 2500)) ;;  # about 2,500 connects a second; the token is made first
   fanout)
     SERVER="${2:-tandem}"; SUBS="${3:-1000}"; RATE="${4:-100}"; FLUSH="${5:-0}"
     case "$SERVER" in
@@ -38,7 +45,7 @@ case "$SCENARIO" in
     esac
     load=(fanout --transport "$transport" --subs "$SUBS" --rate "$RATE" --duration 20)
     lead=7; span=10 ;;
-  *) log "unknown scenario $SCENARIO (idle or fanout)"; exit 2 ;;
+  *) log "unknown scenario $SCENARIO (idle, connect or fanout)"; exit 2 ;;
 esac
 
 taskset -c 1 target/release/tandem-load "${load[@]}" --target "127.0.0.1:$PORT" \
@@ -54,7 +61,8 @@ out="bench/results/profile-$SCENARIO-$SERVER-$(date -u +%Y-%m-%d-%H%M).txt"
 import json, sys
 d = json.load(open(sys.argv[1])); s = d["server"]
 if d["scenario"] == "idle":
-    print("keep-alive %.2f%% of a core, %.1f KiB/conn" % (100 * s["cpu_core_share"], s["rss_kib_per_connection"]))
+    print("keep-alive %.2f%% of a core, %.1f KiB/conn, connect %.0f us CPU"
+          % (100 * s["cpu_core_share"], s["rss_kib_per_connection"], s["cpu_us_per_connect"]))
 else:
     print("%.1fk del/s, %.2f us server CPU/del, p50 %.2f / p99 %.2f ms, coalesced %d, lost %d"
           % (d["deliveries_per_s"] / 1000, s["cpu_us_per_delivery"], d["latency_us"]["p50"] / 1000,

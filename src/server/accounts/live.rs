@@ -7,6 +7,13 @@
 //! room sends a `Kick` to exactly the connections it concerns; the
 //! transport's task reads kicks before anything but shutdown.
 //!
+//! `epoch` counts credential revocations: a connection whose credentials
+//! were looked up at epoch E and that registers while the epoch is still E
+//! cannot have missed a revocation (every revocation is written to the
+//! database before it comes here), so only a connection that sees the epoch
+//! move re-reads its credentials (`service::confirm_live`), and a connect
+//! costs one database read, not two.
+//!
 //! In-process: with several instances (PostgreSQL, later) the same calls
 //! arrive through LISTEN/NOTIFY. Each connection's kick queue is unbounded
 //! but only revocations fill it, and a credential revocation ends the
@@ -16,6 +23,7 @@ use super::Principal;
 use crate::protocol::Topic;
 use crate::server::broker::ConnId;
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 
@@ -39,6 +47,8 @@ struct Registry {
 #[derive(Default, Clone)]
 pub struct LiveConnections {
     inner: Arc<Mutex<Registry>>,
+    /// Credential revocations so far.
+    revocations: Arc<AtomicU64>,
 }
 
 /// Unregisters its connection when dropped.
@@ -107,8 +117,17 @@ impl LiveConnections {
             .unwrap_or_default()
     }
 
+    /// Credential revocations so far: read before looking credentials up,
+    /// compared after registering (module comment).
+    pub fn epoch(&self) -> u64 {
+        self.revocations.load(Ordering::SeqCst)
+    }
+
     /// Closes the connections of these sessions; how many.
     pub fn revoke_sessions(&self, ids: &[i64]) -> usize {
+        // Counted before the registry is read: a connection registering
+        // after this kick missed it, and sees the epoch moved.
+        self.revocations.fetch_add(1, Ordering::SeqCst);
         self.kick(
             |r| {
                 ids.iter()
@@ -121,6 +140,7 @@ impl LiveConnections {
 
     /// Closes the connections of this token; how many.
     pub fn revoke_token(&self, id: i64) -> usize {
+        self.revocations.fetch_add(1, Ordering::SeqCst);
         self.kick(|r| Self::in_set(&r.tokens, id), Kick::Credentials)
     }
 
@@ -176,6 +196,27 @@ mod tests {
             session_id: id,
             expires_at: i64::MAX,
         }
+    }
+
+    #[test]
+    fn the_epoch_moves_with_every_credential_revocation_and_only_then() {
+        let live = LiveConnections::default();
+        let e0 = live.epoch();
+        let (_a, _ra) = live.register(1, &session(7, 100));
+        live.lost_access(7, Topic::room(1));
+        assert_eq!(
+            live.epoch(),
+            e0,
+            "registering or losing a topic is no revocation"
+        );
+        // Even a revocation that concerns no live connection counts: the
+        // connection it concerns may be registering right now.
+        live.revoke_sessions(&[999]);
+        assert_eq!(live.epoch(), e0 + 1);
+        live.revoke_token(5);
+        assert_eq!(live.epoch(), e0 + 2);
+        // Shared by the clones every part of the server holds.
+        assert_eq!(live.clone().epoch(), e0 + 2);
     }
 
     #[test]

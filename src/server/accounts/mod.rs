@@ -382,6 +382,11 @@ mod tests {
 #[derive(Clone, Debug)]
 pub struct Auth(pub Result<Principal, AppError>);
 
+/// The revocation epoch (`live::LiveConnections::epoch`) read just before
+/// the request's credentials were looked up.
+#[derive(Clone, Copy, Debug)]
+pub struct ResolvedAt(pub u64);
+
 /// Middleware: resolves who the request acts for (see `resolve`), except
 /// for static files.
 pub async fn attach(
@@ -391,6 +396,7 @@ pub async fn attach(
 ) -> axum::response::Response {
     let path = req.uri().path();
     if !(path.starts_with("/pkg/") || path == "/favicon.svg" || path == "/healthz") {
+        let epoch = ResolvedAt(state.live.epoch());
         let auth = resolve(
             state.accounts.as_ref(),
             state.session_cookie(),
@@ -398,6 +404,7 @@ pub async fn attach(
         )
         .await;
         req.extensions_mut().insert(Auth(auth));
+        req.extensions_mut().insert(epoch);
     }
     next.run(req).await
 }

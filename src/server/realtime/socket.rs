@@ -403,11 +403,6 @@ impl<T> Socket<T> {
             eof: false,
         }
     }
-
-    /// Whether permessage-deflate was agreed.
-    pub fn compressed(&self) -> bool {
-        self.min_deflate.is_some()
-    }
 }
 
 impl<T: AsyncWrite + Unpin> Socket<T> {

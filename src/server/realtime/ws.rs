@@ -65,6 +65,7 @@ pub async fn upgrade(
     ConnectInfo(remote): ConnectInfo<std::net::SocketAddr>,
     Query(params): Query<Params>,
     auth: Option<axum::Extension<Auth>>,
+    resolved: Option<axum::Extension<crate::server::accounts::ResolvedAt>>,
     headers: HeaderMap,
     ws: Upgrade,
 ) -> Response {
@@ -120,8 +121,9 @@ pub async fn upgrade(
             .ws_compression
             .then_some(state.settings.ws_compress_min_bytes),
     };
+    let resolved_at = resolved.map(|axum::Extension(r)| r.0);
     ws.on_upgrade(config, move |socket| async move {
-        serve(socket, state, peer, batch_frames).await;
+        serve(socket, state, peer, batch_frames, resolved_at).await;
         drop(place);
     })
 }
@@ -161,8 +163,13 @@ pub fn too_many(exceeded: &crate::server::limits::Exceeded) -> Response {
         .into_response()
 }
 
-async fn serve<S>(socket: S, state: AppState, peer: Peer, batch_frames: bool)
-where
+async fn serve<S>(
+    socket: S,
+    state: AppState,
+    peer: Peer,
+    batch_frames: bool,
+    resolved_at: Option<u64>,
+) where
     S: Stream<Item = Result<Message, axum::Error>> + Sink<Out, Error = axum::Error> + Unpin,
 {
     let _guard = state.shutdown.track_session();
@@ -176,7 +183,11 @@ where
     // Registered before the session starts: a revocation from now on
     // reaches this connection.
     let (_registration, kicks) = state.live.register(conn_id, &peer.who);
-    crate::server::accounts::service::confirm_live(&state, &peer.who).await;
+    // A revocation between the lookup and the registration moved the epoch:
+    // only then are the credentials read again (accounts::live).
+    if resolved_at != Some(state.live.epoch()) {
+        crate::server::accounts::service::confirm_live(&state, &peer.who).await;
+    }
     let session = Session::new(conn_id, state.services(), peer, outbox.clone());
     tracing::debug!(conn_id, "websocket open");
     let beat = Duration::from_millis(settings.heartbeat_interval_ms);
