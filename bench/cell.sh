@@ -5,10 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/lib.sh
-ulimit -n "$(ulimit -Hn)"
-work=$(mktemp -d)
-SERVER_PID=""
-trap '[ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null; rm -rf "$work"' EXIT
+bench_init
 for topic in ${TOPICS:-room:1}; do
   for flush in ${FLUSHES:-10}; do
     for _ in 1 2 3; do

@@ -10,10 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/lib.sh
-ulimit -n "$(ulimit -Hn)"
-work=$(mktemp -d)
-SERVER_PID=""
-trap '[ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null; rm -rf "$work"' EXIT
+bench_init
 out="bench/results/$(date -u +%Y-%m-%d-%H%M)-compression.json"
 runs=()
 cell() { # LABEL TOPIC SUBS RATE PAD DEFLATE [VAR=value ...]

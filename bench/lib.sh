@@ -1,5 +1,14 @@
 # Shared by the bench scripts (sourced, not run): ports and fresh servers.
 
+# bench_init: the descriptor limit as high as allowed, a scratch folder in
+# $work, and on exit SERVER_PID stopped and $work removed.
+bench_init() {
+  ulimit -n "$(ulimit -Hn)"
+  work=$(mktemp -d)
+  SERVER_PID=""
+  trap '[ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null; rm -rf "$work"' EXIT
+}
+
 port_open() { (echo > "/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 wait_port() { for _ in $(seq 100); do port_open "$1" && return 0; sleep 0.1; done; return 1; }
 

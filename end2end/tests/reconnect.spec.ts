@@ -7,8 +7,20 @@
  * backoff timer can do it instead). Also reports how long a fresh page takes
  * to go live (logged, not asserted).
  */
+import type { Page } from '@playwright/test';
 import { createRoom, expect, expectStrictlyAscending, sendOverHttp, test, uid } from './fixtures/chat';
 import { SocketControl } from './fixtures/socket';
+
+/**
+ * Stops the page's clock: from here on no timer fires (`clock.install`
+ * alone keeps time flowing, and then the backoff timer could reconnect
+ * before the event under test, which made these tests pass without it and
+ * the "retry now" click race the timer).
+ */
+async function freezeTimers(page: Page): Promise<void> {
+  await page.clock.install();
+  await page.clock.pauseAt((await page.evaluate(() => Date.now())) + 50);
+}
 
 test('a dropped socket catches up on missed messages exactly once, in order', async ({ newUser, request }) => {
   const room = await createRoom(request);
@@ -75,7 +87,7 @@ for (const [what, wake] of [
     const socket = await SocketControl.install(carol.context);
     await carol.open(room.id);
     // From here on no timer fires: only the event can bring the link back.
-    await carol.page.clock.install();
+    await freezeTimers(carol.page);
     await socket.drop();
     await carol.waitNotLive();
     socket.release();
@@ -90,7 +102,8 @@ test('the "retry now" control reconnects at once, without waiting out the backof
   const carol = await newUser('carol');
   const socket = await SocketControl.install(carol.context);
   await carol.open(room.id);
-  await carol.page.clock.install();
+  // No timer fires: only the click can bring the link back.
+  await freezeTimers(carol.page);
   await socket.drop();
   await carol.waitNotLive();
   socket.release();

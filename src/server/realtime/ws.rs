@@ -1,9 +1,10 @@
 //! The WebSocket transport, `GET /ws` (ssr only).
 //!
 //! `upgrade` checks the request (Origin, protocol version, shutdown) and
-//! hands the socket to `drive`, one task per connection. `drive` is generic
-//! over the socket (any `Stream + Sink` of WebSocket messages), so its task
-//! shape is unit-tested with an in-memory socket; what a frame *means* is
+//! hands the socket (`socket::Socket`: the WebSocket protocol, compression)
+//! to `drive`, one task per connection. `drive` is generic over the socket
+//! (a `Stream` of the peer's messages, a `Sink` of `Out`), so its task shape
+//! is unit-tested with an in-memory socket; what a frame *means* is
 //! `Session`'s business, not this file's.
 //!
 //! Task shape: one `select!` per step, `biased` in this order: shutdown,
@@ -18,7 +19,8 @@
 //!
 //! Limits: text frames above `max-frame-bytes` get a `too_large` error frame
 //! and the connection stays; messages above `max-ws-message-bytes` are cut
-//! off by the WebSocket layer, which closes with 1009. More than
+//! off by the socket (compressed ones once inflated past it), and the
+//! connection closes with 1009; broken framing closes with 1002. More than
 //! `max-bad-frames` refused frames close with 4400.
 
 use super::flush::Flusher;
