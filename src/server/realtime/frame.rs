@@ -71,11 +71,6 @@ impl Frame {
         &self.0.text
     }
 
-    /// Whether this frame goes to many connections.
-    pub fn is_shared(&self) -> bool {
-        self.0.shared
-    }
-
     /// Whether a connection that agreed compression sends this frame
     /// compressed (when that makes it smaller): a shared frame from `min`
     /// bytes (compressed once for all its connections), one made for a
@@ -84,10 +79,6 @@ impl Frame {
     pub fn worth_compressing(&self, min: usize) -> bool {
         let len = self.0.text.len();
         len >= min && (self.0.shared || len >= OWN_MIN_BYTES)
-    }
-
-    pub fn into_bytes(self) -> Bytes {
-        self.0.text.clone()
     }
 
     /// The frame compressed as one permessage-deflate message, made once

@@ -233,15 +233,15 @@ impl Reader {
                 Err(_) => return Err(WsError::Protocol("invalid frame header")),
             };
             let at = usize::try_from(cursor.position()).unwrap_or(usize::MAX);
-            let too_big = WsError::TooBig { limit: self.max };
-            let len = usize::try_from(len).map_err(|_| WsError::TooBig { limit: self.max })?;
+            let too_big = || WsError::TooBig { limit: self.max };
+            let len = usize::try_from(len).map_err(|_| too_big())?;
             let control = matches!(head.opcode, OpCode::Control(_));
             if control && (len > 125 || !head.is_final) {
                 return Err(WsError::Protocol("control frame too long or fragmented"));
             }
             let so_far = self.partial.as_ref().map_or(0, |p| p.data.len());
             if !control && so_far.saturating_add(len) > self.max {
-                return Err(too_big);
+                return Err(too_big());
             }
             let Some(mask) = head.mask else {
                 return Err(WsError::Protocol("a client frame was not masked"));
