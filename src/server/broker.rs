@@ -8,18 +8,22 @@
 //! forget to, or be cancelled before it does, and concurrent writers never
 //! reach subscribers out of order.
 //!
-//! Concurrency: `publish` never blocks and never awaits. Each event is
-//! serialized once into a `Delivery` whose frame bytes every subscriber
-//! shares. Each connection owns a bounded `Outbox`; when it is full the
-//! delivery is dropped *for that connection only* and the topic is marked
-//! lagged, and the connection catches up by its topic's policy (from the log
-//! for lossless topics, with the newest value for latest-wins ones). A slow
-//! consumer never slows the publisher or other consumers. The subscriber
-//! map is behind a std `RwLock` held only for map operations, never across
-//! an await.
+//! Concurrency: `publish` never waits for a connection and never awaits.
+//! Each event is serialized once into a `Delivery` whose frame bytes every
+//! subscriber shares. A connection that keeps up gets it written to its
+//! socket by `publish` itself (one non-blocking write, `realtime::wire`);
+//! otherwise it goes to the connection's bounded `Outbox`; when that is
+//! full the delivery is dropped *for that connection only* and the topic
+//! is marked lagged, and the connection catches up by its topic's policy
+//! (from the log for lossless topics, with the newest value for latest-wins
+//! ones). A slow consumer never slows the publisher or other consumers. The
+//! subscriber map is behind a std `RwLock` held only for map operations
+//! (a publish copies its topic's subscribers out), never across an await
+//! or a socket write.
 
 use super::metrics::Meters;
 use super::realtime::frame::Frame;
+use super::realtime::wire::{Offer, Wire};
 use super::store::Feed;
 use crate::protocol::{Event, ServerFrame, Topic, Version};
 use std::collections::{HashMap, HashSet};
@@ -68,12 +72,15 @@ pub fn newest_only(batch: &mut Vec<Arc<Delivery>>) {
     batch.retain(|_| keep.next().unwrap_or(true));
 }
 
-/// A connection's inbound queue of deliveries.
+/// A connection's inbound queue of deliveries, and, over plain TCP, its
+/// wire: while the connection's task is parked the broker writes its
+/// events itself (`realtime::wire`).
 pub struct Outbox {
     tx: mpsc::Sender<Arc<Delivery>>,
     lagged: Mutex<HashSet<Topic>>,
     notify: Notify,
     dropped: Option<metrics::Counter>,
+    wire: Option<Arc<Wire>>,
 }
 
 /// The receiving end of an `Outbox`.
@@ -81,22 +88,45 @@ pub type Inbox = mpsc::Receiver<Arc<Delivery>>;
 
 impl Outbox {
     pub fn new(capacity: usize) -> (Arc<Self>, Inbox) {
-        Self::counted(capacity, None)
+        Self::counted(capacity, None, None)
     }
 
-    /// An outbox that counts the deliveries it drops for lack of room.
-    pub fn counted(capacity: usize, dropped: Option<metrics::Counter>) -> (Arc<Self>, Inbox) {
+    /// An outbox that counts the deliveries it drops for lack of room, with
+    /// the connection's wire if it has one.
+    pub fn counted(
+        capacity: usize,
+        dropped: Option<metrics::Counter>,
+        wire: Option<Arc<Wire>>,
+    ) -> (Arc<Self>, Inbox) {
         let (tx, rx) = mpsc::channel(capacity);
         let outbox = Arc::new(Outbox {
             tx,
             lagged: Mutex::new(HashSet::new()),
             notify: Notify::new(),
             dropped,
+            wire,
         });
         (outbox, rx)
     }
 
-    fn push(&self, delivery: &Arc<Delivery>) {
+    /// The connection's wire, if the broker may write to it.
+    pub fn wire(&self) -> Option<&Arc<Wire>> {
+        self.wire.as_ref()
+    }
+
+    /// Hands `delivery` to the connection: written at once by its wire if
+    /// it can (`true`), else queued.
+    fn push(&self, delivery: &Arc<Delivery>) -> bool {
+        match &self.wire {
+            Some(wire) => wire.offer(delivery, || self.queue(delivery)) == Offer::Written,
+            None => {
+                self.queue(delivery);
+                false
+            }
+        }
+    }
+
+    fn queue(&self, delivery: &Arc<Delivery>) {
         match self.tx.try_send(delivery.clone()) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(_)) => {
@@ -136,21 +166,55 @@ pub trait Broker: Send + Sync + 'static {
     fn subscribers(&self, topic: Topic) -> usize;
 }
 
+/// Subscribers from which a publish tells the runtime it blocks (about
+/// 0.4 ms of socket writes on the machine measured).
+const BLOCKING_FAN_OUT: usize = 64;
+
+/// Whether this thread runs a multi-threaded tokio runtime (where
+/// `block_in_place` may be called).
+fn multi_thread() -> bool {
+    tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread)
+}
+
 /// Fan-out within this process.
 #[derive(Default)]
 pub struct LocalBroker {
     topics: RwLock<HashMap<Topic, HashMap<ConnId, Arc<Outbox>>>>,
+    /// Counts the events written by wires (those written by connection
+    /// tasks are counted by their sessions).
+    meters: Meters,
 }
 
 impl Broker for LocalBroker {
     fn publish(&self, delivery: Arc<Delivery>) {
-        let Ok(topics) = self.topics.read() else {
-            return;
+        // The subscribers, taken under the lock and served outside it: the
+        // writes below can take milliseconds, and (un)subscribing must not
+        // wait for them. One registered meanwhile read the topic's log after
+        // registering, so it has this event from there.
+        let subs: Vec<Arc<Outbox>> = match self.topics.read() {
+            Ok(topics) => match topics.get(&delivery.topic) {
+                Some(subs) => subs.values().cloned().collect(),
+                None => return,
+            },
+            Err(_) => return,
         };
-        if let Some(subs) = topics.get(&delivery.topic) {
-            for outbox in subs.values() {
-                outbox.push(&delivery);
-            }
+        let fan_out = || {
+            subs.iter()
+                .map(|outbox| u64::from(outbox.push(&delivery)))
+                .sum::<u64>()
+        };
+        let written = match subs.len() >= BLOCKING_FAN_OUT && multi_thread() {
+            // Many socket writes in a row: let the runtime move this
+            // worker's other tasks to another thread meanwhile.
+            true => tokio::task::block_in_place(fan_out),
+            false => fan_out(),
+        };
+        if written > 0 {
+            self.meters.wire_writes.increment(written);
+            let mut counts = super::metrics::KindCounts::default();
+            counts.add(delivery.topic.kind(), written);
+            self.meters.events_out(counts);
         }
     }
 

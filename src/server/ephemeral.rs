@@ -5,11 +5,12 @@
 //! client to resume; older versions answer `reset`. All topics share one
 //! epoch, drawn at process start, so a restart is seen as a new epoch and
 //! clients reload. `publish_tick` assigns the seq and hands the event to the
-//! broker while holding the topic map's lock, so deliveries leave in seq
-//! order: publishing is the log's job, never its caller's.
+//! broker (`send`), one caller per topic at a time, so deliveries leave in
+//! seq order: publishing is the log's job, never its caller's.
 //!
-//! Concurrency: a std `Mutex` guards the topic map, held only for map work
-//! and a non-blocking `publish`, never across an await.
+//! Concurrency: a std `Mutex` guards the topic map, held only for map work,
+//! never across an await nor a fan-out; a second one the outgoing event of
+//! each topic being sent (taken inside the first, never the other way).
 
 use super::broker::{Broker, Delivery};
 use super::logs::TopicLog;
@@ -20,7 +21,7 @@ use crate::protocol::{Event, EventData, Lobby, Presence, Tick, Topic, TopicKind,
 use async_trait::async_trait;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 /// The encoded size of one tick event, about (for page byte limits).
 const TICK_BYTES: usize = 128;
@@ -33,6 +34,9 @@ pub struct EphemeralLogs {
     /// Ticker topics so far (presence topics do not count).
     tickers: AtomicUsize,
     topics: Mutex<HashMap<Topic, VecDeque<Event>>>,
+    /// Per topic being published: its newest event not yet handed to the
+    /// broker (`send`).
+    outgoing: Mutex<HashMap<Topic, Option<Arc<Delivery>>>>,
 }
 
 impl EphemeralLogs {
@@ -43,6 +47,7 @@ impl EphemeralLogs {
             max_topics,
             tickers: AtomicUsize::new(0),
             topics: Mutex::new(HashMap::new()),
+            outgoing: Mutex::new(HashMap::new()),
         }
     }
 
@@ -87,13 +92,10 @@ impl EphemeralLogs {
             }
             self.tickers.fetch_add(1, Ordering::Relaxed);
         }
-        self.append(
-            &mut topics,
-            topic,
-            EventData::Tick(tick),
-            self.window,
-            broker,
-        )
+        let (event, send) = self.append(&mut topics, topic, EventData::Tick(tick), self.window);
+        drop(topics);
+        self.send(send, broker);
+        Ok(event)
     }
 
     /// Publishes who is in a room (the server's presence board calls it).
@@ -110,7 +112,10 @@ impl EphemeralLogs {
             )));
         }
         let mut topics = self.lock()?;
-        self.append(&mut topics, topic, EventData::Presence(presence), 1, broker)
+        let (event, send) = self.append(&mut topics, topic, EventData::Presence(presence), 1);
+        drop(topics);
+        self.send(send, broker);
+        Ok(event)
     }
 
     /// Publishes an account's summary (the unread board calls it); only the
@@ -125,31 +130,33 @@ impl EphemeralLogs {
             return Err(AppError::Validation(format!("{topic} is not a user topic")));
         }
         let mut topics = self.lock()?;
-        self.append(&mut topics, topic, EventData::Unread(unread), 1, broker)
+        let (event, send) = self.append(&mut topics, topic, EventData::Unread(unread), 1);
+        drop(topics);
+        self.send(send, broker);
+        Ok(event)
     }
 
     /// Says the public room list changed (a room was created).
     pub fn publish_lobby(&self, lobby: Lobby, broker: &dyn Broker) -> Result<Event, AppError> {
         let mut topics = self.lock()?;
-        self.append(
-            &mut topics,
-            Topic::Lobby,
-            EventData::Lobby(lobby),
-            1,
-            broker,
-        )
+        let (event, send) = self.append(&mut topics, Topic::Lobby, EventData::Lobby(lobby), 1);
+        drop(topics);
+        self.send(send, broker);
+        Ok(event)
     }
 
     /// Appends `data` as `topic`'s next event, keeping `window` events, and
-    /// publishes it while the lock is held (so deliveries leave in order).
+    /// makes it the topic's outgoing event, under the logs' lock (so the
+    /// outgoing event only ever moves forward). Returns the event, and
+    /// `Some(topic)` if this caller is to hand the topic's outgoing events to
+    /// the broker (`send`): nobody else is.
     fn append(
         &self,
         topics: &mut HashMap<Topic, VecDeque<Event>>,
         topic: Topic,
         data: EventData,
         window: usize,
-        broker: &dyn Broker,
-    ) -> Result<Event, AppError> {
+    ) -> (Event, Option<Topic>) {
         let log = topics.entry(topic).or_default();
         let seq = log.back().map_or(0, |e| e.version.seq) + 1;
         let event = Event {
@@ -161,10 +168,50 @@ impl EphemeralLogs {
             log.pop_front();
         }
         log.push_back(event.clone());
-        if let Some(delivery) = Delivery::new(&event) {
-            broker.publish(delivery);
+        let Some(delivery) = Delivery::new(&event) else {
+            return (event, None);
+        };
+        let Ok(mut outgoing) = self.outgoing.lock() else {
+            return (event, None);
+        };
+        let send = match outgoing.get_mut(&topic) {
+            // Someone is sending this topic: they send this event next,
+            // instead of the one not sent yet, if any (latest wins).
+            Some(slot) => {
+                *slot = Some(delivery);
+                None
+            }
+            None => {
+                outgoing.insert(topic, Some(delivery));
+                Some(topic)
+            }
+        };
+        (event, send)
+    }
+
+    /// Hands `topic`'s outgoing events to the broker, newest first-come,
+    /// until none is left, outside the logs' lock: a fan-out to many
+    /// subscribers (which writes to their sockets, `realtime::wire`) holds
+    /// up neither other topics nor readers of the logs. One caller at a time
+    /// sends a topic, so its events leave in seq order; events appended
+    /// meanwhile replace one another, and only the newest is sent (every
+    /// ephemeral topic is latest-wins): a topic published faster than it can
+    /// be fanned out sends fewer, newer events instead of queueing them.
+    fn send(&self, topic: Option<Topic>, broker: &dyn Broker) {
+        let Some(topic) = topic else { return };
+        loop {
+            let next = match self.outgoing.lock() {
+                Ok(mut outgoing) => match outgoing.get_mut(&topic).and_then(Option::take) {
+                    Some(d) => d,
+                    None => {
+                        outgoing.remove(&topic);
+                        return;
+                    }
+                },
+                Err(_) => return,
+            };
+            broker.publish(next);
         }
-        Ok(event)
     }
 }
 
@@ -234,6 +281,66 @@ mod tests {
             price: n as f64,
             ts: n,
         }
+    }
+
+    /// A broker whose fan-out is slow, that records what it is handed and
+    /// whether the logs' lock was free meanwhile.
+    struct Slow {
+        logs: Arc<EphemeralLogs>,
+        got: Mutex<Vec<u64>>,
+        lock_free: std::sync::atomic::AtomicBool,
+    }
+
+    impl Broker for Slow {
+        fn publish(&self, delivery: Arc<Delivery>) {
+            if self.logs.topics.try_lock().is_err() {
+                self.lock_free.store(false, Ordering::SeqCst);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(2));
+            self.got.lock().unwrap().push(delivery.version.seq);
+        }
+        fn subscribe(&self, _: Topic, _: crate::server::broker::ConnId, _: Arc<Outbox>) {}
+        fn unsubscribe(&self, _: Topic, _: crate::server::broker::ConnId) {}
+        fn subscribers(&self, _: Topic) -> usize {
+            0
+        }
+    }
+
+    /// Four threads publish one ticker through a slow fan-out: the logs stay
+    /// free for others meanwhile, events leave in seq order, values that
+    /// came while one was being sent collapse to the newest, and the newest
+    /// of all is always sent.
+    #[test]
+    fn a_slow_fan_out_sends_fewer_newer_events_in_order_outside_the_lock() {
+        let logs = Arc::new(EphemeralLogs::new(8, 10));
+        let broker = Slow {
+            logs: logs.clone(),
+            got: Mutex::new(Vec::new()),
+            lock_free: true.into(),
+        };
+        let topic = Topic::ticker("ABC").unwrap();
+        std::thread::scope(|s| {
+            for t in 0..4 {
+                let (logs, broker) = (&*logs, &broker);
+                s.spawn(move || {
+                    for n in 0..25 {
+                        logs.publish_tick(topic, tick(t * 100 + n), broker).unwrap();
+                    }
+                });
+            }
+        });
+        let got = broker.got.lock().unwrap().clone();
+        assert!(
+            broker.lock_free.load(Ordering::SeqCst),
+            "published under the lock"
+        );
+        assert!(got.windows(2).all(|w| w[0] < w[1]), "in seq order: {got:?}");
+        assert_eq!(got.last(), Some(&100), "the newest is sent");
+        assert!(got.len() < 100, "values collapsed while one was sent");
+        assert!(
+            logs.outgoing.lock().unwrap().is_empty(),
+            "nothing left over"
+        );
     }
 
     #[tokio::test]

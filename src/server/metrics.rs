@@ -20,6 +20,7 @@ pub const SUBSCRIPTIONS: &str = "tandem_subscriptions";
 pub const EVENTS_IN: &str = "tandem_events_in_total";
 pub const EVENTS_OUT: &str = "tandem_events_out_total";
 pub const QUEUE_DEPTH: &str = "tandem_delivery_queue_depth";
+pub const WIRE_WRITES: &str = "tandem_wire_writes_total";
 pub const DROPPED: &str = "tandem_deliveries_dropped_total";
 pub const COALESCED: &str = "tandem_deliveries_coalesced_total";
 pub const RESUMES: &str = "tandem_resumes_total";
@@ -134,7 +135,11 @@ fn describe() {
     );
     describe_histogram!(
         QUEUE_DEPTH,
-        "Deliveries waiting in a connection's queue, sampled per write batch."
+        "Deliveries waiting in a connection's queue, sampled each time its task takes them (events its wire wrote were never queued)."
+    );
+    describe_counter!(
+        WIRE_WRITES,
+        "Event frames the broker wrote to a connection itself, without waking its task (a parked connection over plain TCP)."
     );
     describe_counter!(
         DROPPED,
@@ -190,6 +195,7 @@ pub struct Meters {
     pub presence_out: Counter,
     pub user_out: Counter,
     pub queue_depth: Histogram,
+    pub wire_writes: Counter,
     pub dropped_full: Counter,
     pub resumes_replayed: Counter,
     pub resumes_current: Counter,
@@ -238,6 +244,7 @@ impl Meters {
             presence_out: counter!(EVENTS_OUT, "kind" => "presence"),
             user_out: counter!(EVENTS_OUT, "kind" => "user"),
             queue_depth: histogram!(QUEUE_DEPTH),
+            wire_writes: counter!(WIRE_WRITES),
             dropped_full: counter!(DROPPED, "reason" => "queue_full"),
             resumes_replayed: counter!(RESUMES, "backfill" => "true"),
             resumes_current: counter!(RESUMES, "backfill" => "false"),
@@ -278,6 +285,16 @@ impl Default for Meters {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// `tandem_deliveries_coalesced_total`, for code without `Meters` at hand
+/// (a connection's wire).
+pub fn coalesced() -> &'static Counter {
+    static COUNTER: std::sync::OnceLock<Counter> = std::sync::OnceLock::new();
+    COUNTER.get_or_init(|| {
+        install();
+        counter!(COALESCED)
+    })
 }
 
 /// Counts a refusal (cheap enough off the hot path: a registry lookup).

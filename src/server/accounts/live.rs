@@ -22,6 +22,7 @@
 use super::Principal;
 use crate::protocol::Topic;
 use crate::server::broker::ConnId;
+use crate::server::realtime::wire::Wire;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -36,9 +37,17 @@ pub enum Kick {
     Topic(Topic),
 }
 
+/// Where a connection's kicks go: its task's queue, and, over a wire, the
+/// wire, halted first so that the broker stops writing to the connection
+/// before its task hears of the kick (`realtime::wire`).
+struct Kickee {
+    tx: mpsc::UnboundedSender<Kick>,
+    wire: Option<Arc<Wire>>,
+}
+
 #[derive(Default)]
 struct Registry {
-    conns: HashMap<ConnId, mpsc::UnboundedSender<Kick>>,
+    conns: HashMap<ConnId, Kickee>,
     sessions: HashMap<i64, HashSet<ConnId>>,
     tokens: HashMap<i64, HashSet<ConnId>>,
     users: HashMap<i64, HashSet<ConnId>>,
@@ -75,9 +84,20 @@ impl LiveConnections {
         conn: ConnId,
         who: &Principal,
     ) -> (Registration, mpsc::UnboundedReceiver<Kick>) {
+        self.register_wired(conn, who, None)
+    }
+
+    /// `register`, for a connection whose broker writes may go through
+    /// `wire`: a kick halts the wire before it is queued.
+    pub fn register_wired(
+        &self,
+        conn: ConnId,
+        who: &Principal,
+        wire: Option<Arc<Wire>>,
+    ) -> (Registration, mpsc::UnboundedReceiver<Kick>) {
         let (tx, rx) = mpsc::unbounded_channel();
         if let Ok(mut r) = self.inner.lock() {
-            r.conns.insert(conn, tx);
+            r.conns.insert(conn, Kickee { tx, wire });
             match who {
                 Principal::Anonymous => {}
                 Principal::Session {
@@ -104,8 +124,11 @@ impl LiveConnections {
         let Ok(r) = self.inner.lock() else { return 0 };
         let conns = pick(&r);
         for conn in &conns {
-            if let Some(tx) = r.conns.get(conn) {
-                let _ = tx.send(kick);
+            if let Some(kickee) = r.conns.get(conn) {
+                if let Some(wire) = &kickee.wire {
+                    wire.halt();
+                }
+                let _ = kickee.tx.send(kick);
             }
         }
         conns.len()

@@ -81,6 +81,20 @@ impl Frame {
         len >= min && (self.0.shared || len >= OWN_MIN_BYTES)
     }
 
+    /// What a connection writes for this frame alone: its compressed form
+    /// (`true`) when compression was agreed with threshold `min_deflate`,
+    /// the frame is worth compressing and that makes it smaller; else its
+    /// text.
+    pub fn payload(&self, min_deflate: Option<usize>) -> (bool, &[u8]) {
+        let small = min_deflate
+            .filter(|&min| self.worth_compressing(min))
+            .and_then(|_| self.deflated());
+        match small {
+            Some(small) => (true, small),
+            None => (false, &self.0.text),
+        }
+    }
+
     /// The frame compressed as one permessage-deflate message, made once
     /// for every connection; `None` if compressing does not make it smaller.
     pub fn deflated(&self) -> Option<&Bytes> {

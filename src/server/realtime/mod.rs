@@ -3,7 +3,8 @@
 //! `backend` seam; `cmd/` has one handler per client frame kind; `frame` is
 //! the encoded output unit; one file per transport drives a session: `ws`
 //! now, SSE and long polling later. `socket` is the WebSocket protocol
-//! itself (framing, permessage-deflate through `deflate`).
+//! itself (framing, permessage-deflate through `deflate`); `wire` the write
+//! side it shares with the broker.
 
 pub mod backend;
 pub mod cmd;
@@ -12,4 +13,5 @@ pub mod flush;
 pub mod frame;
 pub mod session;
 pub mod socket;
+pub mod wire;
 pub mod ws;

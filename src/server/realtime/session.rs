@@ -549,6 +549,41 @@ impl Session {
             .events_out(std::mem::take(&mut self.written));
     }
 
+    /// Parks the connection (`wire`): while it waits for something to do,
+    /// its wire writes the next events of its topics itself, from the
+    /// versions handed over here. Only over a wire, with no catch-up under
+    /// way and `idle()` (the outbox empty) holding under the wire's lock.
+    pub fn park(&mut self, idle: impl FnOnce() -> bool) -> bool {
+        let Some(wire) = self.outbox.wire() else {
+            return false;
+        };
+        if !self.behind.is_empty() {
+            return false;
+        }
+        match wire.park(std::mem::take(&mut self.subs), idle) {
+            Ok(()) => true,
+            Err(versions) => {
+                self.subs = versions;
+                false
+            }
+        }
+    }
+
+    /// Ends the parking: takes the versions back, moved on by what the wire
+    /// wrote; whether it wrote anything.
+    pub fn unpark(&mut self) -> bool {
+        let Some(wire) = self.outbox.wire() else {
+            return false;
+        };
+        match wire.unpark() {
+            Some((versions, wrote)) => {
+                self.subs = versions;
+                wrote
+            }
+            None => false,
+        }
+    }
+
     /// Whether this session holds a subscription to `topic`, and where.
     pub fn version_of(&self, topic: Topic) -> Option<Version> {
         self.subs.get(&topic).copied()
@@ -557,6 +592,7 @@ impl Session {
 
 impl Drop for Session {
     fn drop(&mut self) {
+        self.unpark();
         self.flush_meters();
         let live = self.subs.len() as f64;
         self.services.meters.subscriptions.decrement(live);

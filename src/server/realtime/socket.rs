@@ -28,6 +28,7 @@
 
 use super::deflate;
 use super::frame::Frame;
+use super::wire::{Wire, WireIo};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes};
 use axum::extract::FromRequestParts;
 use axum::http::{header, request::Parts, HeaderValue, Method, StatusCode};
@@ -37,8 +38,10 @@ use futures::{Sink, Stream};
 use hyper_util::rt::TokioIo;
 use std::io::Cursor;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
 use tungstenite::protocol::frame::coding::{Control, Data, OpCode};
 use tungstenite::protocol::frame::FrameHeader;
 
@@ -156,26 +159,34 @@ pub struct Config {
 impl Upgrade {
     /// Answers `101 Switching Protocols` and runs `serve` on the socket once
     /// the connection is handed over.
+    ///
+    /// Over plain TCP the socket writes through a `Wire`, which `serve` also
+    /// gets, for the broker to write events to directly; over TLS `serve`
+    /// gets `None` and every write goes through the connection's task.
     pub fn on_upgrade<F, Fut>(self, config: Config, serve: F) -> Response
     where
-        F: FnOnce(Socket<TokioIo<hyper::upgrade::Upgraded>>) -> Fut + Send + 'static,
+        F: FnOnce(Socket<Io>, Option<Arc<Wire>>) -> Fut + Send + 'static,
         Fut: std::future::Future<Output = ()> + Send + 'static,
     {
         let min_deflate = config.min_deflate.filter(|_| self.deflate_offered);
         let accept = tungstenite::handshake::derive_accept_key(self.key.as_bytes());
         let on_upgrade = self.on_upgrade;
         tokio::spawn(async move {
-            match on_upgrade.await {
-                Ok(upgraded) => {
-                    serve(Socket::new(
-                        TokioIo::new(upgraded),
-                        config.max_message,
-                        min_deflate,
-                    ))
-                    .await
+            let upgraded = match on_upgrade.await {
+                Ok(upgraded) => upgraded,
+                Err(e) => return tracing::debug!(error = %e, "WebSocket upgrade failed"),
+            };
+            let (io, early, wire) = match upgraded.downcast::<TokioIo<TcpStream>>() {
+                Ok(parts) => {
+                    let wire = Wire::new(parts.io.into_inner(), min_deflate);
+                    (Io::Wire(WireIo(wire.clone())), parts.read_buf, Some(wire))
                 }
-                Err(e) => tracing::debug!(error = %e, "WebSocket upgrade failed"),
-            }
+                Err(upgraded) => (Io::Other(TokioIo::new(upgraded)), Bytes::new(), None),
+            };
+            let mut socket = Socket::new(io, config.max_message, min_deflate);
+            // Bytes the client sent right after its request, read by hyper.
+            socket.rd.extend_from_slice(&early);
+            serve(socket, wire).await
         });
         let mut response = (
             StatusCode::SWITCHING_PROTOCOLS,
@@ -196,6 +207,53 @@ impl Upgrade {
             );
         }
         response
+    }
+}
+
+/// What a socket runs over: a shared `Wire` (plain TCP) or whatever hyper
+/// upgraded (TLS).
+pub enum Io {
+    Wire(WireIo),
+    Other(TokioIo<hyper::upgrade::Upgraded>),
+}
+
+impl AsyncRead for Io {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Io::Wire(io) => Pin::new(io).poll_read(cx, buf),
+            Io::Other(io) => Pin::new(io).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Io {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Io::Wire(io) => Pin::new(io).poll_write(cx, buf),
+            Io::Other(io) => Pin::new(io).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Io::Wire(io) => Pin::new(io).poll_flush(cx),
+            Io::Other(io) => Pin::new(io).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Io::Wire(io) => Pin::new(io).poll_shutdown(cx),
+            Io::Other(io) => Pin::new(io).poll_shutdown(cx),
+        }
     }
 }
 
@@ -356,24 +414,47 @@ fn close_frame(payload: &[u8]) -> Result<Option<CloseFrame>, WsError> {
 
 /// Appends one unmasked, final server frame.
 pub fn put_frame(out: &mut BytesMut, opcode: u8, compressed: bool, payload: &[u8]) {
-    let first = 0x80 | if compressed { 0x40 } else { 0 } | opcode;
-    let len = payload.len();
-    out.reserve(len + 10);
-    match len {
-        0..=125 => out.extend_from_slice(&[first, len as u8]),
-        126..=0xffff => {
-            out.extend_from_slice(&[first, 126]);
-            out.extend_from_slice(&(len as u16).to_be_bytes());
-        }
-        _ => {
-            out.extend_from_slice(&[first, 127]);
-            out.extend_from_slice(&(len as u64).to_be_bytes());
-        }
-    }
+    let head = Head::new(opcode, compressed, payload.len());
+    out.reserve(head.len + payload.len());
+    out.extend_from_slice(head.bytes());
     out.extend_from_slice(payload);
 }
 
-const TEXT: u8 = 0x1;
+/// The header of an unmasked, final server frame (2 to 10 bytes).
+pub struct Head {
+    buf: [u8; 10],
+    len: usize,
+}
+
+impl Head {
+    pub fn new(opcode: u8, compressed: bool, len: usize) -> Self {
+        let mut buf = [0u8; 10];
+        buf[0] = 0x80 | if compressed { 0x40 } else { 0 } | opcode;
+        let n = match len {
+            0..=125 => {
+                buf[1] = len as u8;
+                2
+            }
+            126..=0xffff => {
+                buf[1] = 126;
+                buf[2..4].copy_from_slice(&(len as u16).to_be_bytes());
+                4
+            }
+            _ => {
+                buf[1] = 127;
+                buf[2..10].copy_from_slice(&(len as u64).to_be_bytes());
+                10
+            }
+        };
+        Head { buf, len: n }
+    }
+
+    pub fn bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+pub const TEXT: u8 = 0x1;
 const CLOSE: u8 = 0x8;
 const PING: u8 = 0x9;
 const PONG: u8 = 0xA;
@@ -501,15 +582,8 @@ impl<T: AsyncWrite + Unpin> Sink<Out> for Socket<T> {
         }
         match item {
             Out::Frame(frame) => {
-                let text = frame.bytes();
-                let small = this
-                    .min_deflate
-                    .filter(|&min| frame.worth_compressing(min))
-                    .and_then(|_| frame.deflated());
-                match small {
-                    Some(small) => put_frame(&mut this.wr, TEXT, true, small),
-                    None => put_frame(&mut this.wr, TEXT, false, text),
-                }
+                let (compressed, payload) = frame.payload(this.min_deflate);
+                put_frame(&mut this.wr, TEXT, compressed, payload);
             }
             Out::Batch(frames) => {
                 let plain = super::frame::batch_len(&frames);

@@ -17,6 +17,13 @@
 //! shutdown, so a peer that stops reading can neither hold the task nor
 //! delay a restart.
 //!
+//! Fan-out without waking the task: over plain TCP, a task with nothing to
+//! do *parks* before it waits (`Session::park`, `wire`): the broker then
+//! writes each next event of its topics to the socket itself, and the task
+//! wakes only for something else (the peer, a tick, a revocation, an event
+//! out of order, a full socket). Whatever woke it, it takes its versions
+//! back first, so every rule above applies unchanged.
+//!
 //! Limits: text frames above `max-frame-bytes` get a `too_large` error frame
 //! and the connection stays; messages above `max-ws-message-bytes` are cut
 //! off by the socket (compressed ones once inflated past it), and the
@@ -27,6 +34,7 @@ use super::flush::Flusher;
 use super::frame::{Frame, Frames};
 use super::session::{Peer, Session, Verdict};
 use super::socket::{Config, Out, Upgrade, WsError};
+use super::wire::Wire;
 use crate::protocol::{
     CloseCode, ErrorCode, ErrorFrame, ProtocolError, ServerFrame, MIN_PROTOCOL_VERSION,
 };
@@ -124,8 +132,13 @@ pub async fn upgrade(
             .then_some(state.settings.ws_compress_min_bytes),
     };
     let resolved_at = resolved.map(|axum::Extension(r)| r.0);
-    ws.on_upgrade(config, move |socket| async move {
-        serve(socket, state, peer, batch_frames, resolved_at).await;
+    ws.on_upgrade(config, move |socket, wire| async move {
+        let how = How {
+            batch_frames,
+            resolved_at,
+            wire,
+        };
+        serve(socket, state, peer, how).await;
         drop(place);
     })
 }
@@ -165,26 +178,39 @@ pub fn too_many(exceeded: &crate::server::limits::Exceeded) -> Response {
         .into_response()
 }
 
-async fn serve<S>(
-    socket: S,
-    state: AppState,
-    peer: Peer,
+/// How a connection was opened.
+struct How {
+    /// The client reads `batch` frames.
     batch_frames: bool,
+    /// The revocation epoch its credentials were read at.
     resolved_at: Option<u64>,
-) where
+    /// Its socket's wire (plain TCP), for the broker to write to.
+    wire: Option<Arc<Wire>>,
+}
+
+async fn serve<S>(socket: S, state: AppState, peer: Peer, how: How)
+where
     S: Stream<Item = Result<Message, axum::Error>> + Sink<Out, Error = axum::Error> + Unpin,
 {
+    let How {
+        batch_frames,
+        resolved_at,
+        wire,
+    } = how;
     let _guard = state.shutdown.track_session();
     let meters = state.meters.clone();
     meters.ws_connects.increment(1);
     meters.ws_connections.increment(1.0);
     let settings = state.settings.clone();
-    let (outbox, inbox) =
-        Outbox::counted(settings.outbox_capacity, Some(meters.dropped_full.clone()));
     let conn_id = state.next_conn_id();
     // Registered before the session starts: a revocation from now on
-    // reaches this connection.
-    let (_registration, kicks) = state.live.register(conn_id, &peer.who);
+    // reaches this connection (and halts its wire).
+    let (_registration, kicks) = state.live.register_wired(conn_id, &peer.who, wire.clone());
+    let (outbox, inbox) = Outbox::counted(
+        settings.outbox_capacity,
+        Some(meters.dropped_full.clone()),
+        wire,
+    );
     // A revocation between the lookup and the registration moved the epoch:
     // only then are the credentials read again (accounts::live).
     if resolved_at != Some(state.live.epoch()) {
@@ -270,7 +296,8 @@ where
     let mut quiet = true;
     session.hello(&mut out);
     loop {
-        if !out.is_empty() || ping_due {
+        let unsent = link.outbox.wire().is_some_and(|w| w.has_unsent());
+        if !out.is_empty() || ping_due || unsent {
             quiet &= out.is_empty();
             let ping = std::mem::take(&mut ping_due);
             tokio::select! {
@@ -288,24 +315,54 @@ where
                 }
             }
         }
-        let verdict = tokio::select! {
+        // Nothing to do: the wire may write deliveries without this task.
+        let parked = out.is_empty()
+            && batch.is_empty()
+            && !armed
+            && link.flusher.is_none()
+            && session.park(|| link.inbox.is_empty());
+        let wake = tokio::select! {
             biased;
-            _ = signal.wait() => return goodbye(&mut socket, link.limits).await,
-            Some(kick) = link.kicks.recv() => session.on_kick(kick, &mut out),
-            _ = link.tick.tick() => {
+            _ = signal.wait() => Wake::Shutdown,
+            Some(kick) = link.kicks.recv() => Wake::Kick(kick),
+            _ = link.tick.tick() => Wake::Tick,
+            _ = link.outbox.lagged() => Wake::Lagged,
+            incoming = socket.next() => Wake::Incoming(incoming),
+            // The next page of a catch-up, once the previous one is written
+            // (the write above has returned): one page in flight at most.
+            _ = std::future::ready(()), if session.is_catching_up() => Wake::CatchUp,
+            n = link.inbox.recv_many(&mut batch, BATCH), if !armed => Wake::Delivered(n),
+            _ = bell.notified(), if armed => Wake::WindowEnd,
+            _ = rung(&link.outbox), if parked => Wake::Rung,
+        };
+        if parked && session.unpark() {
+            quiet = false;
+        }
+        let verdict = match wake {
+            Wake::Shutdown => return goodbye(&mut socket, link.limits).await,
+            Wake::Kick(kick) => session.on_kick(kick, &mut out),
+            Wake::Tick => {
                 ping_due = true;
-                session.on_tick(Instant::now(), std::mem::replace(&mut quiet, true), &mut out)
+                session.on_tick(
+                    Instant::now(),
+                    std::mem::replace(&mut quiet, true),
+                    &mut out,
+                )
             }
-            _ = link.outbox.lagged() => {
+            Wake::Lagged => {
                 session.catch_up_lagged(&mut out).await;
                 Verdict::Continue
             }
-            incoming = socket.next() => {
+            Wake::Incoming(incoming) => {
                 session.heard(Instant::now());
                 match incoming {
-                    Some(Ok(Message::Text(text))) => session.handle_text(text.as_str(), &mut out).await,
+                    Some(Ok(Message::Text(text))) => {
+                        session.handle_text(text.as_str(), &mut out).await
+                    }
                     Some(Ok(Message::Binary(_))) => {
-                        let err = ProtocolError::BadFrame("binary frames are not supported; send JSON text".into());
+                        let err = ProtocolError::BadFrame(
+                            "binary frames are not supported; send JSON text".into(),
+                        );
                         session.refuse(err, &mut out)
                     }
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => Verdict::Continue,
@@ -316,19 +373,17 @@ where
                         return "closed by peer";
                     }
                     None => return "closed by peer",
-                    Some(Err(e)) => return read_failed(&mut socket, e, &mut out, link.limits).await,
+                    Some(Err(e)) => {
+                        return read_failed(&mut socket, e, &mut out, link.limits).await
+                    }
                 }
             }
-            // The next page of a catch-up, once the previous one is written
-            // (the write above has returned): one page in flight at most.
-            _ = std::future::ready(()), if session.is_catching_up() => {
+            Wake::CatchUp => {
                 session.continue_catch_up(&mut out).await;
                 Verdict::Continue
             }
-            n = link.inbox.recv_many(&mut batch, BATCH), if !armed => {
-                if n == 0 {
-                    return "outbox closed";
-                }
+            Wake::Delivered(0) => return "outbox closed",
+            Wake::Delivered(_) => {
                 match &link.flusher {
                     Some(flusher) => {
                         armed = true;
@@ -338,7 +393,7 @@ where
                 }
                 Verdict::Continue
             }
-            _ = bell.notified(), if armed => {
+            Wake::WindowEnd => {
                 armed = false;
                 // Everything that came during the window, without waiting.
                 while batch.len() < MAX_PENDING {
@@ -350,6 +405,8 @@ where
                 deliver_all(&mut session, &mut batch, link.inbox.len(), &mut out).await;
                 Verdict::Continue
             }
+            // The wire left bytes to write: the write step above takes them.
+            Wake::Rung => Verdict::Continue,
         };
         if let Verdict::Close(code, reason) = verdict {
             if code != CloseCode::HeartbeatTimeout {
@@ -358,6 +415,30 @@ where
             close(&mut socket, code as u16, reason, Duration::from_secs(1)).await;
             return reason;
         }
+    }
+}
+
+/// What woke a connection's task.
+enum Wake {
+    Shutdown,
+    Kick(Kick),
+    Tick,
+    Lagged,
+    Incoming(Option<Result<Message, axum::Error>>),
+    CatchUp,
+    /// Deliveries taken from the outbox (0: it closed).
+    Delivered(usize),
+    /// The flush window ended.
+    WindowEnd,
+    /// The wire stopped writing with bytes left over.
+    Rung,
+}
+
+/// Waits until the connection's wire has bytes left over for the task.
+async fn rung(outbox: &Outbox) {
+    match outbox.wire() {
+        Some(wire) => wire.rung().await,
+        None => std::future::pending().await,
     }
 }
 

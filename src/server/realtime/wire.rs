@@ -1,0 +1,301 @@
+//! `Wire`: the write side of a WebSocket's TCP connection, shared by its
+//! connection task and the broker, so that an event reaches a connection
+//! that keeps up without waking its task (ssr only).
+//!
+//! The task writes through `WireIo` (the `Socket`'s transport) as before.
+//! When it has nothing left to do (nothing to write, nothing queued, no
+//! catch-up, no flush window) it *parks*: it hands the wire its
+//! subscriptions' versions. While parked, the broker writes each event
+//! itself (`offer`, from `publish`): if the event is the next one of its
+//! topic (same epoch; lossless: seq + 1; latest-wins: newer), and
+//! nothing is waiting to be written, its frame (the bytes every subscriber
+//! shares, compressed once if agreed) goes to the kernel with one
+//! non-blocking write, and the version moves on. Anything else (a gap, a
+//! new epoch, a topic not known, bytes still waiting, a write cut short by
+//! a full socket buffer, an error) ends the parking: the event goes to the
+//! connection's outbox as before and the task, woken by it (or by `bell`
+//! when the write was cut short), takes its versions back (`unpark`) and
+//! goes on by the usual rules. So order and repair stay `Session`'s, and a
+//! slow reader falls back to its bounded outbox and catch-up.
+//!
+//! Concurrency: one `std::sync::Mutex` per wire, never held across an
+//! await; every write to the socket (the task's and the broker's) happens
+//! under it, whole frames at a time, after any bytes already waiting
+//! (`unsent`), so frames never interleave. The broker queues into the
+//! outbox under the same lock, so the task parks only with an empty outbox.
+//!
+//! Memory: `unsent` is released once written; a parked wire holds the
+//! connection's own versions map (moved, not copied).
+
+use crate::protocol::{Policy, Topic, Version};
+use crate::server::broker::Delivery;
+use bytes::{Buf, BytesMut};
+use std::collections::HashMap;
+use std::io::{self, IoSlice};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{ready, Context, Poll};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::sync::Notify;
+
+/// Bytes waiting in `unsent` past which the task's writes wait for the
+/// kernel to take some.
+const UNSENT_HIGH: usize = 64 * 1024;
+
+/// One connection's versions, per subscribed topic.
+pub type Versions = HashMap<Topic, Version>;
+
+/// The shared write side of one WebSocket connection over TCP.
+pub struct Wire {
+    tcp: TcpStream,
+    /// Compression agreed, from this many bytes (`socket::Config`).
+    min_deflate: Option<usize>,
+    state: Mutex<State>,
+    /// Rung when a parked wire stops taking events with bytes left waiting:
+    /// the task must write them.
+    bell: Notify,
+}
+
+#[derive(Default)]
+struct State {
+    /// Bytes of whole frames accepted and not yet taken by the kernel.
+    unsent: BytesMut,
+    /// The task's versions while it is parked (`parked`), or until it takes
+    /// them back.
+    versions: Option<Versions>,
+    /// The broker may write events.
+    parked: bool,
+    /// The broker wrote something since the task parked.
+    wrote: bool,
+}
+
+/// What became of an event offered to a wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Offer {
+    /// Written to the socket (or, cut short, its rest left for the task).
+    Written,
+    /// Already written (a latest-wins value not newer than the last).
+    Stale,
+    /// Queued in the outbox for the task (by the `queue` callback).
+    Queued,
+}
+
+impl Wire {
+    pub fn new(tcp: TcpStream, min_deflate: Option<usize>) -> Arc<Self> {
+        Arc::new(Wire {
+            tcp,
+            min_deflate,
+            state: Mutex::new(State::default()),
+            bell: Notify::new(),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Writes `d` now if the task is parked and `d` is the next event of its
+    /// topic; otherwise runs `queue` (under the wire's lock, so the task
+    /// cannot park in between) and stops the parking.
+    pub fn offer(&self, d: &Delivery, queue: impl FnOnce()) -> Offer {
+        let mut st = self.lock();
+        let offer = self.try_direct(&mut st, d);
+        if offer == Offer::Queued {
+            st.parked = false;
+            queue();
+        }
+        offer
+    }
+
+    fn try_direct(&self, st: &mut State, d: &Delivery) -> Offer {
+        if !st.parked || !st.unsent.is_empty() {
+            return Offer::Queued;
+        }
+        let Some(last) = st.versions.as_ref().and_then(|v| v.get(&d.topic)).copied() else {
+            return Offer::Queued;
+        };
+        if d.version.epoch != last.epoch {
+            return Offer::Queued;
+        }
+        match d.topic.policy() {
+            Policy::Lossless if d.version.seq == last.seq + 1 => {}
+            // A gap is the task's to repair from the log.
+            Policy::Lossless => return Offer::Queued,
+            // Already written: dropped, as the task would.
+            Policy::LatestWins if d.version.seq <= last.seq => return Offer::Stale,
+            // Newer: written, the values skipped counted as coalesced.
+            Policy::LatestWins => {
+                let skipped = d.version.seq - last.seq - 1;
+                if skipped > 0 {
+                    crate::server::metrics::coalesced().increment(skipped);
+                }
+            }
+        }
+        let (compressed, payload) = d.frame.payload(self.min_deflate);
+        let head = super::socket::Head::new(super::socket::TEXT, compressed, payload.len());
+        let total = head.bytes().len() + payload.len();
+        let n = match self
+            .tcp
+            .try_write_vectored(&[IoSlice::new(head.bytes()), IoSlice::new(payload)])
+        {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
+            // A broken connection: the task finds out by itself.
+            Err(_) => return Offer::Queued,
+        };
+        if let Some(v) = st.versions.as_mut().and_then(|v| v.get_mut(&d.topic)) {
+            *v = d.version;
+        }
+        st.wrote = true;
+        if n < total {
+            // The kernel's buffer is full: the rest waits for the task.
+            let rest_head = head.bytes().get(n..).unwrap_or_default();
+            let skip = n.saturating_sub(head.bytes().len());
+            st.unsent.extend_from_slice(rest_head);
+            st.unsent.extend_from_slice(&payload[skip..]);
+            st.parked = false;
+            self.bell.notify_one();
+        }
+        Offer::Written
+    }
+
+    /// Parks the task: hands over its versions if nothing waits to be
+    /// written and `idle()` (its outbox is empty) holds under the lock;
+    /// otherwise gives them back.
+    pub fn park(&self, versions: Versions, idle: impl FnOnce() -> bool) -> Result<(), Versions> {
+        let mut st = self.lock();
+        if !st.unsent.is_empty() || !idle() {
+            return Err(versions);
+        }
+        st.versions = Some(versions);
+        st.parked = true;
+        st.wrote = false;
+        Ok(())
+    }
+
+    /// Ends the parking: the versions back (moved on by what the broker
+    /// wrote), and whether it wrote anything.
+    pub fn unpark(&self) -> Option<(Versions, bool)> {
+        let mut st = self.lock();
+        st.parked = false;
+        let versions = st.versions.take()?;
+        Some((versions, std::mem::take(&mut st.wrote)))
+    }
+
+    /// Stops the broker's writes until the task parks again: called before
+    /// the task is told of a revocation, so that nothing the revocation
+    /// forbids is written meanwhile (`accounts::live`).
+    pub fn halt(&self) {
+        self.lock().parked = false;
+    }
+
+    /// Bytes are waiting for the task to write them.
+    pub fn has_unsent(&self) -> bool {
+        !self.lock().unsent.is_empty()
+    }
+
+    /// Waits until the broker stopped taking events with bytes left waiting.
+    pub async fn rung(&self) {
+        self.bell.notified().await
+    }
+
+    /// Hands `unsent` to the kernel until it is empty or the socket is full.
+    fn drain(&self, st: &mut State) -> io::Result<()> {
+        while !st.unsent.is_empty() {
+            match self.tcp.try_write(&st.unsent) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => st.unsent.advance(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) => return Err(e),
+            }
+        }
+        // Written: give the buffer back rather than keep it while idle.
+        st.unsent = BytesMut::new();
+        Ok(())
+    }
+}
+
+/// The connection task's side of a wire: what its `Socket` reads from and
+/// writes to.
+pub struct WireIo(pub Arc<Wire>);
+
+impl AsyncRead for WireIo {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let tcp = &self.0.tcp;
+        loop {
+            ready!(tcp.poll_read_ready(cx))?;
+            match tcp.try_read(buf.initialize_unfilled()) {
+                Ok(n) => {
+                    buf.advance(n);
+                    return Poll::Ready(Ok(()));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+}
+
+impl AsyncWrite for WireIo {
+    /// Takes all of `buf` (whole frames) once fewer than `UNSENT_HIGH` bytes
+    /// wait: what the kernel does not take now waits in `unsent`, behind
+    /// anything already there.
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let wire = &self.0;
+        loop {
+            {
+                let mut st = wire.lock();
+                wire.drain(&mut st)?;
+                if st.unsent.len() < UNSENT_HIGH {
+                    let n = match st.unsent.is_empty() {
+                        true => match wire.tcp.try_write(buf) {
+                            Ok(n) => n,
+                            Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
+                            Err(e) => return Poll::Ready(Err(e)),
+                        },
+                        false => 0,
+                    };
+                    st.unsent.extend_from_slice(&buf[n..]);
+                    return Poll::Ready(Ok(buf.len()));
+                }
+            }
+            ready!(wire.tcp.poll_write_ready(cx))?;
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let wire = &self.0;
+        loop {
+            {
+                let mut st = wire.lock();
+                wire.drain(&mut st)?;
+                if st.unsent.is_empty() {
+                    return Poll::Ready(Ok(()));
+                }
+            }
+            ready!(wire.tcp.poll_write_ready(cx))?;
+        }
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        ready!(self.as_mut().poll_flush(cx))?;
+        let result = socket2::SockRef::from(&self.0.tcp).shutdown(std::net::Shutdown::Write);
+        Poll::Ready(match result {
+            Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(()),
+            other => other,
+        })
+    }
+}
+
+#[cfg(test)]
+#[path = "wire_tests.rs"]
+mod tests;
