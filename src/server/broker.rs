@@ -26,9 +26,9 @@ use super::realtime::frame::Frame;
 use super::realtime::wire::{Offer, Wire};
 use super::store::Feed;
 use crate::protocol::{Event, ServerFrame, Topic, Version};
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, RwLock};
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::Notify;
 
 pub type ConnId = u64;
 
@@ -75,16 +75,81 @@ pub fn newest_only(batch: &mut Vec<Arc<Delivery>>) {
 /// A connection's inbound queue of deliveries, and, over plain TCP, its
 /// wire: while the connection's task is parked the broker writes its
 /// events itself (`realtime::wire`).
+///
+/// The queue is a `VecDeque` under a mutex, bounded by `capacity`, that
+/// holds no memory until something is queued (a tokio channel would keep a
+/// block of slots and a padded header for each of thousands of idle
+/// connections).
 pub struct Outbox {
-    tx: mpsc::Sender<Arc<Delivery>>,
+    queue: Mutex<VecDeque<Arc<Delivery>>>,
+    capacity: usize,
+    /// Rung when something is queued.
+    ready: Notify,
     lagged: Mutex<HashSet<Topic>>,
     notify: Notify,
     dropped: Option<metrics::Counter>,
     wire: Option<Arc<Wire>>,
 }
 
-/// The receiving end of an `Outbox`.
-pub type Inbox = mpsc::Receiver<Arc<Delivery>>;
+/// The receiving end of an `Outbox`, read by the connection's task.
+pub struct Inbox(Arc<Outbox>);
+
+/// Nothing is queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Empty;
+
+/// Queues holding more than this many slots once emptied give their memory
+/// back.
+const KEEP_SLOTS: usize = 64;
+
+impl Inbox {
+    fn queue(&self) -> std::sync::MutexGuard<'_, VecDeque<Arc<Delivery>>> {
+        self.0.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Moves up to `limit` deliveries to `buf`, waiting for at least one;
+    /// how many (never 0 for a non-zero `limit`). Cancel safe: deliveries
+    /// are taken only when returned.
+    pub async fn recv_many(&mut self, buf: &mut Vec<Arc<Delivery>>, limit: usize) -> usize {
+        loop {
+            {
+                let mut queue = self.queue();
+                if !queue.is_empty() || limit == 0 {
+                    let n = queue.len().min(limit);
+                    buf.extend(queue.drain(..n));
+                    if queue.is_empty() && queue.capacity() > KEEP_SLOTS {
+                        *queue = VecDeque::new();
+                    }
+                    return n;
+                }
+            }
+            self.0.ready.notified().await;
+        }
+    }
+
+    /// The next delivery, waiting for one.
+    pub async fn recv(&mut self) -> Option<Arc<Delivery>> {
+        loop {
+            if let Ok(d) = self.try_recv() {
+                return Some(d);
+            }
+            self.0.ready.notified().await;
+        }
+    }
+
+    /// The next delivery, if one is queued.
+    pub fn try_recv(&mut self) -> Result<Arc<Delivery>, Empty> {
+        self.queue().pop_front().ok_or(Empty)
+    }
+
+    pub fn len(&self) -> usize {
+        self.queue().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.queue().is_empty()
+    }
+}
 
 impl Outbox {
     pub fn new(capacity: usize) -> (Arc<Self>, Inbox) {
@@ -98,15 +163,16 @@ impl Outbox {
         dropped: Option<metrics::Counter>,
         wire: Option<Arc<Wire>>,
     ) -> (Arc<Self>, Inbox) {
-        let (tx, rx) = mpsc::channel(capacity);
         let outbox = Arc::new(Outbox {
-            tx,
+            queue: Mutex::new(VecDeque::new()),
+            capacity: capacity.max(1),
+            ready: Notify::new(),
             lagged: Mutex::new(HashSet::new()),
             notify: Notify::new(),
             dropped,
             wire,
         });
-        (outbox, rx)
+        (outbox.clone(), Inbox(outbox))
     }
 
     /// The connection's wire, if the broker may write to it.
@@ -127,20 +193,25 @@ impl Outbox {
     }
 
     fn queue(&self, delivery: &Arc<Delivery>) {
-        match self.tx.try_send(delivery.clone()) {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                if let Some(c) = &self.dropped {
-                    c.increment(1);
-                }
-                if let Ok(mut lagged) = self.lagged.lock() {
-                    lagged.insert(delivery.topic);
-                }
-                self.notify.notify_one();
+        let queued = {
+            let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+            let room = queue.len() < self.capacity;
+            if room {
+                queue.push_back(delivery.clone());
             }
-            // The connection is ending; it unsubscribes itself.
-            Err(mpsc::error::TrySendError::Closed(_)) => {}
+            room
+        };
+        if queued {
+            self.ready.notify_one();
+            return;
         }
+        if let Some(c) = &self.dropped {
+            c.increment(1);
+        }
+        if let Ok(mut lagged) = self.lagged.lock() {
+            lagged.insert(delivery.topic);
+        }
+        self.notify.notify_one();
     }
 
     /// Waits until a delivery was dropped for lack of room.
@@ -245,7 +316,7 @@ impl Broker for LocalBroker {
 
 /// Publishes the store's committed events, in commit order, until the store
 /// closes its feed. The one consumer of the feed.
-pub async fn pump(mut feed: Feed, broker: Arc<dyn Broker>, meters: Meters) {
+pub async fn pump(mut feed: Feed, broker: Arc<dyn Broker>, meters: Arc<Meters>) {
     while let Some(batch) = feed.next().await {
         for event in &batch {
             meters.event_in(event.topic.kind());
@@ -334,6 +405,42 @@ mod tests {
         assert!(rb.try_recv().is_err());
         broker.unsubscribe(Topic::room(1), 1);
         assert_eq!(broker.subscribers(Topic::room(1)), 0);
+    }
+
+    #[tokio::test]
+    async fn an_inbox_takes_at_most_its_limit_waits_when_empty_and_gives_memory_back() {
+        let (outbox, mut inbox) = Outbox::new(512);
+        for s in 1..=200 {
+            outbox.push(&delivery(s));
+        }
+        assert_eq!(inbox.len(), 200);
+        let mut buf = Vec::new();
+        assert_eq!(inbox.recv_many(&mut buf, 64).await, 64);
+        assert_eq!(buf.last().map(|d| d.version.seq), Some(64));
+        buf.clear();
+        while inbox.recv_many(&mut buf, 64).await > 0 && !inbox.is_empty() {}
+        assert_eq!(buf.len(), 136, "the rest, in order");
+        assert!(buf
+            .windows(2)
+            .all(|w| w[0].version.seq + 1 == w[1].version.seq));
+        assert_eq!(
+            outbox.queue.lock().unwrap().capacity(),
+            0,
+            "memory given back"
+        );
+        // Empty: waits until something is queued, then takes it.
+        let waiting = tokio::spawn(async move {
+            let mut buf = Vec::new();
+            inbox.recv_many(&mut buf, 64).await;
+            buf
+        });
+        tokio::task::yield_now().await;
+        outbox.push(&delivery(201));
+        let got = tokio::time::timeout(std::time::Duration::from_secs(5), waiting)
+            .await
+            .expect("woken")
+            .expect("task");
+        assert_eq!(got.len(), 1);
     }
 
     #[tokio::test]

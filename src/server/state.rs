@@ -37,7 +37,7 @@ pub struct AppState {
     pub unread: Arc<UnreadBoard>,
     pub broker: Arc<dyn Broker>,
     pub shutdown: Shutdown,
-    pub meters: Meters,
+    pub meters: Arc<Meters>,
     /// The request rules (hosts, origins), fixed at start.
     pub rules: Arc<Rules>,
     /// Rate limits and caps per client address.
@@ -74,7 +74,7 @@ impl AppState {
             throttle: Arc::new(LoginThrottle::new(&settings)),
             broker,
             shutdown,
-            meters: Meters::new(),
+            meters: Arc::new(Meters::new()),
             rules: Arc::new(rules),
             limits,
             flusher: crate::server::realtime::flush::Flusher::of(std::time::Duration::from_millis(

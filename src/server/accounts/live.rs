@@ -15,18 +15,18 @@
 //! costs one database read, not two.
 //!
 //! In-process: with several instances (PostgreSQL, later) the same calls
-//! arrive through LISTEN/NOTIFY. Each connection's kick queue is unbounded
-//! but only revocations fill it, and a credential revocation ends the
-//! connection.
+//! arrive through LISTEN/NOTIFY. Each connection's kick queue (`Kicks`) is
+//! unbounded but only revocations fill it, and a credential revocation ends
+//! the connection.
 
 use super::Principal;
 use crate::protocol::Topic;
 use crate::server::broker::ConnId;
 use crate::server::realtime::wire::Wire;
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use tokio::sync::mpsc;
+use tokio::sync::Notify;
 
 /// What a revocation asks of one connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,11 +37,61 @@ pub enum Kick {
     Topic(Topic),
 }
 
+/// A connection's queue of kicks. Kicks are rare, so a small shared box
+/// rather than a channel (a tokio channel keeps a block of 32 slots and a
+/// padded header, about 1.5 KiB, for each of thousands of connections).
+#[derive(Default)]
+struct KickBox {
+    pending: Mutex<VecDeque<Kick>>,
+    ready: Notify,
+}
+
+/// The sending side of a connection's kick queue.
+#[derive(Clone)]
+pub struct KickTx(Arc<KickBox>);
+
+/// The receiving side, read by the connection's task.
+pub struct Kicks(Arc<KickBox>);
+
+/// A new kick queue.
+pub fn kick_queue() -> (KickTx, Kicks) {
+    let kicks = Arc::new(KickBox::default());
+    (KickTx(kicks.clone()), Kicks(kicks))
+}
+
+impl KickTx {
+    pub fn send(&self, kick: Kick) {
+        if let Ok(mut pending) = self.0.pending.lock() {
+            pending.push_back(kick);
+        }
+        // Stores a permit if the task is not waiting: no kick is missed.
+        self.0.ready.notify_one();
+    }
+}
+
+impl Kicks {
+    /// The next kick, waiting for one (cancel safe: a kick is taken only
+    /// when returned).
+    pub async fn recv(&mut self) -> Option<Kick> {
+        loop {
+            if let Some(kick) = self.try_recv() {
+                return Some(kick);
+            }
+            self.0.ready.notified().await;
+        }
+    }
+
+    /// The next kick, if one is waiting.
+    pub fn try_recv(&mut self) -> Option<Kick> {
+        self.0.pending.lock().ok()?.pop_front()
+    }
+}
+
 /// Where a connection's kicks go: its task's queue, and, over a wire, the
 /// wire, halted first so that the broker stops writing to the connection
 /// before its task hears of the kick (`realtime::wire`).
 struct Kickee {
-    tx: mpsc::UnboundedSender<Kick>,
+    tx: KickTx,
     wire: Option<Arc<Wire>>,
 }
 
@@ -79,11 +129,7 @@ fn remove(map: &mut HashMap<i64, HashSet<ConnId>>, key: i64, conn: ConnId) {
 impl LiveConnections {
     /// Registers connection `conn` acting for `who`; its kicks arrive on the
     /// returned receiver.
-    pub fn register(
-        &self,
-        conn: ConnId,
-        who: &Principal,
-    ) -> (Registration, mpsc::UnboundedReceiver<Kick>) {
+    pub fn register(&self, conn: ConnId, who: &Principal) -> (Registration, Kicks) {
         self.register_wired(conn, who, None)
     }
 
@@ -94,8 +140,8 @@ impl LiveConnections {
         conn: ConnId,
         who: &Principal,
         wire: Option<Arc<Wire>>,
-    ) -> (Registration, mpsc::UnboundedReceiver<Kick>) {
-        let (tx, rx) = mpsc::unbounded_channel();
+    ) -> (Registration, Kicks) {
+        let (tx, rx) = kick_queue();
         if let Ok(mut r) = self.inner.lock() {
             r.conns.insert(conn, Kickee { tx, wire });
             match who {
@@ -128,7 +174,7 @@ impl LiveConnections {
                 if let Some(wire) = &kickee.wire {
                     wire.halt();
                 }
-                let _ = kickee.tx.send(kick);
+                kickee.tx.send(kick);
             }
         }
         conns.len()
@@ -242,6 +288,25 @@ mod tests {
         assert_eq!(live.clone().epoch(), e0 + 2);
     }
 
+    #[tokio::test]
+    async fn kicks_come_in_order_and_none_is_missed_waiting_or_not() {
+        let (tx, mut rx) = kick_queue();
+        let topic = Topic::room(1);
+        tx.send(Kick::Topic(topic));
+        tx.send(Kick::Credentials);
+        assert_eq!(rx.recv().await, Some(Kick::Topic(topic)));
+        assert_eq!(rx.recv().await, Some(Kick::Credentials));
+        assert_eq!(rx.try_recv(), None);
+        let waiter = tokio::spawn(async move { rx.recv().await });
+        tokio::task::yield_now().await;
+        tx.send(Kick::Credentials);
+        let got = tokio::time::timeout(std::time::Duration::from_secs(5), waiter)
+            .await
+            .expect("woken")
+            .expect("task");
+        assert_eq!(got, Some(Kick::Credentials));
+    }
+
     #[test]
     fn kicks_reach_exactly_the_concerned_connections() {
         let live = LiveConnections::default();
@@ -259,14 +324,14 @@ mod tests {
         let (_d, mut rd) = live.register(4, &session(8, 102));
         let (_e, mut re) = live.register(5, &Principal::Anonymous);
         assert_eq!(live.revoke_sessions(&[100]), 1);
-        assert_eq!(ra.try_recv(), Ok(Kick::Credentials));
-        assert!(rb.try_recv().is_err() && rc.try_recv().is_err());
+        assert_eq!(ra.try_recv(), Some(Kick::Credentials));
+        assert!(rb.try_recv().is_none() && rc.try_recv().is_none());
         assert_eq!(live.revoke_token(5), 1);
-        assert_eq!(rc.try_recv(), Ok(Kick::Credentials));
+        assert_eq!(rc.try_recv(), Some(Kick::Credentials));
         let topic = Topic::room(3);
         assert_eq!(live.lost_access(7, topic), 3);
-        assert_eq!(rb.try_recv(), Ok(Kick::Topic(topic)));
-        assert!(rd.try_recv().is_err() && re.try_recv().is_err());
+        assert_eq!(rb.try_recv(), Some(Kick::Topic(topic)));
+        assert!(rd.try_recv().is_none() && re.try_recv().is_none());
         drop(_b);
         assert_eq!(live.revoke_sessions(&[101]), 0, "unregistered on drop");
         assert_eq!(live.len(), 4);

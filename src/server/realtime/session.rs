@@ -73,7 +73,7 @@ pub struct Services {
     pub backend: Arc<dyn Backend>,
     pub broker: Arc<dyn Broker>,
     pub settings: Arc<Settings>,
-    pub meters: Meters,
+    pub meters: Arc<Meters>,
 }
 
 pub struct Session {

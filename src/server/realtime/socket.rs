@@ -178,14 +178,19 @@ impl Upgrade {
             };
             let (io, early, wire) = match upgraded.downcast::<TokioIo<TcpStream>>() {
                 Ok(parts) => {
-                    let wire = Wire::new(parts.io.into_inner(), min_deflate);
-                    (Io::Wire(WireIo(wire.clone())), parts.read_buf, Some(wire))
+                    let (wire, io) = Wire::new(parts.io.into_inner(), min_deflate);
+                    (Io::Wire(io), parts.read_buf, Some(wire))
                 }
                 Err(upgraded) => (Io::Other(TokioIo::new(upgraded)), Bytes::new(), None),
             };
             let mut socket = Socket::new(io, config.max_message, min_deflate);
-            // Bytes the client sent right after its request, read by hyper.
-            socket.rd.extend_from_slice(&early);
+            // Bytes the client sent right after its request, read by hyper,
+            // copied: `early` shares hyper's whole read buffer, which must
+            // not live as long as the connection.
+            if !early.is_empty() {
+                socket.rd.extend_from_slice(&early);
+            }
+            drop(early);
             serve(socket, wire).await
         });
         let mut response = (

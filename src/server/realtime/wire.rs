@@ -36,6 +36,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{ready, Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
@@ -48,7 +49,8 @@ pub type Versions = HashMap<Topic, Version>;
 
 /// The shared write side of one WebSocket connection over TCP.
 pub struct Wire {
-    tcp: TcpStream,
+    /// The write half (the task's `WireIo` reads the other).
+    tcp: OwnedWriteHalf,
     /// Compression agreed, from this many bytes (`socket::Config`).
     min_deflate: Option<usize>,
     state: Mutex<State>,
@@ -82,13 +84,16 @@ pub enum Offer {
 }
 
 impl Wire {
-    pub fn new(tcp: TcpStream, min_deflate: Option<usize>) -> Arc<Self> {
-        Arc::new(Wire {
-            tcp,
+    /// The wire of `tcp`, and the task's side of it.
+    pub fn new(tcp: TcpStream, min_deflate: Option<usize>) -> (Arc<Self>, WireIo) {
+        let (read, write) = tcp.into_split();
+        let wire = Arc::new(Wire {
+            tcp: write,
             min_deflate,
             state: Mutex::new(State::default()),
             bell: Notify::new(),
-        })
+        });
+        (wire.clone(), WireIo { wire, read })
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -216,28 +221,21 @@ impl Wire {
     }
 }
 
-/// The connection task's side of a wire: what its `Socket` reads from and
-/// writes to.
-pub struct WireIo(pub Arc<Wire>);
+/// The connection task's side of a wire: what its `Socket` reads from (the
+/// read half, through tokio's own reading, which knows a short read left
+/// the socket empty and so saves a read per message) and writes to.
+pub struct WireIo {
+    wire: Arc<Wire>,
+    read: OwnedReadHalf,
+}
 
 impl AsyncRead for WireIo {
     fn poll_read(
-        self: Pin<&mut Self>,
+        mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        let tcp = &self.0.tcp;
-        loop {
-            ready!(tcp.poll_read_ready(cx))?;
-            match tcp.try_read(buf.initialize_unfilled()) {
-                Ok(n) => {
-                    buf.advance(n);
-                    return Poll::Ready(Ok(()));
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                Err(e) => return Poll::Ready(Err(e)),
-            }
-        }
+        Pin::new(&mut self.read).poll_read(cx, buf)
     }
 }
 
@@ -250,7 +248,7 @@ impl AsyncWrite for WireIo {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let wire = &self.0;
+        let wire = &self.wire;
         loop {
             {
                 let mut st = wire.lock();
@@ -268,12 +266,12 @@ impl AsyncWrite for WireIo {
                     return Poll::Ready(Ok(buf.len()));
                 }
             }
-            ready!(wire.tcp.poll_write_ready(cx))?;
+            ready!(wire.tcp.as_ref().poll_write_ready(cx))?;
         }
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let wire = &self.0;
+        let wire = &self.wire;
         loop {
             {
                 let mut st = wire.lock();
@@ -282,13 +280,14 @@ impl AsyncWrite for WireIo {
                     return Poll::Ready(Ok(()));
                 }
             }
-            ready!(wire.tcp.poll_write_ready(cx))?;
+            ready!(wire.tcp.as_ref().poll_write_ready(cx))?;
         }
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         ready!(self.as_mut().poll_flush(cx))?;
-        let result = socket2::SockRef::from(&self.0.tcp).shutdown(std::net::Shutdown::Write);
+        let result =
+            socket2::SockRef::from(self.wire.tcp.as_ref()).shutdown(std::net::Shutdown::Write);
         Poll::Ready(match result {
             Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(()),
             other => other,

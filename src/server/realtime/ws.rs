@@ -38,7 +38,7 @@ use super::wire::Wire;
 use crate::protocol::{
     CloseCode, ErrorCode, ErrorFrame, ProtocolError, ServerFrame, MIN_PROTOCOL_VERSION,
 };
-use crate::server::accounts::live::Kick;
+use crate::server::accounts::live::{Kick, Kicks};
 use crate::server::accounts::{Auth, Principal};
 use crate::server::broker::{Inbox, Outbox};
 use crate::server::shutdown::Shutdown;
@@ -47,11 +47,11 @@ use axum::extract::ws::Message;
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use futures::{Sink, SinkExt, Stream, StreamExt};
+use futures::{FutureExt, Sink, SinkExt, Stream, StreamExt};
 use serde::Deserialize;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::Notify;
 use tokio::time::{timeout, Instant, Interval};
 
 /// Most deliveries taken from the outbox per step.
@@ -132,14 +132,16 @@ pub async fn upgrade(
             .then_some(state.settings.ws_compress_min_bytes),
     };
     let resolved_at = resolved.map(|axum::Extension(r)| r.0);
-    ws.on_upgrade(config, move |socket, wire| async move {
+    // Boxed: each connection's task holds the state until it starts.
+    let state = Box::new(state);
+    ws.on_upgrade(config, move |socket, wire| {
         let how = How {
             batch_frames,
             resolved_at,
             wire,
+            place,
         };
-        serve(socket, state, peer, how).await;
-        drop(place);
+        serve(socket, state, peer, how)
     })
 }
 
@@ -186,26 +188,70 @@ struct How {
     resolved_at: Option<u64>,
     /// Its socket's wire (plain TCP), for the broker to write to.
     wire: Option<Arc<Wire>>,
+    /// Its place under the per-address limit of open connections.
+    place: crate::server::limits::OpenSocket,
 }
 
-async fn serve<S>(socket: S, state: AppState, peer: Peer, how: How)
+/// Serves one connection: opens its session (`open`), drives it, and
+/// closes its books.
+///
+/// Memory: every connection's task holds this future while it lasts, so it
+/// is composed rather than written as one `async fn`: an async fn keeps
+/// room for its arguments (the socket, the state) for its whole life, here
+/// they would sit beside `drive`'s own copy. `open` runs boxed and is gone
+/// once the session is open; what stays is `drive`'s future and `Books`.
+fn serve<S>(
+    socket: S,
+    state: Box<AppState>,
+    peer: Peer,
+    how: How,
+) -> impl std::future::Future<Output = ()> + Send
 where
-    S: Stream<Item = Result<Message, axum::Error>> + Sink<Out, Error = axum::Error> + Unpin,
+    S: Stream<Item = Result<Message, axum::Error>>
+        + Sink<Out, Error = axum::Error>
+        + Unpin
+        + Send
+        + 'static,
 {
+    Box::pin(open(state, peer, how)).then(move |(session, link, books)| {
+        drive(socket, session, link).map(move |end| books.close(end))
+    })
+}
+
+/// What a connection's end must settle.
+struct Books {
+    conn_id: crate::server::broker::ConnId,
+    meters: Arc<crate::server::metrics::Meters>,
+    _session: crate::server::shutdown::SessionGuard,
+    _registration: crate::server::accounts::live::Registration,
+    _place: crate::server::limits::OpenSocket,
+}
+
+impl Books {
+    fn close(self, end: &'static str) {
+        self.meters.ws_connections.decrement(1.0);
+        crate::server::metrics::closed(end);
+        tracing::debug!(conn_id = self.conn_id, reason = end, "websocket closed");
+    }
+}
+
+/// Registers a new connection and builds its session and link.
+async fn open(state: Box<AppState>, peer: Peer, how: How) -> (Session, Link, Books) {
     let How {
         batch_frames,
         resolved_at,
         wire,
+        place,
     } = how;
-    let _guard = state.shutdown.track_session();
+    let guard = state.shutdown.track_session();
     let meters = state.meters.clone();
     meters.ws_connects.increment(1);
     meters.ws_connections.increment(1.0);
-    let settings = state.settings.clone();
+    let settings = &state.settings;
     let conn_id = state.next_conn_id();
     // Registered before the session starts: a revocation from now on
     // reaches this connection (and halts its wire).
-    let (_registration, kicks) = state.live.register_wired(conn_id, &peer.who, wire.clone());
+    let (registration, kicks) = state.live.register_wired(conn_id, &peer.who, wire.clone());
     let (outbox, inbox) = Outbox::counted(
         settings.outbox_capacity,
         Some(meters.dropped_full.clone()),
@@ -225,14 +271,18 @@ where
         kicks,
         shutdown: state.shutdown.clone(),
         tick: tokio::time::interval_at(first_tick(Instant::now(), beat), beat),
-        limits: Limits::from_settings(&settings),
+        limits: Limits::from_settings(settings),
         batch_frames,
         flusher: state.flusher.clone(),
     };
-    let end = drive(socket, session, link).await;
-    meters.ws_connections.decrement(1.0);
-    crate::server::metrics::closed(end);
-    tracing::debug!(conn_id, reason = end, "websocket closed");
+    let books = Books {
+        conn_id,
+        meters,
+        _session: guard,
+        _registration: registration,
+        _place: place,
+    };
+    (session, link, books)
 }
 
 /// Time bounds of one connection.
@@ -263,7 +313,7 @@ pub struct Link {
     pub inbox: Inbox,
     pub outbox: Arc<Outbox>,
     /// Revocations concerning this connection (`accounts::live`).
-    pub kicks: mpsc::UnboundedReceiver<Kick>,
+    pub kicks: Kicks,
     pub shutdown: Shutdown,
     /// The heartbeat timer (its first tick is the first ping or silence check).
     pub tick: Interval,
@@ -281,7 +331,8 @@ where
 {
     let mut signal = link.shutdown.signal();
     let mut out = Frames::new();
-    let mut batch = Vec::with_capacity(BATCH);
+    // Empty until deliveries are queued: an idle connection keeps no buffer.
+    let mut batch = Vec::new();
     // With a flush window: once deliveries came, the connection waits for
     // the flusher's ring without reading its outbox, so what the broker
     // pushes meanwhile does not wake it.
@@ -302,7 +353,7 @@ where
             let ping = std::mem::take(&mut ping_due);
             tokio::select! {
                 biased;
-                _ = signal.wait() => return goodbye(&mut socket, link.limits).await,
+                _ = signal.wait() => return Box::pin(goodbye(&mut socket, link.limits)).await,
                 written = timeout(link.limits.write, async {
                     if ping {
                         socket.feed(Out::Ping).await?;
@@ -339,7 +390,7 @@ where
             quiet = false;
         }
         let verdict = match wake {
-            Wake::Shutdown => return goodbye(&mut socket, link.limits).await,
+            Wake::Shutdown => return Box::pin(goodbye(&mut socket, link.limits)).await,
             Wake::Kick(kick) => session.on_kick(kick, &mut out),
             Wake::Tick => {
                 ping_due = true;
@@ -350,7 +401,7 @@ where
                 )
             }
             Wake::Lagged => {
-                session.catch_up_lagged(&mut out).await;
+                Box::pin(session.catch_up_lagged(&mut out)).await;
                 Verdict::Continue
             }
             Wake::Incoming(incoming) => {
@@ -379,7 +430,7 @@ where
                 }
             }
             Wake::CatchUp => {
-                session.continue_catch_up(&mut out).await;
+                Box::pin(session.continue_catch_up(&mut out)).await;
                 Verdict::Continue
             }
             Wake::Delivered(0) => return "outbox closed",
@@ -389,7 +440,15 @@ where
                         armed = true;
                         flusher.arm(&bell);
                     }
-                    None => deliver_all(&mut session, &mut batch, link.inbox.len(), &mut out).await,
+                    None => {
+                        Box::pin(deliver_all(
+                            &mut session,
+                            &mut batch,
+                            link.inbox.len(),
+                            &mut out,
+                        ))
+                        .await
+                    }
                 }
                 Verdict::Continue
             }
@@ -402,7 +461,13 @@ where
                         Err(_) => break,
                     }
                 }
-                deliver_all(&mut session, &mut batch, link.inbox.len(), &mut out).await;
+                Box::pin(deliver_all(
+                    &mut session,
+                    &mut batch,
+                    link.inbox.len(),
+                    &mut out,
+                ))
+                .await;
                 Verdict::Continue
             }
             // The wire left bytes to write: the write step above takes them.

@@ -59,7 +59,7 @@ struct Rig {
     shutdown: Shutdown,
     session: Session,
     link: Link,
-    kick: tokio::sync::mpsc::UnboundedSender<crate::server::accounts::live::Kick>,
+    kick: crate::server::accounts::live::KickTx,
 }
 
 struct NoBackend;
@@ -157,11 +157,11 @@ fn rig(stalled: bool, first_tick: Duration, outbox_capacity: usize) -> Rig {
         backend: Arc::new(NoBackend),
         broker: broker.clone(),
         settings: Arc::new(settings.clone()),
-        meters: Meters::new(),
+        meters: Arc::new(Meters::new()),
     };
     let shutdown = Shutdown::default();
     let session = Session::new(1, services, Peer::default(), outbox.clone());
-    let (kick, kicks) = tokio::sync::mpsc::unbounded_channel();
+    let (kick, kicks) = crate::server::accounts::live::kick_queue();
     let link = Link {
         inbox,
         outbox,
@@ -294,8 +294,7 @@ async fn a_revoked_credential_closes_with_4401_before_pending_deliveries() {
         r.broker.publish(tick(topic, seq));
     }
     r.kick
-        .send(crate::server::accounts::live::Kick::Credentials)
-        .unwrap();
+        .send(crate::server::accounts::live::Kick::Credentials);
     let end = drive(r.socket, session, r.link).await;
     assert_eq!(end, "credentials revoked");
     assert_eq!(close_code(&r.written), Some(4401));

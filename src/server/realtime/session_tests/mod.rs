@@ -184,7 +184,7 @@ pub(super) fn harness(tweak: impl FnOnce(&mut Settings)) -> Harness {
         backend: fake.clone(),
         broker: broker.clone(),
         settings: Arc::new(settings),
-        meters: Meters::new(),
+        meters: Arc::new(Meters::new()),
     };
     Harness {
         fake,
