@@ -237,17 +237,6 @@ pub trait Broker: Send + Sync + 'static {
     fn subscribers(&self, topic: Topic) -> usize;
 }
 
-/// Subscribers from which a publish tells the runtime it blocks (about
-/// 0.4 ms of socket writes on the machine measured).
-const BLOCKING_FAN_OUT: usize = 64;
-
-/// Whether this thread runs a multi-threaded tokio runtime (where
-/// `block_in_place` may be called).
-fn multi_thread() -> bool {
-    tokio::runtime::Handle::try_current()
-        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread)
-}
-
 /// Fan-out within this process.
 #[derive(Default)]
 pub struct LocalBroker {
@@ -270,17 +259,14 @@ impl Broker for LocalBroker {
             },
             Err(_) => return,
         };
-        let fan_out = || {
-            subs.iter()
-                .map(|outbox| u64::from(outbox.push(&delivery)))
-                .sum::<u64>()
-        };
-        let written = match subs.len() >= BLOCKING_FAN_OUT && multi_thread() {
-            // Many socket writes in a row: let the runtime move this
-            // worker's other tasks to another thread meanwhile.
-            true => tokio::task::block_in_place(fan_out),
-            false => fan_out(),
-        };
+        // Written here, on the publishing thread: with several workers the
+        // runtime's others take the rest of the work meanwhile.
+        // (`block_in_place` around a large fan-out was measured and made it
+        // worse: bench/results/ab-block-in-place-2026-11-28.txt.)
+        let written: u64 = subs
+            .iter()
+            .map(|outbox| u64::from(outbox.push(&delivery)))
+            .sum();
         if written > 0 {
             self.meters.wire_writes.increment(written);
             let mut counts = super::metrics::KindCounts::default();
