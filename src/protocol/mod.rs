@@ -16,7 +16,7 @@
 mod decode;
 mod topic;
 
-pub use topic::{Durability, Policy, Symbol, Topic, TopicError, TopicKind, Version};
+pub use topic::{Admit, Durability, Policy, Symbol, Topic, TopicError, TopicKind, Version};
 pub use topic::{MAX_SYMBOL_LEN, MAX_TOPIC_LEN};
 
 use serde::{Deserialize, Serialize};

@@ -55,6 +55,40 @@ pub enum Policy {
     LatestWins,
 }
 
+/// What a connection does with a topic's next event, by the topic's policy,
+/// given the version it last wrote (`Policy::admit`). One rule for every
+/// writer: the connection's task (`Session::deliver`) and the broker
+/// writing straight to a socket (`Wire::offer`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Admit {
+    /// Write it; `skipped` newer latest-wins values were passed over
+    /// (coalesced). Always 0 for a lossless topic.
+    Write { skipped: u64 },
+    /// At or below what was written: already sent, dropped.
+    Stale,
+    /// A lossless topic's events are missing before it: repair from the log.
+    Gap,
+    /// Another epoch: the subscriber must reset.
+    NewEpoch,
+}
+
+impl Policy {
+    /// Decides what a connection that last wrote `last` does with `next`.
+    pub fn admit(self, last: Version, next: Version) -> Admit {
+        if next.epoch != last.epoch {
+            return Admit::NewEpoch;
+        }
+        match self {
+            _ if next.seq <= last.seq => Admit::Stale,
+            Policy::Lossless if next.seq == last.seq + 1 => Admit::Write { skipped: 0 },
+            Policy::Lossless => Admit::Gap,
+            Policy::LatestWins => Admit::Write {
+                skipped: next.seq - last.seq - 1,
+            },
+        }
+    }
+}
+
 /// Where a kind's events live.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Durability {
@@ -262,6 +296,29 @@ impl Version {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn admits_the_next_event_by_policy() {
+        let at = Version::new(3, 10);
+        let v = |epoch, seq| Version::new(epoch, seq);
+        for policy in [Policy::Lossless, Policy::LatestWins] {
+            assert_eq!(policy.admit(at, v(3, 11)), Admit::Write { skipped: 0 });
+            assert_eq!(policy.admit(at, v(3, 10)), Admit::Stale, "{policy:?}");
+            assert_eq!(policy.admit(at, v(3, 2)), Admit::Stale, "{policy:?}");
+            // Epochs compare for equality only: an older one resets too.
+            assert_eq!(policy.admit(at, v(4, 1)), Admit::NewEpoch);
+            assert_eq!(policy.admit(at, v(2, 11)), Admit::NewEpoch);
+        }
+        assert_eq!(Policy::Lossless.admit(at, v(3, 12)), Admit::Gap);
+        assert_eq!(
+            Policy::LatestWins.admit(at, v(3, 14)),
+            Admit::Write { skipped: 3 }
+        );
+        assert_eq!(
+            Policy::LatestWins.admit(Version::default(), v(0, 1)),
+            Admit::Write { skipped: 0 }
+        );
+    }
 
     #[test]
     fn topics_parse_round_trip_and_refuse_what_is_not_canonical() {

@@ -181,13 +181,13 @@ impl Outbox {
     }
 
     /// Hands `delivery` to the connection: written at once by its wire if
-    /// it can (`true`), else queued.
-    fn push(&self, delivery: &Arc<Delivery>) -> bool {
+    /// it can, else queued.
+    fn push(&self, delivery: &Arc<Delivery>) -> Offer {
         match &self.wire {
-            Some(wire) => wire.offer(delivery, || self.queue(delivery)) == Offer::Written,
+            Some(wire) => wire.offer(delivery, || self.queue(delivery)),
             None => {
                 self.queue(delivery);
-                false
+                Offer::Queued
             }
         }
     }
@@ -263,10 +263,16 @@ impl Broker for LocalBroker {
         // runtime's others take the rest of the work meanwhile.
         // (`block_in_place` around a large fan-out was measured and made it
         // worse: bench/results/ab-block-in-place-2026-11-28.txt.)
-        let written: u64 = subs
-            .iter()
-            .map(|outbox| u64::from(outbox.push(&delivery)))
-            .sum();
+        let (mut written, mut coalesced) = (0, 0);
+        for outbox in &subs {
+            if let Offer::Written { skipped } = outbox.push(&delivery) {
+                written += 1;
+                coalesced += skipped;
+            }
+        }
+        if coalesced > 0 {
+            self.meters.coalesced.increment(coalesced);
+        }
         if written > 0 {
             self.meters.wire_writes.increment(written);
             let mut counts = super::metrics::KindCounts::default();

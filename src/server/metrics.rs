@@ -287,16 +287,6 @@ impl Default for Meters {
     }
 }
 
-/// `tandem_deliveries_coalesced_total`, for code without `Meters` at hand
-/// (a connection's wire).
-pub fn coalesced() -> &'static Counter {
-    static COUNTER: std::sync::OnceLock<Counter> = std::sync::OnceLock::new();
-    COUNTER.get_or_init(|| {
-        install();
-        counter!(COALESCED)
-    })
-}
-
 /// Counts a refusal (cheap enough off the hot path: a registry lookup).
 pub fn reject(reason: &'static str) {
     counter!(REJECTIONS, "reason" => reason).increment(1);

@@ -37,7 +37,7 @@ use super::cmd;
 use super::frame::{self, Frames};
 use crate::error::AppError;
 use crate::protocol::{
-    ChatWrite, ClientFrame, CloseCode, ErrorCode, ErrorFrame, Event, Policy, ProtocolError,
+    Admit, ChatWrite, ClientFrame, CloseCode, ErrorCode, ErrorFrame, Event, Policy, ProtocolError,
     ServerFrame, Topic, Version, PROTOCOL_VERSION,
 };
 use crate::server::accounts::live::Kick;
@@ -313,21 +313,17 @@ impl Session {
             // Being caught up from the log, which covers this event.
             return;
         }
-        if d.version.epoch != last.epoch {
-            return self.reset(d.topic, d.version, out);
-        }
-        match d.topic.policy() {
-            Policy::Lossless if d.version.seq == last.seq + 1 => self.write(d, out),
-            Policy::Lossless if d.version.seq > last.seq + 1 => {
+        match d.topic.policy().admit(last, d.version) {
+            Admit::NewEpoch => self.reset(d.topic, d.version, out),
+            Admit::Write { skipped } => {
+                self.coalesced(skipped);
+                self.write(d, out);
+            }
+            Admit::Gap => {
                 self.services.meters.gap_repairs.increment(1);
                 self.catch_up(d.topic, last, out).await;
             }
-            Policy::LatestWins if d.version.seq > last.seq => {
-                self.coalesced(d.version.seq - last.seq - 1);
-                self.write(d, out);
-            }
-            // At or below what was written: already sent.
-            Policy::Lossless | Policy::LatestWins => {}
+            Admit::Stale => {}
         }
     }
 

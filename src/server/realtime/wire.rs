@@ -27,7 +27,7 @@
 //! Memory: `unsent` is released once written; a parked wire holds the
 //! connection's own versions map (moved, not copied).
 
-use crate::protocol::{Policy, Topic, Version};
+use crate::protocol::{Admit, Topic, Version};
 use crate::server::broker::Delivery;
 use bytes::{Buf, BytesMut};
 use std::collections::HashMap;
@@ -75,8 +75,10 @@ struct State {
 /// What became of an event offered to a wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Offer {
-    /// Written to the socket (or, cut short, its rest left for the task).
-    Written,
+    /// Written to the socket (or, cut short, its rest left for the task),
+    /// passing over `skipped` older latest-wins values (coalesced: the
+    /// caller counts them).
+    Written { skipped: u64 },
     /// Already written (a latest-wins value not newer than the last).
     Stale,
     /// Queued in the outbox for the task (by the `queue` callback).
@@ -106,7 +108,7 @@ impl Wire {
     pub fn offer(&self, d: &Delivery, queue: impl FnOnce()) -> Offer {
         let mut st = self.lock();
         let offer = self.try_direct(&mut st, d);
-        if offer == Offer::Queued {
+        if matches!(offer, Offer::Queued) {
             st.parked = false;
             queue();
         }
@@ -120,23 +122,13 @@ impl Wire {
         let Some(last) = st.versions.as_ref().and_then(|v| v.get(&d.topic)).copied() else {
             return Offer::Queued;
         };
-        if d.version.epoch != last.epoch {
-            return Offer::Queued;
-        }
-        match d.topic.policy() {
-            Policy::Lossless if d.version.seq == last.seq + 1 => {}
-            // A gap is the task's to repair from the log.
-            Policy::Lossless => return Offer::Queued,
-            // Already written: dropped, as the task would.
-            Policy::LatestWins if d.version.seq <= last.seq => return Offer::Stale,
-            // Newer: written, the values skipped counted as coalesced.
-            Policy::LatestWins => {
-                let skipped = d.version.seq - last.seq - 1;
-                if skipped > 0 {
-                    crate::server::metrics::coalesced().increment(skipped);
-                }
-            }
-        }
+        // The rule the task follows (`Session::deliver`); what it would do
+        // other than write (repair a gap, reset) is left to it.
+        let skipped = match d.topic.policy().admit(last, d.version) {
+            Admit::Write { skipped } => skipped,
+            Admit::Stale => return Offer::Stale,
+            Admit::Gap | Admit::NewEpoch => return Offer::Queued,
+        };
         let (compressed, payload) = d.frame.payload(self.min_deflate);
         let head = super::socket::Head::new(super::socket::TEXT, compressed, payload.len());
         let total = head.bytes().len() + payload.len();
@@ -162,7 +154,7 @@ impl Wire {
             st.parked = false;
             self.bell.notify_one();
         }
-        Offer::Written
+        Offer::Written { skipped }
     }
 
     /// Parks the task: hands over its versions if nothing waits to be

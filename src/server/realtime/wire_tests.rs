@@ -100,8 +100,8 @@ async fn a_parked_wire_writes_the_next_event_itself_and_moves_the_version_on() {
     };
     let five = message(1, 1, 5, "five");
     let six = message(1, 1, 6, "six");
-    assert_eq!(wire.offer(&five, queue), Offer::Written);
-    assert_eq!(wire.offer(&six, queue), Offer::Written);
+    assert_eq!(wire.offer(&five, queue), Offer::Written { skipped: 0 });
+    assert_eq!(wire.offer(&six, queue), Offer::Written { skipped: 0 });
     assert_eq!(queued.load(Ordering::SeqCst), 0, "nothing queued");
     let got = frames(&mut client, 2).await;
     assert_eq!(got[0], (false, five.frame.bytes().to_vec()));
@@ -120,7 +120,6 @@ async fn anything_but_the_next_event_goes_to_the_task_and_ends_the_parking() {
         ("a gap", message(1, 1, 6, "x")),
         ("a new epoch", message(1, 2, 1, "x")),
         ("a topic not held", message(2, 1, 5, "x")),
-        ("an event already written", message(1, 1, 4, "x")),
     ];
     for (what, d) in cases {
         let (wire, _client) = pair(None, false).await;
@@ -141,6 +140,27 @@ async fn anything_but_the_next_event_goes_to_the_task_and_ends_the_parking() {
 }
 
 #[tokio::test]
+async fn a_lossless_event_already_written_is_dropped_and_the_parking_goes_on() {
+    let room = Topic::room(1);
+    let (wire, _client) = pair(None, false).await;
+    assert!(wire
+        .park(versions(&[(room, Version::new(1, 4))]), || true)
+        .is_ok());
+    for seq in [3, 4] {
+        let offer = wire.offer(&message(1, 1, seq, "x"), || panic!("not queued"));
+        assert_eq!(offer, Offer::Stale, "seq {seq}");
+    }
+    assert_eq!(
+        wire.offer(&message(1, 1, 5, "x"), || panic!("not queued")),
+        Offer::Written { skipped: 0 },
+        "still parked: the next event is written"
+    );
+    let (back, wrote) = wire.unpark().expect("parked");
+    assert!(wrote);
+    assert_eq!(back.get(&room), Some(&Version::new(1, 5)));
+}
+
+#[tokio::test]
 async fn an_unparked_wire_queues_a_stale_latest_wins_value_is_dropped_and_a_newer_written() {
     let (wire, _client) = pair(None, false).await;
     assert_eq!(wire.offer(&message(1, 1, 1, "x"), || {}), Offer::Queued);
@@ -150,9 +170,10 @@ async fn an_unparked_wire_queues_a_stale_latest_wins_value_is_dropped_and_a_newe
         .is_ok());
     let offer = wire.offer(&tick(7), || panic!("not queued"));
     assert_eq!(offer, Offer::Stale);
-    assert_eq!(wire.offer(&tick(8), || {}), Offer::Written);
-    // A newer value past a skipped one is written too (latest wins).
-    assert_eq!(wire.offer(&tick(10), || {}), Offer::Written);
+    assert_eq!(wire.offer(&tick(8), || {}), Offer::Written { skipped: 0 });
+    // A newer value past a skipped one is written too (latest wins), the
+    // skipped one reported for the coalesced count.
+    assert_eq!(wire.offer(&tick(10), || {}), Offer::Written { skipped: 1 });
     let (back, _) = wire.unpark().expect("parked");
     assert_eq!(back.get(&ticker), Some(&Version::new(1, 10)));
 }
@@ -175,7 +196,7 @@ async fn compressed_when_agreed_by_the_shared_compressed_form() {
         .park(versions(&[(Topic::room(1), Version::new(1, 0))]), || true)
         .is_ok());
     let d = message(1, 1, 1, &"hello ".repeat(40));
-    assert_eq!(wire.offer(&d, || {}), Offer::Written);
+    assert_eq!(wire.offer(&d, || {}), Offer::Written { skipped: 0 });
     let deflated = d.frame.deflated().expect("compresses").to_vec();
     assert_eq!(frames(&mut client, 1).await, vec![(true, deflated)]);
 }
@@ -198,7 +219,7 @@ async fn a_full_socket_hands_over_to_the_task_without_splitting_or_reordering() 
         let d = message(1, 1, seq, &body);
         let mut q = false;
         match wire.offer(&d, || q = true) {
-            Offer::Written => written.push(d),
+            Offer::Written { .. } => written.push(d),
             Offer::Queued => {
                 assert!(q);
                 queued.push(d);
@@ -260,7 +281,7 @@ async fn a_kick_halts_the_wire_before_the_task_hears_of_it() {
         .is_ok());
     assert_eq!(
         wire.offer(&message(1, 1, 1, "before"), || {}),
-        Offer::Written
+        Offer::Written { skipped: 0 }
     );
     assert_eq!(live.lost_access(7, room), 1);
     let queued = AtomicUsize::new(0);
