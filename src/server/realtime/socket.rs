@@ -34,7 +34,8 @@ use axum::extract::FromRequestParts;
 use axum::http::{header, request::Parts, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::{Buf, Bytes, BytesMut};
-use futures::{Sink, Stream};
+use futures::future::Either;
+use futures::{FutureExt, Sink, Stream};
 use hyper_util::rt::TokioIo;
 use std::io::Cursor;
 use std::pin::Pin;
@@ -171,10 +172,16 @@ impl Upgrade {
         let min_deflate = config.min_deflate.filter(|_| self.deflate_offered);
         let accept = tungstenite::handshake::derive_accept_key(self.key.as_bytes());
         let on_upgrade = self.on_upgrade;
-        tokio::spawn(async move {
+        // The upgrade, then `serve`, chained rather than awaited in one
+        // block: the task holds one of the two futures at a time, not the
+        // upgrade's state beside the connection's for its whole life.
+        let upgrade = async move {
             let upgraded = match on_upgrade.await {
                 Ok(upgraded) => upgraded,
-                Err(e) => return tracing::debug!(error = %e, "WebSocket upgrade failed"),
+                Err(e) => {
+                    tracing::debug!(error = %e, "WebSocket upgrade failed");
+                    return None;
+                }
             };
             let (io, early, wire) = match upgraded.downcast::<TokioIo<TcpStream>>() {
                 Ok(parts) => {
@@ -190,9 +197,12 @@ impl Upgrade {
             if !early.is_empty() {
                 socket.rd.extend_from_slice(&early);
             }
-            drop(early);
-            serve(socket, wire).await
-        });
+            Some((socket, wire))
+        };
+        tokio::spawn(upgrade.then(move |upgraded| match upgraded {
+            Some((socket, wire)) => Either::Left(serve(socket, wire)),
+            None => Either::Right(std::future::ready(())),
+        }));
         let mut response = (
             StatusCode::SWITCHING_PROTOCOLS,
             [

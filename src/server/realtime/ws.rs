@@ -325,160 +325,174 @@ pub struct Link {
 }
 
 /// Serves one connection until it ends; returns why it ended.
-pub async fn drive<S>(mut socket: S, mut session: Session, mut link: Link) -> &'static str
+///
+/// Not an `async fn`: one keeps its arguments in the future beside the
+/// locals they are moved into (816 bytes twice, for every connection's
+/// whole life); the block below uses them where they were captured.
+#[expect(
+    clippy::manual_async_fn,
+    reason = "an async fn would store the arguments twice (above)"
+)]
+pub fn drive<S>(
+    mut socket: S,
+    mut session: Session,
+    mut link: Link,
+) -> impl std::future::Future<Output = &'static str>
 where
     S: Stream<Item = Result<Message, axum::Error>> + Sink<Out, Error = axum::Error> + Unpin,
 {
-    let mut signal = link.shutdown.signal();
-    let mut out = Frames::new();
-    // Empty until deliveries are queued: an idle connection keeps no buffer.
-    let mut batch = Vec::new();
-    // With a flush window: once deliveries came, the connection waits for
-    // the flusher's ring without reading its outbox, so what the broker
-    // pushes meanwhile does not wake it.
-    let bell = Arc::new(Notify::new());
-    let mut armed = false;
-    let joined = link.batch_frames;
-    // Liveness: a WebSocket ping each heartbeat tick (browsers answer it
-    // without running any script); the client's page hears from the server
-    // through the frames it gets, or an application `ping` on a tick after
-    // an interval in which nothing was written to it.
-    let mut ping_due = false;
-    let mut quiet = true;
-    session.hello(&mut out);
-    loop {
-        let unsent = link.outbox.wire().is_some_and(|w| w.has_unsent());
-        if !out.is_empty() || ping_due || unsent {
-            quiet &= out.is_empty();
-            let ping = std::mem::take(&mut ping_due);
-            tokio::select! {
+    async move {
+        let mut signal = link.shutdown.signal();
+        let mut out = Frames::new();
+        // Empty until deliveries are queued: an idle connection keeps no buffer.
+        let mut batch = Vec::new();
+        // With a flush window: once deliveries came, the connection waits for
+        // the flusher's ring without reading its outbox, so what the broker
+        // pushes meanwhile does not wake it.
+        let bell = Arc::new(Notify::new());
+        let mut armed = false;
+        let joined = link.batch_frames;
+        // Liveness: a WebSocket ping each heartbeat tick (browsers answer it
+        // without running any script); the client's page hears from the server
+        // through the frames it gets, or an application `ping` on a tick after
+        // an interval in which nothing was written to it.
+        let mut ping_due = false;
+        let mut quiet = true;
+        session.hello(&mut out);
+        loop {
+            let unsent = link.outbox.wire().is_some_and(|w| w.has_unsent());
+            if !out.is_empty() || ping_due || unsent {
+                quiet &= out.is_empty();
+                let ping = std::mem::take(&mut ping_due);
+                tokio::select! {
+                    biased;
+                    _ = signal.wait() => return Box::pin(goodbye(&mut socket, link.limits)).await,
+                    written = timeout(link.limits.write, async {
+                        if ping {
+                            socket.feed(Out::Ping).await?;
+                        }
+                        write(&mut socket, &mut out, joined).await
+                    }) => {
+                        if !matches!(written, Ok(Ok(()))) {
+                            return "write failed or timed out";
+                        }
+                    }
+                }
+            }
+            // Nothing to do: the wire may write deliveries without this task.
+            let parked = out.is_empty()
+                && batch.is_empty()
+                && !armed
+                && link.flusher.is_none()
+                && session.park(|| link.inbox.is_empty());
+            let wake = tokio::select! {
                 biased;
-                _ = signal.wait() => return Box::pin(goodbye(&mut socket, link.limits)).await,
-                written = timeout(link.limits.write, async {
-                    if ping {
-                        socket.feed(Out::Ping).await?;
-                    }
-                    write(&mut socket, &mut out, joined).await
-                }) => {
-                    if !matches!(written, Ok(Ok(()))) {
-                        return "write failed or timed out";
+                _ = signal.wait() => Wake::Shutdown,
+                Some(kick) = link.kicks.recv() => Wake::Kick(kick),
+                _ = link.tick.tick() => Wake::Tick,
+                _ = link.outbox.lagged() => Wake::Lagged,
+                incoming = socket.next() => Wake::Incoming(incoming),
+                // The next page of a catch-up, once the previous one is written
+                // (the write above has returned): one page in flight at most.
+                _ = std::future::ready(()), if session.is_catching_up() => Wake::CatchUp,
+                n = link.inbox.recv_many(&mut batch, BATCH), if !armed => Wake::Delivered(n),
+                _ = bell.notified(), if armed => Wake::WindowEnd,
+                _ = rung(&link.outbox), if parked => Wake::Rung,
+            };
+            if parked && session.unpark() {
+                quiet = false;
+            }
+            let verdict = match wake {
+                Wake::Shutdown => return Box::pin(goodbye(&mut socket, link.limits)).await,
+                Wake::Kick(kick) => session.on_kick(kick, &mut out),
+                Wake::Tick => {
+                    ping_due = true;
+                    session.on_tick(
+                        Instant::now(),
+                        std::mem::replace(&mut quiet, true),
+                        &mut out,
+                    )
+                }
+                Wake::Lagged => {
+                    Box::pin(session.catch_up_lagged(&mut out)).await;
+                    Verdict::Continue
+                }
+                Wake::Incoming(incoming) => {
+                    session.heard(Instant::now());
+                    match incoming {
+                        Some(Ok(Message::Text(text))) => {
+                            session.handle_text(text.as_str(), &mut out).await
+                        }
+                        Some(Ok(Message::Binary(_))) => {
+                            let err = ProtocolError::BadFrame(
+                                "binary frames are not supported; send JSON text".into(),
+                            );
+                            session.refuse(err, &mut out)
+                        }
+                        Some(Ok(Message::Ping(_) | Message::Pong(_))) => Verdict::Continue,
+                        Some(Ok(Message::Close(_))) => {
+                            // Completes the closing handshake: the WebSocket layer
+                            // queued the echo of the peer's Close; send it.
+                            let _ = timeout(Duration::from_secs(1), socket.close()).await;
+                            return "closed by peer";
+                        }
+                        None => return "closed by peer",
+                        Some(Err(e)) => {
+                            return read_failed(&mut socket, e, &mut out, link.limits).await
+                        }
                     }
                 }
-            }
-        }
-        // Nothing to do: the wire may write deliveries without this task.
-        let parked = out.is_empty()
-            && batch.is_empty()
-            && !armed
-            && link.flusher.is_none()
-            && session.park(|| link.inbox.is_empty());
-        let wake = tokio::select! {
-            biased;
-            _ = signal.wait() => Wake::Shutdown,
-            Some(kick) = link.kicks.recv() => Wake::Kick(kick),
-            _ = link.tick.tick() => Wake::Tick,
-            _ = link.outbox.lagged() => Wake::Lagged,
-            incoming = socket.next() => Wake::Incoming(incoming),
-            // The next page of a catch-up, once the previous one is written
-            // (the write above has returned): one page in flight at most.
-            _ = std::future::ready(()), if session.is_catching_up() => Wake::CatchUp,
-            n = link.inbox.recv_many(&mut batch, BATCH), if !armed => Wake::Delivered(n),
-            _ = bell.notified(), if armed => Wake::WindowEnd,
-            _ = rung(&link.outbox), if parked => Wake::Rung,
-        };
-        if parked && session.unpark() {
-            quiet = false;
-        }
-        let verdict = match wake {
-            Wake::Shutdown => return Box::pin(goodbye(&mut socket, link.limits)).await,
-            Wake::Kick(kick) => session.on_kick(kick, &mut out),
-            Wake::Tick => {
-                ping_due = true;
-                session.on_tick(
-                    Instant::now(),
-                    std::mem::replace(&mut quiet, true),
-                    &mut out,
-                )
-            }
-            Wake::Lagged => {
-                Box::pin(session.catch_up_lagged(&mut out)).await;
-                Verdict::Continue
-            }
-            Wake::Incoming(incoming) => {
-                session.heard(Instant::now());
-                match incoming {
-                    Some(Ok(Message::Text(text))) => {
-                        session.handle_text(text.as_str(), &mut out).await
-                    }
-                    Some(Ok(Message::Binary(_))) => {
-                        let err = ProtocolError::BadFrame(
-                            "binary frames are not supported; send JSON text".into(),
-                        );
-                        session.refuse(err, &mut out)
-                    }
-                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => Verdict::Continue,
-                    Some(Ok(Message::Close(_))) => {
-                        // Completes the closing handshake: the WebSocket layer
-                        // queued the echo of the peer's Close; send it.
-                        let _ = timeout(Duration::from_secs(1), socket.close()).await;
-                        return "closed by peer";
-                    }
-                    None => return "closed by peer",
-                    Some(Err(e)) => {
-                        return read_failed(&mut socket, e, &mut out, link.limits).await
-                    }
+                Wake::CatchUp => {
+                    Box::pin(session.continue_catch_up(&mut out)).await;
+                    Verdict::Continue
                 }
-            }
-            Wake::CatchUp => {
-                Box::pin(session.continue_catch_up(&mut out)).await;
-                Verdict::Continue
-            }
-            Wake::Delivered(0) => return "outbox closed",
-            Wake::Delivered(_) => {
-                match &link.flusher {
-                    Some(flusher) => {
-                        armed = true;
-                        flusher.arm(&bell);
+                Wake::Delivered(0) => return "outbox closed",
+                Wake::Delivered(_) => {
+                    match &link.flusher {
+                        Some(flusher) => {
+                            armed = true;
+                            flusher.arm(&bell);
+                        }
+                        None => {
+                            Box::pin(deliver_all(
+                                &mut session,
+                                &mut batch,
+                                link.inbox.len(),
+                                &mut out,
+                            ))
+                            .await
+                        }
                     }
-                    None => {
-                        Box::pin(deliver_all(
-                            &mut session,
-                            &mut batch,
-                            link.inbox.len(),
-                            &mut out,
-                        ))
-                        .await
-                    }
+                    Verdict::Continue
                 }
-                Verdict::Continue
-            }
-            Wake::WindowEnd => {
-                armed = false;
-                // Everything that came during the window, without waiting.
-                while batch.len() < MAX_PENDING {
-                    match link.inbox.try_recv() {
-                        Ok(d) => batch.push(d),
-                        Err(_) => break,
+                Wake::WindowEnd => {
+                    armed = false;
+                    // Everything that came during the window, without waiting.
+                    while batch.len() < MAX_PENDING {
+                        match link.inbox.try_recv() {
+                            Ok(d) => batch.push(d),
+                            Err(_) => break,
+                        }
                     }
+                    Box::pin(deliver_all(
+                        &mut session,
+                        &mut batch,
+                        link.inbox.len(),
+                        &mut out,
+                    ))
+                    .await;
+                    Verdict::Continue
                 }
-                Box::pin(deliver_all(
-                    &mut session,
-                    &mut batch,
-                    link.inbox.len(),
-                    &mut out,
-                ))
-                .await;
-                Verdict::Continue
+                // The wire left bytes to write: the write step above takes them.
+                Wake::Rung => Verdict::Continue,
+            };
+            if let Verdict::Close(code, reason) = verdict {
+                if code != CloseCode::HeartbeatTimeout {
+                    let _ = timeout(link.limits.write, write(&mut socket, &mut out, joined)).await;
+                }
+                close(&mut socket, code as u16, reason, Duration::from_secs(1)).await;
+                return reason;
             }
-            // The wire left bytes to write: the write step above takes them.
-            Wake::Rung => Verdict::Continue,
-        };
-        if let Verdict::Close(code, reason) = verdict {
-            if code != CloseCode::HeartbeatTimeout {
-                let _ = timeout(link.limits.write, write(&mut socket, &mut out, joined)).await;
-            }
-            close(&mut socket, code as u16, reason, Duration::from_secs(1)).await;
-            return reason;
         }
     }
 }
