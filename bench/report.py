@@ -128,13 +128,45 @@ def ratio(t, s):
     return ", ".join(x for x in (c, p) if x)
 
 
+def compression(runs):
+    """The compression rows: each without and with permessage-deflate offered."""
+    rows = []
+    for r in runs:
+        if r["label"].startswith("compression") and r["label"] not in rows:
+            rows.append(r["label"])
+    if not rows:
+        return
+    wire = lambda r: r.get("wire_bytes_per_delivery")
+    tool = lambda r: 100 * r["client_cpu_core_share"]
+    print("\nWebSocket compression: each row without and with permessage-deflate offered (tandem agrees "
+          "to it). Bytes are the WebSocket frames received per delivery, headers included.\n")
+    print("| row | flush window | bytes/delivery plain | compressed | server CPU/delivery plain | compressed | "
+          "p99 plain | compressed | load tool core plain | compressed | lost, dup, reordered |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for label in rows:
+        mine = [r for r in runs if r["label"] == label]
+        plain = valid([r for r in mine if not r.get("deflate_offered")])
+        packed = valid([r for r in mine if r.get("deflate_offered")])
+        fw = mine[0].get("flush_window_ms", 0)
+        if not plain or not packed:
+            print(f"| {label[len('compression '):]} | {fw} ms | no valid run{refused(mine)} | | | | | | | | |")
+            continue
+        a, b = med(plain, wire), med(packed, wire)
+        change = f", {100 * (b[0] - a[0]) / a[0]:+.0f}%" if a and b else ""
+        faults = ", ".join(str(sum(r.get(k, 0) for r in plain + packed)) for k in ("lost", "duplicated", "reordered"))
+        print(f"| {label[len('compression '):]} | {fw} ms | {fmt(a, digits=0)} | **{fmt(b, digits=0)}**{change} | "
+              f"{fmt(med(plain, cpu))} µs | {fmt(med(packed, cpu))} µs | {fmt(med(plain, p99), 1000)} ms | "
+              f"{fmt(med(packed, p99), 1000)} ms | {fmt(med(plain, tool), digits=0)}% | {fmt(med(packed, tool), digits=0)}% | "
+              f"{faults}; {len(plain)} + {len(packed)} runs{refused(mine)} |")
+
+
 def main(path):
     data = json.load(open(path))
     meta, runs = data["meta"], data["runs"]
     window = meta.get("flush_window_ms", 10)
     labels = []
     for r in runs:
-        if r["label"] not in labels and r["server_name"] != "floor":
+        if r["label"] not in labels and r["server_name"] != "floor" and not r["label"].startswith("compression"):
             labels.append(r["label"])
     pick = lambda label, server, flush=None: [r for r in runs if r["label"] == label and r["server_name"] == server
                                               and (flush is None or r.get("flush_window_ms", 0) == flush)]
@@ -149,6 +181,7 @@ def main(path):
             t0, tw, s = pick(label, "tandem", 0), pick(label, "tandem", window), pick(label, "sio")
             print(f"| {label} | {target(label)} | {verdict(label, t0, s)} | {verdict(label, tw, s) if tw else '—'} | "
                   f"{cell(t0)} | {cell(tw)} | {cell(s)} | {ratio(t0, s)} |")
+    compression(runs)
     floor = [r for r in runs if r["server_name"] == "floor"]
     if floor:
         print("\nCalibration: the load tool against `bench/load/src/bin/floor.rs` (the least a fan-out server "

@@ -3,16 +3,17 @@
 # load tool (bench/load), on loopback only, with the server and the load tool
 # pinned to different cores. Every run is bounded; every run starts on
 # freshly started servers.
-#   bench/run.sh [full|quick|idle|calibrate] [--no-build]
+#   bench/run.sh [full|quick|idle|compression|calibrate] [--no-build]
 # full: the idle cells, every fan-out cell (5 runs for the 1,000- and
 #   5,000-subscriber rows, 3 for the others; tandem with and without a flush
-#   window) and the calibration; writes bench/results/<UTC date>-<UTC time>-full.json,
-#   copies it to bench/results/latest.json and prints the table
-#   (bench/report.py), saved as bench/results/latest.md.
-# quick: one short run per cell. idle: the idle cells only. calibrate: the
-#   calibration only (the load tool against bench/load/src/bin/floor.rs).
-#   These write bench/results/<UTC date>-<UTC time>-<mode>.json and leave
-#   latest.* alone.
+#   window), the compression cells and the calibration; writes
+#   bench/results/<UTC date>-<UTC time>-full.json, copies it to
+#   bench/results/latest.json and prints the tables (bench/report.py), saved
+#   as bench/results/latest.md.
+# quick: one short run per cell. idle: the idle cells only. compression:
+#   the compression cells only. calibrate: the calibration only (the load
+#   tool against bench/load/src/bin/floor.rs). These write
+#   bench/results/<UTC date>-<UTC time>-<mode>.json and leave latest.* alone.
 # --no-build runs the binaries already in target/ (BENCH_COMMIT names the
 # commit they were built from, for the result's metadata).
 set -euo pipefail
@@ -28,7 +29,7 @@ SIO_PORT=3301
 FLOOR_PORT=3302
 ulimit -n "$(ulimit -Hn)"  # as high as allowed (20,000 idle connections need ~20k fds per side)
 log() { printf '\033[1m[bench]\033[0m %s\n' "$*" >&2; }
-case "$MODE" in full|quick|idle|calibrate) ;; *) log "unknown mode $MODE (full, quick, idle or calibrate)"; exit 2 ;; esac
+case "$MODE" in full|quick|idle|compression|calibrate) ;; *) log "unknown mode $MODE (full, quick, idle, compression or calibrate)"; exit 2 ;; esac
 
 if [ "${2:-}" = --no-build ]; then
   log "using the release builds in target/ as they are"
@@ -103,7 +104,7 @@ if [ "$IDLE" -gt $((FDS - 200)) ]; then
 fi
 
 # The fan-out cells: subscribers, rate, runs.
-CELLS=("100 100 $SMALL" "1000 100 $BIG" "5000 10 $BIG" "1000 250 $BIG" "1000 400 $BIG")
+CELLS=("100 100 $SMALL" "1000 100 $BIG" "5000 10 $BIG" "1000 250 $BIG")
 label_of() { if [ "$2" -ge 250 ]; then echo "max $1 x $2/s"; else echo "$1 subs x $2/s"; fi; }
 
 if [ "$MODE" = full ] || [ "$MODE" = quick ] || [ "$MODE" = idle ]; then
@@ -130,6 +131,21 @@ if [ "$MODE" = full ] || [ "$MODE" = quick ]; then
   # The maximum on a lossless topic: every message delivered, none coalesced.
   run "$BIG" "max durable 1000 x 250/s" tandem 0 -- fanout --transport ws --topic room:1 --subs 1000 --rate 250 --duration "$DUR"
   run "$BIG" "max durable 1000 x 250/s" tandem "$FLUSH_MS" -- fanout --transport ws --topic room:1 --subs 1000 --rate 250 --duration "$DUR"
+fi
+if [ "$MODE" = full ] || [ "$MODE" = quick ] || [ "$MODE" = compression ]; then
+  # WebSocket compression (permessage-deflate): each row without and with
+  # compression offered (as browsers offer it; tandem agrees), for bytes on
+  # the wire and server CPU per delivery. Chat bodies are a time plus an
+  # 80-byte line of text (--pad 80), a typical chat message; durable chat
+  # at 1,000 x 100/s runs with the flush window (it needs one, above).
+  compression() { # LABEL FLUSH_MS -- load-tool args...: the row plain, then compressed
+    local label="$1" flush="$2"; shift 3
+    run "$SMALL" "$label" tandem "$flush" -- "$@" --deflate 0
+    run "$SMALL" "$label" tandem "$flush" -- "$@" --deflate 1
+  }
+  compression "compression chat 100 x 20/s" 0 -- fanout --transport ws --topic room:1 --subs 100 --rate 20 --duration "$DUR" --pad 80
+  compression "compression chat 1000 x 100/s" "$FLUSH_MS" -- fanout --transport ws --topic room:1 --subs 1000 --rate 100 --duration "$DUR" --pad 80
+  compression "compression ticker 1000 x 100/s" 0 -- fanout --transport ws --subs 1000 --rate 100 --duration "$DUR"
 fi
 if [ "$MODE" = full ] || [ "$MODE" = calibrate ]; then
   # Calibration: the same cells at twice the rate, against the minimal

@@ -1,7 +1,7 @@
 //! What compressing one message costs, as tandem's server does it
 //! (`src/server/realtime/deflate.rs`: raw DEFLATE, default level, the
 //! compressor reset before every message, a sync flush, zlib-rs): a chat
-//! event and a ticker update of the sizes `bench/compression.sh` sends.
+//! event and a ticker update of the sizes `bench/run.sh compression` sends.
 //! Prints µs per message (median of 5 rounds of 20,000) and the sizes.
 //!
 //!     cargo run --release --manifest-path bench/load/Cargo.toml --bin deflate_cost
