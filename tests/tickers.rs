@@ -211,3 +211,39 @@ async fn the_publish_scope_cannot_create_unlimited_ticker_topics() {
     assert!(matches!(feed.recv().await, ServerFrame::Error(e) if e.code == ErrorCode::Limit));
     publish(&mut feed, Topic::ticker("A").unwrap(), 1).await;
 }
+
+/// A subscriber that does not read while ticks pour in is sent fewer,
+/// newer ticks, not a backlog: once its socket holds more than a little
+/// unsent data (`TCP_NOTSENT_LOWAT`), the shared writer stops writing to it
+/// and its connection coalesces to the newest tick.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriber_that_does_not_read_gets_newer_ticks_not_a_backlog() {
+    const TICKS: usize = 20_000;
+    let server = TestServer::start().await;
+    let topic = Topic::ticker("SLOW").unwrap();
+    let mut feed = publisher(&server).await;
+    let mut slow = server.ws().await;
+    subscribe(&mut slow, topic, None).await;
+    // The slow one reads nothing while every tick is published.
+    publish(&mut feed, topic, TICKS).await;
+    let (mut got, mut bytes) = (0usize, 0usize);
+    loop {
+        match slow.recv().await {
+            ServerFrame::Event(e) => {
+                got += 1;
+                bytes += serde_json::to_string(&ServerFrame::Event(e.clone()))
+                    .unwrap()
+                    .len();
+                if e.version.seq == TICKS as u64 {
+                    break;
+                }
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    eprintln!("slow subscriber: {got} ticks of {TICKS}, {bytes} bytes");
+    assert!(
+        got < TICKS / 4,
+        "{got} ticks of {TICKS}: a backlog was sent"
+    );
+}

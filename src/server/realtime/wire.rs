@@ -26,6 +26,14 @@
 //!
 //! Memory: `unsent` is released once written; a parked wire holds the
 //! connection's own versions map (moved, not copied).
+//!
+//! Slow readers: the socket takes at most `NOTSENT_LOWAT` bytes the kernel
+//! has not sent yet (`TCP_NOTSENT_LOWAT`). Without it the kernel would
+//! take megabytes for a client that does not read (its send buffer grows
+//! to `tcp_wmem`'s maximum), every direct write would succeed, and the
+//! client would later read seconds of stale ticks; with it the write is
+//! cut short early, the task takes over, and latest-wins topics coalesce
+//! to the newest value.
 
 use crate::protocol::{Admit, Topic, Version};
 use crate::server::broker::Delivery;
@@ -85,9 +93,17 @@ pub enum Offer {
     Queued,
 }
 
+/// Bytes a connection's socket may hold that the kernel has not sent yet
+/// (beyond what is in flight): enough for a burst of frames, small enough
+/// that a client that stops reading soon stops taking writes.
+pub const NOTSENT_LOWAT: u32 = 16 * 1024;
+
 impl Wire {
     /// The wire of `tcp`, and the task's side of it.
     pub fn new(tcp: TcpStream, min_deflate: Option<usize>) -> (Arc<Self>, WireIo) {
+        if let Err(e) = socket2::SockRef::from(&tcp).set_tcp_notsent_lowat(NOTSENT_LOWAT) {
+            tracing::debug!(error = %e, "TCP_NOTSENT_LOWAT not set");
+        }
         let (read, write) = tcp.into_split();
         let wire = Arc::new(Wire {
             tcp: write,
