@@ -21,12 +21,13 @@
 //! (a publish copies its topic's subscribers out), never across an await
 //! or a socket write.
 
+use super::mailbox::Mailbox;
 use super::metrics::Meters;
 use super::realtime::frame::Frame;
 use super::realtime::wire::{Offer, Wire};
 use super::store::Feed;
 use crate::protocol::{Event, ServerFrame, Topic, Version};
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
 use tokio::sync::Notify;
 
@@ -76,15 +77,11 @@ pub fn newest_only(batch: &mut Vec<Arc<Delivery>>) {
 /// wire: while the connection's task is parked the broker writes its
 /// events itself (`realtime::wire`).
 ///
-/// The queue is a `VecDeque` under a mutex, bounded by `capacity`, that
-/// holds no memory until something is queued (a tokio channel would keep a
-/// block of slots and a padded header for each of thousands of idle
-/// connections).
+/// The queue is a `Mailbox` bounded by `capacity`: no memory until
+/// something is queued.
 pub struct Outbox {
-    queue: Mutex<VecDeque<Arc<Delivery>>>,
+    queue: Mailbox<Arc<Delivery>>,
     capacity: usize,
-    /// Rung when something is queued.
-    ready: Notify,
     lagged: Mutex<HashSet<Topic>>,
     notify: Notify,
     dropped: Option<metrics::Counter>,
@@ -94,60 +91,34 @@ pub struct Outbox {
 /// The receiving end of an `Outbox`, read by the connection's task.
 pub struct Inbox(Arc<Outbox>);
 
-/// Nothing is queued.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Empty;
-
-/// Queues holding more than this many slots once emptied give their memory
-/// back.
-const KEEP_SLOTS: usize = 64;
-
 impl Inbox {
-    fn queue(&self) -> std::sync::MutexGuard<'_, VecDeque<Arc<Delivery>>> {
-        self.0.queue.lock().unwrap_or_else(|e| e.into_inner())
+    /// Moves up to `limit` deliveries to `buf`, waiting for at least one;
+    /// how many. Cancel safe: deliveries are taken only when returned.
+    pub async fn recv_many(&mut self, buf: &mut Vec<Arc<Delivery>>, limit: usize) -> usize {
+        self.0.queue.take_some(buf, limit).await
     }
 
-    /// Moves up to `limit` deliveries to `buf`, waiting for at least one;
-    /// how many (never 0 for a non-zero `limit`). Cancel safe: deliveries
-    /// are taken only when returned.
-    pub async fn recv_many(&mut self, buf: &mut Vec<Arc<Delivery>>, limit: usize) -> usize {
-        loop {
-            {
-                let mut queue = self.queue();
-                if !queue.is_empty() || limit == 0 {
-                    let n = queue.len().min(limit);
-                    buf.extend(queue.drain(..n));
-                    if queue.is_empty() && queue.capacity() > KEEP_SLOTS {
-                        *queue = VecDeque::new();
-                    }
-                    return n;
-                }
-            }
-            self.0.ready.notified().await;
-        }
+    /// Moves up to `limit` deliveries to `buf` without waiting; how many.
+    pub fn take(&mut self, buf: &mut Vec<Arc<Delivery>>, limit: usize) -> usize {
+        self.0.queue.take(buf, limit)
     }
 
     /// The next delivery, waiting for one.
-    pub async fn recv(&mut self) -> Option<Arc<Delivery>> {
-        loop {
-            if let Ok(d) = self.try_recv() {
-                return Some(d);
-            }
-            self.0.ready.notified().await;
-        }
+    pub async fn recv(&mut self) -> Arc<Delivery> {
+        self.0.queue.pop().await
     }
 
     /// The next delivery, if one is queued.
-    pub fn try_recv(&mut self) -> Result<Arc<Delivery>, Empty> {
-        self.queue().pop_front().ok_or(Empty)
+    pub fn try_recv(&mut self) -> Option<Arc<Delivery>> {
+        self.0.queue.try_pop()
     }
 
     pub fn len(&self) -> usize {
-        self.queue().len()
+        self.0.queue.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.queue().is_empty()
+        self.0.queue.is_empty()
     }
 }
 
@@ -164,9 +135,8 @@ impl Outbox {
         wire: Option<Arc<Wire>>,
     ) -> (Arc<Self>, Inbox) {
         let outbox = Arc::new(Outbox {
-            queue: Mutex::new(VecDeque::new()),
+            queue: Mailbox::default(),
             capacity: capacity.max(1),
-            ready: Notify::new(),
             lagged: Mutex::new(HashSet::new()),
             notify: Notify::new(),
             dropped,
@@ -193,16 +163,7 @@ impl Outbox {
     }
 
     fn queue(&self, delivery: &Arc<Delivery>) {
-        let queued = {
-            let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
-            let room = queue.len() < self.capacity;
-            if room {
-                queue.push_back(delivery.clone());
-            }
-            room
-        };
-        if queued {
-            self.ready.notify_one();
+        if self.queue.push(delivery.clone(), self.capacity).is_ok() {
             return;
         }
         if let Some(c) = &self.dropped {
@@ -391,10 +352,10 @@ mod tests {
         broker.subscribe(Topic::room(1), 1, a);
         broker.subscribe(Topic::room(2), 2, b);
         broker.publish(delivery(1));
-        let got = ra.recv().await.unwrap();
+        let got = ra.recv().await;
         assert_eq!(got.version.seq, 1);
         assert!(got.frame.as_str().starts_with(r#"{"type":"event""#));
-        assert!(rb.try_recv().is_err());
+        assert!(rb.try_recv().is_none());
         broker.unsubscribe(Topic::room(1), 1);
         assert_eq!(broker.subscribers(Topic::room(1)), 0);
     }
@@ -415,11 +376,7 @@ mod tests {
         assert!(buf
             .windows(2)
             .all(|w| w[0].version.seq + 1 == w[1].version.seq));
-        assert_eq!(
-            outbox.queue.lock().unwrap().capacity(),
-            0,
-            "memory given back"
-        );
+        assert_eq!(outbox.queue.capacity(), 0, "memory given back");
         // Empty: waits until something is queued, then takes it.
         let waiting = tokio::spawn(async move {
             let mut buf = Vec::new();
@@ -448,7 +405,7 @@ mod tests {
         assert_eq!(slow.take_lagged(), vec![Topic::room(1)]);
         assert!(slow.take_lagged().is_empty());
         for s in 1..=3 {
-            assert_eq!(rf.recv().await.unwrap().version.seq, s);
+            assert_eq!(rf.recv().await.version.seq, s);
         }
     }
 }

@@ -356,7 +356,7 @@ mod tests {
             logs.publish_tick(topic, tick(n), &broker).unwrap();
         }
         for n in 1..=5 {
-            assert_eq!(rx.recv().await.unwrap().version.seq, n);
+            assert_eq!(rx.recv().await.version.seq, n);
         }
         let head = logs.head(topic).await.unwrap();
         assert_eq!(head.seq, 5);

@@ -12,6 +12,7 @@ pub mod config;
 pub mod ephemeral;
 pub mod limits;
 pub mod logs;
+pub mod mailbox;
 pub mod metrics;
 pub mod presence;
 pub mod realtime;

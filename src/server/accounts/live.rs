@@ -22,11 +22,11 @@
 use super::Principal;
 use crate::protocol::Topic;
 use crate::server::broker::ConnId;
+use crate::server::mailbox::Mailbox;
 use crate::server::realtime::wire::Wire;
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use tokio::sync::Notify;
 
 /// What a revocation asks of one connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,53 +37,38 @@ pub enum Kick {
     Topic(Topic),
 }
 
-/// A connection's queue of kicks. Kicks are rare, so a small shared box
-/// rather than a channel (a tokio channel keeps a block of 32 slots and a
-/// padded header, about 1.5 KiB, for each of thousands of connections).
-#[derive(Default)]
-struct KickBox {
-    pending: Mutex<VecDeque<Kick>>,
-    ready: Notify,
-}
-
-/// The sending side of a connection's kick queue.
+/// The sending side of a connection's kick queue (a `Mailbox`: kicks are
+/// rare, and a channel would keep memory for each of thousands of
+/// connections).
 #[derive(Clone)]
-pub struct KickTx(Arc<KickBox>);
+pub struct KickTx(Arc<Mailbox<Kick>>);
 
 /// The receiving side, read by the connection's task.
-pub struct Kicks(Arc<KickBox>);
+pub struct Kicks(Arc<Mailbox<Kick>>);
 
 /// A new kick queue.
 pub fn kick_queue() -> (KickTx, Kicks) {
-    let kicks = Arc::new(KickBox::default());
+    let kicks = Arc::new(Mailbox::default());
     (KickTx(kicks.clone()), Kicks(kicks))
 }
 
 impl KickTx {
     pub fn send(&self, kick: Kick) {
-        if let Ok(mut pending) = self.0.pending.lock() {
-            pending.push_back(kick);
-        }
-        // Stores a permit if the task is not waiting: no kick is missed.
-        self.0.ready.notify_one();
+        // Unbounded: only revocations fill it, and a credential revocation
+        // ends the connection.
+        let _ = self.0.push(kick, usize::MAX);
     }
 }
 
 impl Kicks {
-    /// The next kick, waiting for one (cancel safe: a kick is taken only
-    /// when returned).
-    pub async fn recv(&mut self) -> Option<Kick> {
-        loop {
-            if let Some(kick) = self.try_recv() {
-                return Some(kick);
-            }
-            self.0.ready.notified().await;
-        }
+    /// The next kick, waiting for one (cancel safe).
+    pub async fn recv(&mut self) -> Kick {
+        self.0.pop().await
     }
 
     /// The next kick, if one is waiting.
     pub fn try_recv(&mut self) -> Option<Kick> {
-        self.0.pending.lock().ok()?.pop_front()
+        self.0.try_pop()
     }
 }
 
@@ -294,8 +279,8 @@ mod tests {
         let topic = Topic::room(1);
         tx.send(Kick::Topic(topic));
         tx.send(Kick::Credentials);
-        assert_eq!(rx.recv().await, Some(Kick::Topic(topic)));
-        assert_eq!(rx.recv().await, Some(Kick::Credentials));
+        assert_eq!(rx.recv().await, Kick::Topic(topic));
+        assert_eq!(rx.recv().await, Kick::Credentials);
         assert_eq!(rx.try_recv(), None);
         let waiter = tokio::spawn(async move { rx.recv().await });
         tokio::task::yield_now().await;
@@ -304,7 +289,7 @@ mod tests {
             .await
             .expect("woken")
             .expect("task");
-        assert_eq!(got, Some(Kick::Credentials));
+        assert_eq!(got, Kick::Credentials);
     }
 
     #[test]

@@ -388,14 +388,14 @@ where
             let wake = tokio::select! {
                 biased;
                 _ = signal.wait() => Wake::Shutdown,
-                Some(kick) = link.kicks.recv() => Wake::Kick(kick),
+                kick = link.kicks.recv() => Wake::Kick(kick),
                 _ = link.tick.tick() => Wake::Tick,
                 _ = link.outbox.lagged() => Wake::Lagged,
                 incoming = socket.next() => Wake::Incoming(incoming),
                 // The next page of a catch-up, once the previous one is written
                 // (the write above has returned): one page in flight at most.
                 _ = std::future::ready(()), if session.is_catching_up() => Wake::CatchUp,
-                n = link.inbox.recv_many(&mut batch, BATCH), if !armed => Wake::Delivered(n),
+                _ = link.inbox.recv_many(&mut batch, BATCH), if !armed => Wake::Delivered,
                 _ = bell.notified(), if armed => Wake::WindowEnd,
                 _ = rung(&link.outbox), if parked => Wake::Rung,
             };
@@ -446,8 +446,7 @@ where
                     Box::pin(session.continue_catch_up(&mut out)).await;
                     Verdict::Continue
                 }
-                Wake::Delivered(0) => return "outbox closed",
-                Wake::Delivered(_) => {
+                Wake::Delivered => {
                     match &link.flusher {
                         Some(flusher) => {
                             armed = true;
@@ -468,12 +467,8 @@ where
                 Wake::WindowEnd => {
                     armed = false;
                     // Everything that came during the window, without waiting.
-                    while batch.len() < MAX_PENDING {
-                        match link.inbox.try_recv() {
-                            Ok(d) => batch.push(d),
-                            Err(_) => break,
-                        }
-                    }
+                    let room = MAX_PENDING.saturating_sub(batch.len());
+                    link.inbox.take(&mut batch, room);
                     Box::pin(deliver_all(
                         &mut session,
                         &mut batch,
@@ -506,7 +501,7 @@ enum Wake {
     Incoming(Option<Result<Message, axum::Error>>),
     CatchUp,
     /// Deliveries taken from the outbox (0: it closed).
-    Delivered(usize),
+    Delivered,
     /// The flush window ended.
     WindowEnd,
     /// The wire stopped writing with bytes left over.

@@ -205,7 +205,7 @@ impl Harness {
 
     /// Feeds everything queued in the inbox to the session.
     async fn pump(&mut self) {
-        while let Ok(d) = self.inbox.try_recv() {
+        while let Some(d) = self.inbox.try_recv() {
             self.session.deliver(&d, &mut self.out).await;
         }
     }
