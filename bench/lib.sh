@@ -22,7 +22,8 @@ LIFTED_LIMITS=(
   TANDEM_LOGIN_BURST=1000
 )
 
-# start_tandem PORT DB CPU LOG [VAR=value ...]: a fresh release tandem (new
+# start_tandem PORT DB CPU LOG [VAR=value ...]: a fresh release tandem
+# ($TANDEM_BIN, target/release/tandem unless set; new
 # database at DB, demo data, the `bench` account allowed to publish, the
 # limits lifted) on 127.0.0.1:PORT, pinned to CPU, in the background, with
 # any extra settings given. Sets SERVER_PID; returns once it listens.
@@ -32,7 +33,7 @@ start_tandem() {
   env "${LIFTED_LIMITS[@]}" TANDEM_DATABASE_URL="sqlite://$db" TANDEM_PUBLISHERS='["bench"]' \
     TANDEM_MAX_SUBSCRIPTIONS=8 TANDEM_SEED_DEMO_DATA=true RUST_LOG=warn \
     LEPTOS_SITE_ADDR="127.0.0.1:$port" LEPTOS_SITE_ROOT=target/site "$@" \
-    taskset -c "$cpu" target/release/tandem >"$logfile" 2>&1 &
+    taskset -c "$cpu" "${TANDEM_BIN:-target/release/tandem}" >"$logfile" 2>&1 &
   SERVER_PID=$!
   wait_port "$port" || { echo "tandem did not start:" >&2; cat "$logfile" >&2; return 1; }
 }
