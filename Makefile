@@ -11,7 +11,7 @@ test:
 	./scripts/setup.sh test
 	./scripts/test.sh
 
-## Builds the deployable binary and site folder (target/release/tandem, target/site).
+## Builds the deployable binary, one file with its site inside (target/release/tandem).
 release:
 	./scripts/setup.sh build
 	. scripts/env.sh && cargo leptos build --release

@@ -3,7 +3,7 @@
 # load tool (bench/load), on loopback only, with the server and the load tool
 # pinned to different cores. Every run is bounded; every run starts on
 # freshly started servers.
-#   bench/run.sh [full|quick|idle|compression|calibrate] [--no-build]
+#   bench/run.sh [full|quick|idle|compression|calibrate|first-load] [--no-build]
 # full: the idle cells, every fan-out cell (5 runs for the 1,000- and
 #   5,000-subscriber rows, 3 for the others; tandem with and without a flush
 #   window), the compression cells and the calibration; writes
@@ -14,6 +14,8 @@
 #   the compression cells only. calibrate: the calibration only (the load
 #   tool against bench/load/src/bin/floor.rs). These write
 #   bench/results/<UTC date>-<UTC time>-<mode>.json and leave latest.* alone.
+# first-load (also the last part of full): bench/first_load.sh, the page's
+#   weight and a first visit in Chromium (its own result file).
 # --no-build runs the binaries already in target/ (BENCH_COMMIT names the
 # commit they were built from, for the result's metadata).
 set -euo pipefail
@@ -29,16 +31,17 @@ SIO_PORT=3301
 FLOOR_PORT=3302
 ulimit -n "$(ulimit -Hn)"  # as high as allowed (20,000 idle connections need ~20k fds per side)
 log() { printf '\033[1m[bench]\033[0m %s\n' "$*" >&2; }
-case "$MODE" in full|quick|idle|compression|calibrate) ;; *) log "unknown mode $MODE (full, quick, idle, compression or calibrate)"; exit 2 ;; esac
+case "$MODE" in full|quick|idle|compression|calibrate|first-load) ;; *) log "unknown mode $MODE (full, quick, idle, compression, calibrate or first-load)"; exit 2 ;; esac
 
 if [ "${2:-}" = --no-build ]; then
   log "using the release builds in target/ as they are"
 else
   log "building (release)"
-  ./scripts/setup.sh build >&2
+  ./scripts/setup.sh test >&2  # Chromium and Playwright: first_load.sh
   cargo leptos build --release >&2
   cargo build --release --manifest-path bench/load/Cargo.toml --target-dir target >&2
 fi
+if [ "$MODE" = first-load ]; then exec bench/first_load.sh --no-build; fi
 (cd bench/socketio && { [ -d node_modules/socket.io ] || npm install --no-audit --no-fund >&2; })
 
 work=$(mktemp -d)
@@ -190,3 +193,4 @@ else
   python3 bench/report.py "$out"
 fi
 log "wrote $out"
+if [ "$MODE" = full ]; then bench/first_load.sh --no-build; fi

@@ -15,7 +15,8 @@ import { defineConfig } from '@playwright/test';
 const baseURL = process.env.BASE_URL || 'http://127.0.0.1:3000';
 
 export default defineConfig({
-  testDir: './tests',
+  // scripts/e2e_release.sh runs ./release against the release binary.
+  testDir: process.env.TANDEM_E2E_DIR || './tests',
   timeout: 60_000,
   expect: { timeout: 10_000 },
   fullyParallel: false,

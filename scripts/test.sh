@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Every check and test: format, lints (server, browser and combined builds),
-# unit and integration tests, then the Playwright suite in Chromium against
+# unit and integration tests, the release binary alone in an empty
+# directory, then the Playwright suite in Chromium against
 # the real server on a fresh database. Run through `make test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,6 +18,11 @@ cargo clippy --lib --no-default-features --features hydrate --target wasm32-unkn
 
 step "unit and integration tests"
 cargo test --features ssr
+
+step "the release binary as one file (cargo leptos build --release, tests/release_binary.rs)"
+cargo leptos build --release
+cargo test --features ssr --test release_binary -- --ignored
+scripts/e2e_release.sh
 
 step "load tool (bench/load): lints and unit tests"
 cargo clippy --manifest-path bench/load/Cargo.toml --target-dir target -- -D warnings

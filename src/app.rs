@@ -5,14 +5,16 @@ use crate::routes::account::{AccountPage, LoginPage, SignupPage};
 use crate::routes::{home::HomePage, room::RoomPage};
 use crate::sync::{provide_live_client, use_live_client};
 use leptos::prelude::*;
-use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
+use leptos_meta::{provide_meta_context, Title};
 use leptos_router::components::{Route, Router, Routes};
 use leptos_router::{path, SsrMode};
 
 /// The document around the app, rendered on the server.
+#[cfg(feature = "ssr")]
 pub fn shell(options: LeptosOptions) -> impl IntoView {
+    use crate::server::site::site_head;
+    use leptos_meta::MetaTags;
     // The page's Content Security Policy carries this response's nonce.
-    #[cfg(feature = "ssr")]
     crate::server::security::set_page_csp();
     view! {
         <!DOCTYPE html>
@@ -22,7 +24,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta name="viewport" content="width=device-width, initial-scale=1" />
                 <link rel="icon" href="/favicon.svg" type="image/svg+xml" />
                 <AutoReload options=options.clone() />
-                <HydrationScripts options />
+                {site_head(options)}
                 <MetaTags />
             </head>
             <body>
@@ -56,7 +58,6 @@ pub fn App() -> impl IntoView {
         }
     };
     view! {
-        <Stylesheet id="leptos" href="/pkg/tandem.css" />
         <Title text="tandem" formatter />
         <Router>
             <header class="top">

@@ -24,7 +24,8 @@
 //!   store's feed), `logs` (topic routing: durable or in-memory log),
 //!   `ephemeral`, `chat`, `realtime/` (`session`, `backend`, `cmd/` one
 //!   handler per client frame kind, `frame`, `ws`), `security`, `shutdown`,
-//!   `metrics`.
+//!   `metrics`, `site` (the site's files: embedded in a release binary, or
+//!   from the site folder).
 
 pub mod app;
 pub mod error;

@@ -19,6 +19,7 @@ pub mod realtime;
 pub mod security;
 pub mod serve;
 pub mod shutdown;
+pub mod site;
 pub mod state;
 pub mod store;
 pub mod tls;
@@ -61,39 +62,12 @@ fn page_routes() -> Vec<leptos_axum::AxumRouteListing> {
     ROUTES.get_or_init(|| generate_route_list(App)).clone()
 }
 
-/// The site root's files (the hydration JS/WASM and CSS under `pkg/`, and
-/// `public/`'s files at the top), served by tower-http.
-///
-/// Not through leptos_axum's `file_and_error_handler`: for a file it finds,
-/// that handler creates its reactive owner as a child of whatever owner is
-/// current on the worker thread and then *takes* the headers of the
-/// `ResponseOptions` it finds there. When that was a page being rendered on
-/// the same thread, the page lost its headers, its nonce Content Security
-/// Policy included, and the browser blocked its scripts (it never
-/// hydrated). `tests/render_isolation.rs` reproduces it.
-fn static_files(site_root: &str) -> Router<AppState> {
-    use tower_http::services::{ServeDir, ServeFile};
-    let root = std::path::Path::new(site_root);
-    let mut files = Router::new().nest_service("/pkg", ServeDir::new(root.join("pkg")));
-    if let Ok(entries) = std::fs::read_dir(root) {
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if path.is_file() {
-                if let Some(name) = path.file_name().and_then(|n| n.to_str()) {
-                    files = files.route_service(&format!("/{name}"), ServeFile::new(&path));
-                }
-            }
-        }
-    }
-    files
-}
-
 /// The HTTP routes: `/ws`, `/healthz`, the Leptos pages and server functions
-/// (`/api/...`), static files from the site root, and a 404 page for the rest.
+/// (`/api/...`), the site's files (`site`), and a 404 page for the rest.
 pub fn router(state: AppState) -> Router {
     let routes = page_routes();
     let options = state.leptos.clone();
-    let mut router = static_files(&options.site_root);
+    let mut router = site::router(&options);
     if state.settings.metrics && !state.settings.metrics_token.is_empty() {
         router = router.route("/metrics", get(metrics::scrape_with_token));
     }
@@ -203,6 +177,11 @@ pub async fn run_with(
         listener.local_addr()?,
         tls.is_some(),
     )?;
+    // Embedded: the files are decompressed and gzipped once (CPU-bound).
+    let options = config.leptos.clone();
+    tokio::task::spawn_blocking(move || site::prepare(&options))
+        .await
+        .map_err(std::io::Error::other)?;
     let drain_limit = Duration::from_millis(settings.shutdown_grace_ms.max(100)) + DRAIN_SLACK;
     let broker: Arc<dyn broker::Broker> = Arc::new(LocalBroker::default());
     let state = AppState::new(

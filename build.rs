@@ -1,0 +1,118 @@
+//! Build script: puts the site into the release server binary.
+//!
+//! In a release build of the server made by `cargo leptos build --release`,
+//! the site that cargo-leptos has just built (the hydration JS, the wasm and
+//! the CSS under `pkg/`, whose names carry their content hashes, and the
+//! files of `public/`) is embedded with memory-serve (brotli-compressed at
+//! build time) and `cfg(embedded_site)` is set; `TANDEM_SITE_JS`,
+//! `TANDEM_SITE_WASM` and `TANDEM_SITE_CSS` name the three hashed files.
+//!
+//! cargo-leptos builds the front end first and the server after it because
+//! `hash-files` is on (Cargo.toml), so the site on disk is this build's. The
+//! script checks it anyway: the names in `target/site/pkg` must be the ones
+//! cargo-leptos wrote into the hash file beside the binary, or the build
+//! fails (a site from another build never gets in).
+//!
+//! Every other build embeds nothing and serves the site folder from disk:
+//! debug builds (`cargo leptos watch`), and a release server built by plain
+//! `cargo build --release` (the benchmarks), which warns when it starts.
+
+fn main() {
+    println!("cargo::rustc-check-cfg=cfg(embedded_site)");
+    #[cfg(feature = "ssr")]
+    site::embed_if_release();
+}
+
+#[cfg(feature = "ssr")]
+mod site {
+    use std::path::{Path, PathBuf};
+
+    /// What cargo-leptos passes to the builds it runs (`LEPTOS_*`), and the
+    /// profile: a change of any reruns this script.
+    const INPUTS: [&str; 5] = [
+        "LEPTOS_SITE_ROOT",
+        "LEPTOS_SITE_PKG_DIR",
+        "LEPTOS_OUTPUT_NAME",
+        "LEPTOS_HASH_FILES",
+        "LEPTOS_HASH_FILE_NAME",
+    ];
+
+    pub fn embed_if_release() {
+        for var in INPUTS {
+            println!("cargo::rerun-if-env-changed={var}");
+        }
+        let env = |k: &str| std::env::var(k).ok();
+        if env("PROFILE").as_deref() != Some("release") {
+            return;
+        }
+        let Some(site_root) = env("LEPTOS_SITE_ROOT") else {
+            println!(
+                "cargo::warning=release server built without cargo-leptos: it embeds no site \
+                 and serves the site folder; `cargo leptos build --release` builds one file"
+            );
+            return;
+        };
+        if env("LEPTOS_HASH_FILES").as_deref() != Some("true") {
+            panic!("hash-files must be on in [package.metadata.leptos] to embed the site");
+        }
+        let manifest_dir = PathBuf::from(env("CARGO_MANIFEST_DIR").expect("cargo sets it"));
+        let site_root = manifest_dir.join(site_root);
+        let pkg_dir = site_root.join(env("LEPTOS_SITE_PKG_DIR").unwrap_or_else(|| "pkg".into()));
+        let output = env("LEPTOS_OUTPUT_NAME").expect("cargo-leptos sets LEPTOS_OUTPUT_NAME");
+        let hash_file = exe_dir().join(env("LEPTOS_HASH_FILE_NAME").unwrap_or("hash.txt".into()));
+        let names = hashed_names(&hash_file, &output);
+        for (kind, name) in &names {
+            if !pkg_dir.join(name).is_file() {
+                panic!(
+                    "{} has no {name} ({kind} in {}): the site is not this build's; \
+                     run `cargo leptos build --release`",
+                    pkg_dir.display(),
+                    hash_file.display()
+                );
+            }
+            let var = format!("TANDEM_SITE_{}", kind.to_uppercase());
+            println!("cargo::rustc-env={var}=/pkg/{name}");
+        }
+        println!("cargo::rerun-if-changed={}", hash_file.display());
+        // memory-serve reports each file as a cargo warning unless told not to.
+        std::env::set_var("MEMORY_SERVE_QUIET", "1");
+        memory_serve::load_names_directories(
+            [("pkg", pkg_dir), ("public", manifest_dir.join("public"))],
+            true,
+        );
+        println!("cargo::rustc-cfg=embedded_site");
+    }
+
+    /// The directory the binary is written to: `OUT_DIR` is
+    /// `<target>/<profile>/build/<package>-<hash>/out`.
+    fn exe_dir() -> PathBuf {
+        let out = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
+        out.ancestors()
+            .nth(3)
+            .expect("OUT_DIR is <target>/<profile>/build/<pkg>/out")
+            .to_path_buf()
+    }
+
+    /// `js`, `wasm` and `css` with their hashed file names, from the hash
+    /// file cargo-leptos writes (`js: <hash>` lines).
+    fn hashed_names(hash_file: &Path, output: &str) -> Vec<(&'static str, String)> {
+        let text = std::fs::read_to_string(hash_file).unwrap_or_else(|e| {
+            panic!(
+                "cannot read cargo-leptos's hash file {}: {e}",
+                hash_file.display()
+            )
+        });
+        ["js", "wasm", "css"]
+            .into_iter()
+            .map(|kind| {
+                let hash = text
+                    .lines()
+                    .filter_map(|l| l.split_once(':'))
+                    .find(|(k, _)| k.trim() == kind)
+                    .map(|(_, h)| h.trim())
+                    .unwrap_or_else(|| panic!("{} names no {kind} file", hash_file.display()));
+                (kind, format!("{output}.{hash}.{kind}"))
+            })
+            .collect()
+    }
+}

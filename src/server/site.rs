@@ -1,0 +1,157 @@
+//! The site's static files (ssr): the hydration JS, the wasm and the CSS
+//! under `/pkg/`, the files of `public/` at the top, and the head elements
+//! that load them.
+//!
+//! A release binary built by `cargo leptos build --release` carries its site
+//! (`build.rs` sets `cfg(embedded_site)`): served from memory by
+//! memory-serve, brotli-compressed at build time and gzipped once at start,
+//! chosen by the request's `Accept-Encoding`, with an ETag. The `pkg/` names
+//! carry their content hashes (cargo-leptos `hash-files`), so they are cached
+//! for a year as `immutable`; `public/`'s files keep their names and are
+//! revalidated after a day. Copying the binary is the whole deployment, and
+//! it can only serve the site it was built with.
+//!
+//! Any other build (debug, or a release server built by plain `cargo build`)
+//! serves the site folder (`site-root`) from disk, for `cargo leptos watch`,
+//! and names the hashed files from cargo-leptos's hash file at each render,
+//! as Leptos's own components do.
+
+use super::state::AppState;
+use axum::Router;
+use leptos::config::LeptosOptions;
+use leptos::prelude::*;
+
+/// Whether this binary carries its site.
+pub const EMBEDDED: bool = cfg!(embedded_site);
+
+/// Makes the site's routes ready (embedded: gzips the files once) and says
+/// where they come from. Called at start, before the server answers.
+pub fn prepare(options: &LeptosOptions) {
+    if EMBEDDED {
+        let started = std::time::Instant::now();
+        let _ = router(options);
+        tracing::info!(
+            ready_ms = started.elapsed().as_millis() as u64,
+            "serving the site embedded in this binary"
+        );
+    } else if cfg!(debug_assertions) {
+        tracing::info!(site_root = %options.site_root, "serving the site folder");
+    } else {
+        tracing::warn!(
+            site_root = %options.site_root,
+            "this release binary carries no site (it was not built by `cargo leptos build \
+             --release`): serving the site folder, which may be from another build"
+        );
+    }
+}
+
+/// The routes of the site's files.
+#[cfg(embedded_site)]
+pub fn router(_: &LeptosOptions) -> Router<AppState> {
+    embedded::router()
+}
+
+/// The routes of the site's files.
+#[cfg(not(embedded_site))]
+pub fn router(options: &LeptosOptions) -> Router<AppState> {
+    from_disk(&options.site_root)
+}
+
+/// The stylesheet and the hydration scripts, for the document's `<head>`.
+#[cfg(embedded_site)]
+pub fn site_head(_: LeptosOptions) -> impl IntoView {
+    embedded::head()
+}
+
+/// The stylesheet and the hydration scripts, for the document's `<head>`:
+/// Leptos's own components, which read the hash file at each render.
+#[cfg(not(embedded_site))]
+pub fn site_head(options: LeptosOptions) -> impl IntoView {
+    use leptos_meta::HashedStylesheet;
+    view! {
+        <HashedStylesheet options=options.clone() id="leptos" />
+        <HydrationScripts options />
+    }
+}
+
+#[cfg(embedded_site)]
+mod embedded {
+    use super::AppState;
+    use axum::Router;
+    use leptos::prelude::*;
+    use memory_serve::CacheControl;
+    use std::sync::OnceLock;
+
+    /// The hashed files' paths (`/pkg/tandem.<hash>.js`...), from `build.rs`.
+    const JS: &str = env!("TANDEM_SITE_JS");
+    const WASM: &str = env!("TANDEM_SITE_WASM");
+    const CSS: &str = env!("TANDEM_SITE_CSS");
+
+    /// Built once per process: memory-serve decompresses each file and
+    /// gzips it when its router is made, and keeps them for good.
+    pub fn router() -> Router<AppState> {
+        static FILES: OnceLock<Router<AppState>> = OnceLock::new();
+        FILES
+            .get_or_init(|| {
+                let pkg = memory_serve::load!("pkg")
+                    .index_file(None)
+                    .cache_control(CacheControl::Long)
+                    .into_router();
+                let public = memory_serve::load!("public")
+                    .index_file(None)
+                    .cache_control(CacheControl::Medium)
+                    .into_router();
+                Router::new().nest("/pkg", pkg).merge(public)
+            })
+            .clone()
+    }
+
+    /// What Leptos's `HydrationScripts` and `HashedStylesheet` render, with
+    /// the embedded names: the wasm is fetched while the JS loads. Two
+    /// performance marks time the start (`tandem:wasm-ready` once the wasm
+    /// is instantiated, `tandem:hydrated` once the page is hydrated), for
+    /// `bench/first_load.mjs` and any real-user monitoring.
+    pub fn head() -> impl IntoView {
+        let nonce = leptos::nonce::use_nonce();
+        let boot = format!(
+            "import init, {{ hydrate }} from {JS:?}; \
+             init({{ module_or_path: {WASM:?} }}).then(() => {{ \
+             performance.mark(\"tandem:wasm-ready\"); hydrate(); \
+             performance.mark(\"tandem:hydrated\"); }});"
+        );
+        view! {
+            <link id="leptos" rel="stylesheet" href=CSS />
+            <link rel="modulepreload" href=JS />
+            <link rel="preload" href=WASM r#as="fetch" r#type="application/wasm" crossorigin="" />
+            <script type="module" nonce=nonce>{boot}</script>
+        }
+    }
+}
+
+/// The site root's files (the hydration JS/WASM and CSS under `pkg/`, and
+/// `public/`'s files at the top), served by tower-http.
+///
+/// Not through leptos_axum's `file_and_error_handler`: for a file it finds,
+/// that handler creates its reactive owner as a child of whatever owner is
+/// current on the worker thread and then *takes* the headers of the
+/// `ResponseOptions` it finds there. When that was a page being rendered on
+/// the same thread, the page lost its headers, its nonce Content Security
+/// Policy included, and the browser blocked its scripts (it never
+/// hydrated). `tests/render_isolation.rs` reproduces it.
+#[cfg(not(embedded_site))]
+fn from_disk(site_root: &str) -> Router<AppState> {
+    use tower_http::services::{ServeDir, ServeFile};
+    let root = std::path::Path::new(site_root);
+    let mut files = Router::new().nest_service("/pkg", ServeDir::new(root.join("pkg")));
+    if let Ok(entries) = std::fs::read_dir(root) {
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_file() {
+                if let Some(name) = path.file_name().and_then(|n| n.to_str()) {
+                    files = files.route_service(&format!("/{name}"), ServeFile::new(&path));
+                }
+            }
+        }
+    }
+    files
+}
