@@ -7,20 +7,17 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
+source bench/lib.sh
 PORT=3304
 log() { printf '\033[1m[chat-cost]\033[0m %s\n' "$*" >&2; }
 
-if [ "${1:-}" = --no-build ]; then shift; else
-  log "building (release)"
-  ./scripts/setup.sh test >&2
-  cargo leptos build --release >&2
-fi
+build_for_browser "${1:-}"
+[ "${1:-}" = --no-build ] && shift
 SAMPLES="${1:-40}"
 work=$(mktemp -d)
 pid=""
 cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
-port_open() { (echo > "/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 if port_open "$PORT"; then log "port $PORT is in use"; exit 1; fi
 
 # Snapshots of up to 2,000 messages (so 2,000 rows are on screen at once);

@@ -22,11 +22,8 @@ source bench/lib.sh
 PORT=3305
 log() { printf '\033[1m[first-load]\033[0m %s\n' "$*" >&2; }
 
-if [ "${1:-}" = --no-build ]; then shift; else
-  log "building (release)"
-  ./scripts/setup.sh test >&2
-  cargo leptos build --release >&2
-fi
+build_for_browser "${1:-}"
+[ "${1:-}" = --no-build ] && shift
 RUNS="${1:-5}"
 command -v twiggy >/dev/null || { log "installing twiggy"; cargo install --locked twiggy >&2; }
 work=$(mktemp -d)

@@ -10,6 +10,15 @@ bench_init() {
 }
 
 port_open() { (echo > "/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# build_for_browser ARG: unless ARG is --no-build, installs what the browser
+# benches need (Chromium, Playwright) and builds the release.
+build_for_browser() {
+  [ "${1:-}" = --no-build ] && return
+  printf '\033[1m[bench]\033[0m building (release)\n' >&2
+  ./scripts/setup.sh test >&2
+  cargo leptos build --release >&2
+}
 wait_port() { for _ in $(seq 100); do port_open "$1" && return 0; sleep 0.1; done; return 1; }
 
 # The load comes from one address and sends far above a person's rate: the
