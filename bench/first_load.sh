@@ -8,7 +8,7 @@
 #    plain HTTP (gzip): bytes of a first and a repeat visit of a room page
 #    and the time from navigation to `live`, RUNS visits each (default 5).
 #   bench/first_load.sh [--no-build] [RUNS]
-# Writes bench/results/first-load-<UTC date>-<UTC time>.json.
+# Writes bench/results/first-load-<UTC date>-<UTC time, to the second>.json.
 # BIN=<binary> measures another build (default target/release/tandem); with
 # SITE=<site folder> its site is copied beside it and served from there (how
 # releases were deployed before the site went into the binary), e.g. for an
@@ -93,7 +93,7 @@ stop
 
 if [ -z "${SITE:-}" ]; then python3 bench/wasm_breakdown.py > "$work/breakdown.json"; else echo '{}' > "$work/breakdown.json"; fi
 mkdir -p bench/results
-out="bench/results/first-load-$(date -u +%Y-%m-%d-%H%M).json"
+out="bench/results/first-load-$(date -u +%Y-%m-%d-%H%M%S).json"
 python3 - "$work" "$out" "$(stat -c %s "$BIN")" "${starts[*]}" <<'EOF'
 import json, os, subprocess, sys
 work, out, size, starts = sys.argv[1], sys.argv[2], int(sys.argv[3]), [int(x) for x in sys.argv[4].split()]
