@@ -1,10 +1,16 @@
 # The two set-up commands (see README): `make run` and `make test`.
-.PHONY: run test release e2e
+.PHONY: run test release e2e watch
 
 ## Runs tandem on the embedded SQLite default at http://127.0.0.1:3000 (installs missing tools first).
 run:
 	./scripts/setup.sh build
 	. scripts/env.sh && cargo leptos serve
+
+## Rebuilds and reloads on every change. cargo-leptos does not hash the
+## files it rebuilds (its issue #271), so hashing is off here.
+watch:
+	./scripts/setup.sh build
+	. scripts/env.sh && LEPTOS_HASH_FILES=false cargo leptos watch
 
 ## Runs every check and test (installs Chromium and the npm packages when missing).
 test:

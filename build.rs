@@ -15,7 +15,13 @@
 //!
 //! Every other build embeds nothing and serves the site folder from disk:
 //! debug builds (`cargo leptos watch`), and a release server built by plain
-//! `cargo build --release` (the benchmarks), which warns when it starts.
+//! `cargo build --release`, which warns when it starts (its pages do not
+//! hydrate: cargo-leptos erases component types in both of its builds, plain
+//! cargo does not).
+//!
+//! `cargo leptos watch` does not hash the files it rebuilds (cargo-leptos
+//! issue #271), so `make watch` runs it with `LEPTOS_HASH_FILES=false`; a
+//! site with unhashed names is refused here rather than embedded stale.
 
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(embedded_site)");
@@ -27,9 +33,10 @@ fn main() {
 mod site {
     use std::path::{Path, PathBuf};
 
-    /// What cargo-leptos passes to the builds it runs (`LEPTOS_*`), and the
-    /// profile: a change of any reruns this script.
-    const INPUTS: [&str; 5] = [
+    /// What cargo-leptos passes to the builds it runs (`LEPTOS_*`): a change
+    /// of any reruns this script. `LEPTOS_BIN_DIR` marks a cargo-leptos build.
+    const INPUTS: [&str; 6] = [
+        "LEPTOS_BIN_DIR",
         "LEPTOS_SITE_ROOT",
         "LEPTOS_SITE_PKG_DIR",
         "LEPTOS_OUTPUT_NAME",
@@ -45,10 +52,10 @@ mod site {
         if env("PROFILE").as_deref() != Some("release") {
             return;
         }
-        let Some(site_root) = env("LEPTOS_SITE_ROOT") else {
+        let (Some(_), Some(site_root)) = (env("LEPTOS_BIN_DIR"), env("LEPTOS_SITE_ROOT")) else {
             println!(
                 "cargo::warning=release server built without cargo-leptos: it embeds no site \
-                 and serves the site folder; `cargo leptos build --release` builds one file"
+                 and its pages do not hydrate; `cargo leptos build --release` builds one file"
             );
             return;
         };
@@ -61,6 +68,21 @@ mod site {
         let output = env("LEPTOS_OUTPUT_NAME").expect("cargo-leptos sets LEPTOS_OUTPUT_NAME");
         let hash_file = exe_dir().join(env("LEPTOS_HASH_FILE_NAME").unwrap_or("hash.txt".into()));
         let names = hashed_names(&hash_file, &output);
+        for ext in ["js", "wasm", "css"] {
+            let unhashed = pkg_dir.join(format!("{output}.{ext}"));
+            if unhashed.exists() {
+                panic!(
+                    "{} has no hash in its name: the site was rebuilt without hashing \
+                     (`cargo leptos watch`?); run `cargo leptos build --release`",
+                    unhashed.display()
+                );
+            }
+        }
+        let pkg_url = format!(
+            "/{}",
+            env("LEPTOS_SITE_PKG_DIR").unwrap_or_else(|| "pkg".into())
+        );
+        println!("cargo::rustc-env=TANDEM_SITE_PKG={pkg_url}");
         for (kind, name) in &names {
             if !pkg_dir.join(name).is_file() {
                 panic!(
@@ -71,7 +93,7 @@ mod site {
                 );
             }
             let var = format!("TANDEM_SITE_{}", kind.to_uppercase());
-            println!("cargo::rustc-env={var}=/pkg/{name}");
+            println!("cargo::rustc-env={var}={pkg_url}/{name}");
         }
         println!("cargo::rerun-if-changed={}", hash_file.display());
         // memory-serve reports each file as a cargo warning unless told not to.
@@ -84,7 +106,9 @@ mod site {
     }
 
     /// The directory the binary is written to: `OUT_DIR` is
-    /// `<target>/<profile>/build/<package>-<hash>/out`.
+    /// `<target>/<profile>/build/<package>-<hash>/out` (unless cargo's
+    /// `build.build-dir` moves build outputs elsewhere: then the hash file is
+    /// not found and the build stops, saying where it looked).
     fn exe_dir() -> PathBuf {
         let out = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
         out.ancestors()

@@ -4,8 +4,9 @@
 #  - the binary's size and its start time (exec to answering, 5 starts);
 #  - the site's files as served: raw, gzip and brotli bytes, and the wasm's
 #    code by crate (bench/wasm_breakdown.py, twiggy);
-#  - bench/first_load.mjs over HTTPS (browsers send `br` there) and over
-#    plain HTTP (gzip): bytes of a first and a repeat visit of a room page
+#  - bench/first_load.mjs over HTTPS and over plain HTTP (Chromium offers
+#    brotli to both: loopback is a secure origin): bytes of a first and a
+#    repeat visit of a room page
 #    and the time from navigation to `live`, RUNS visits each (default 5).
 #   bench/first_load.sh [--no-build] [RUNS]
 # Writes bench/results/first-load-<UTC date>-<UTC time, to the second>.json.
@@ -61,7 +62,7 @@ serve() {
   done
   log "the server did not start:"; cat "$work/server.log" >&2; exit 1
 }
-stop() { kill "$pid"; wait "$pid" 2>/dev/null || true; pid=""; }
+stop() { kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; pid=""; }
 
 # Start time: exec to the first answer to /healthz, five times.
 starts=()

@@ -3,7 +3,8 @@
 //! pages and the site it was built with, precompressed (brotli or gzip by
 //! `Accept-Encoding`, plain to a client that asks for neither), the hashed
 //! files cached for a year as immutable, with ETags; a site folder on disk
-//! beside it is ignored.
+//! beside it is ignored. The files it serves are the ones cargo-leptos built
+//! with it: the names of its hash file and the bytes of `target/site`.
 //!
 //! It needs `target/release/tandem` from `cargo leptos build --release`, so
 //! it is `#[ignore]`d in a plain `cargo test`; `scripts/test.sh` builds the
@@ -15,12 +16,15 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"))
+}
+
 /// The binary `cargo leptos build --release` writes.
 fn release_binary() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
-    let exe = target.join("release/tandem");
+    let exe = target_dir().join("release/tandem");
     assert!(
         exe.is_file(),
         "{} is missing: run `cargo leptos build --release` first",
@@ -167,10 +171,15 @@ async fn the_copied_release_binary_serves_its_embedded_site() {
     };
     let (wasm, js, css) = (find(".wasm"), find(".js"), find(".css"));
     assert!(page.contains(&format!("from \"{js}\"")), "{page}");
-    assert!(
-        wasm.starts_with("/pkg/tandem.") && wasm.len() > "/pkg/tandem..wasm".len(),
-        "{wasm} has no hash"
-    );
+    // The names cargo-leptos gave this build's files (its hash file).
+    let hashes = std::fs::read_to_string(target_dir().join("release/hash.txt")).unwrap();
+    for (kind, link) in [("js", &js), ("wasm", &wasm), ("css", &css)] {
+        let hash = hashes
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{kind}: ")))
+            .unwrap();
+        assert_eq!(link, &format!("/pkg/tandem.{hash}.{kind}"));
+    }
 
     // The wasm: plain to a client that takes no encoding...
     let plain = get(&server, &wasm, None).await;
@@ -185,6 +194,11 @@ async fn the_copied_release_binary_serves_its_embedded_site() {
     assert!(!etag.is_empty());
     let plain = plain.bytes().await.unwrap();
     assert_eq!(&plain[..4], b"\0asm");
+    let built = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("target/site{wasm}"));
+    assert!(
+        plain == std::fs::read(built).unwrap(),
+        "the wasm is this build's"
+    );
 
     // ...brotli to one that takes it (browsers over HTTPS)...
     let br = get(&server, &wasm, Some("gzip, deflate, br, zstd")).await;
@@ -235,8 +249,8 @@ async fn the_copied_release_binary_serves_its_embedded_site() {
         );
     }
 
-    // public/'s files keep their names: revalidated after a day. The one
-    // served is the build's, not the decoy folder's beside the binary.
+    // public/'s files keep their names: kept a week. The one served is the
+    // build's, not the decoy folder's beside the binary.
     let icon = get(&server, "/favicon.svg", None).await;
     assert_eq!(icon.status(), 200);
     assert!(header(&icon, "cache-control").starts_with("max-age=604800"));
@@ -244,7 +258,8 @@ async fn the_copied_release_binary_serves_its_embedded_site() {
     let icon = icon.text().await.unwrap();
     assert!(icon.contains("<svg"), "{icon}");
 
-    // A file of another build is not there.
-    let old = get(&server, "/pkg/tandem.0ld0ld0ld0ld0ld0ld0ld0.wasm", None).await;
-    assert_eq!(old.status(), 404);
+    // Only hashed names are served: a page of another build, naming
+    // `/pkg/tandem.wasm`, cannot get this build's wasm under it.
+    let unhashed = get(&server, "/pkg/tandem.wasm", None).await;
+    assert_eq!(unhashed.status(), 404);
 }

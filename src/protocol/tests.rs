@@ -221,6 +221,9 @@ fn server_frames_are_read_leniently() {
     ));
 }
 
+/// The server's build only: `ssr` turns on serde_json's `float_roundtrip`
+/// (the browser's wasm goes without it).
+#[cfg(feature = "ssr")]
 #[test]
 fn prices_are_read_back_exactly() {
     // Found by tests/properties.rs: without serde_json's `float_roundtrip`

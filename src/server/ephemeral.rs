@@ -293,7 +293,17 @@ mod tests {
 
     impl Broker for Slow {
         fn publish(&self, delivery: Arc<Delivery>) {
-            if self.logs.topics.try_lock().is_err() {
+            // Held by this thread, the lock stays held however often it is
+            // tried; held by another publisher (appending its tick), it is
+            // free again at once. One failed try alone cannot tell them apart.
+            let free = (0..1000).any(|_| {
+                let free = self.logs.topics.try_lock().is_ok();
+                if !free {
+                    std::thread::yield_now();
+                }
+                free
+            });
+            if !free {
                 self.lock_free.store(false, Ordering::SeqCst);
             }
             std::thread::sleep(std::time::Duration::from_millis(2));

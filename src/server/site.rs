@@ -8,7 +8,8 @@
 //! chosen by the request's `Accept-Encoding`, with an ETag. The `pkg/` names
 //! carry their content hashes (cargo-leptos `hash-files`), so they are cached
 //! for a year as `immutable`; `public/`'s files keep their names and are
-//! revalidated after a day. Copying the binary is the whole deployment, and
+//! kept a week (memory-serve's `Medium`: `max-age=604800,
+//! stale-while-revalidate=86400`). Copying the binary is the whole deployment, and
 //! it can only serve the site it was built with.
 //!
 //! Any other build (debug, or a release server built by plain `cargo build`)
@@ -40,7 +41,8 @@ pub fn prepare(options: &LeptosOptions) {
         tracing::warn!(
             site_root = %options.site_root,
             "this release binary carries no site (it was not built by `cargo leptos build \
-             --release`): serving the site folder, which may be from another build"
+             --release`): serving the site folder, which may be from another build, and its \
+             pages do not hydrate"
         );
     }
 }
@@ -82,7 +84,9 @@ mod embedded {
     use memory_serve::CacheControl;
     use std::sync::OnceLock;
 
-    /// The hashed files' paths (`/pkg/tandem.<hash>.js`...), from `build.rs`.
+    /// The hashed files' paths (`/pkg/tandem.<hash>.js`...) and their
+    /// folder, from `build.rs`.
+    const PKG: &str = env!("TANDEM_SITE_PKG");
     const JS: &str = env!("TANDEM_SITE_JS");
     const WASM: &str = env!("TANDEM_SITE_WASM");
     const CSS: &str = env!("TANDEM_SITE_CSS");
@@ -101,7 +105,7 @@ mod embedded {
                     .index_file(None)
                     .cache_control(CacheControl::Medium)
                     .into_router();
-                Router::new().nest("/pkg", pkg).merge(public)
+                Router::new().nest(PKG, pkg).merge(public)
             })
             .clone()
     }
