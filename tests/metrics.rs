@@ -81,7 +81,8 @@ async fn metrics_are_scraped_after_real_traffic() {
     // The subscriber keeps up: its events are written by its wire, never
     // queued for its task (realtime::wire).
     at_least("tandem_wire_writes_total", 1.0);
-    // Declared before anything happens, at exactly 0 (no fallback rung yet).
+    // Declared before anything happens, at exactly 0 (this test makes no
+    // fallback request).
     for rung in ["sse", "long_poll", "short_poll"] {
         let series = format!("tandem_fallbacks_total{{rung=\"{rung}\"}}");
         assert_eq!(sample(&text, &series), Some(0.0), "{series}");

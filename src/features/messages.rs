@@ -106,3 +106,17 @@ pub async fn mark_read(room_id: i64, seq: u64) -> Result<u64, AppError> {
     let who = crate::server::principal()?;
     crate::server::chat::mark_read(&state, &who, room_id, seq).await
 }
+
+/// The caller is typing in room `room_id`: the socket's `typing` frame, for
+/// pages on an HTTP rung of the transport ladder (docs/PROTOCOL.md §15).
+/// Authorized as a write to the room; counts against `polls-per-minute`.
+#[server(endpoint = "typing")]
+pub async fn typing(room_id: i64) -> Result<(), AppError> {
+    use crate::server::realtime::backend::Backend;
+    let state = crate::server::app_state()?;
+    let who = crate::server::principal()?;
+    let ip = crate::server::client_ip(&state).await?;
+    state.limits.poll(ip).map_err(crate::server::limited)?;
+    let topic = crate::protocol::Topic::room(room_id);
+    Backend::typing(&state, &who, topic).await
+}

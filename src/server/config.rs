@@ -60,6 +60,10 @@ pub struct Settings {
     pub resumes_burst: u32,
     pub max_refusals: u32,
     pub connects_per_minute: u32,
+    pub polls_per_minute: u32,
+    pub polls_burst: u32,
+    pub long_poll_ms: u64,
+    pub short_poll_ms: u64,
     pub backfills_per_minute: u32,
     pub backfills_burst: u32,
     pub rooms_per_hour: u32,
@@ -120,6 +124,10 @@ impl Default for Settings {
             resumes_burst: 128,
             max_refusals: 100,
             connects_per_minute: 120,
+            polls_per_minute: 1200,
+            polls_burst: 60,
+            long_poll_ms: 25_000,
+            short_poll_ms: 2_000,
             backfills_per_minute: 600,
             backfills_burst: 20,
             rooms_per_hour: 20,
@@ -270,6 +278,14 @@ impl Settings {
             || self.page_bytes == 0
         {
             return fail("max-http-connections, http-header-timeout-ms, request-timeout-ms, max-body-bytes and page-bytes must be positive");
+        }
+        if self.long_poll_ms == 0 || self.long_poll_ms + 1000 > self.request_timeout_ms {
+            return fail(
+                "long-poll-ms must be positive and at least a second below request-timeout-ms",
+            );
+        }
+        if self.short_poll_ms == 0 || self.polls_per_minute == 0 || self.polls_burst == 0 {
+            return fail("short-poll-ms, polls-per-minute and polls-burst must be positive");
         }
         Ok(())
     }

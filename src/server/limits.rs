@@ -74,6 +74,7 @@ fn check_keyed(
 #[derive(Debug)]
 pub struct PerIp {
     connects: DefaultKeyedRateLimiter<IpAddr>,
+    polls: DefaultKeyedRateLimiter<IpAddr>,
     backfills: DefaultKeyedRateLimiter<IpAddr>,
     rooms: DefaultKeyedRateLimiter<IpAddr>,
     open: Mutex<OpenCounts>,
@@ -92,6 +93,9 @@ impl PerIp {
     pub fn new(s: &Settings) -> Self {
         PerIp {
             connects: RateLimiter::keyed(Quota::per_minute(nonzero(s.connects_per_minute))),
+            polls: RateLimiter::keyed(
+                Quota::per_minute(nonzero(s.polls_per_minute)).allow_burst(nonzero(s.polls_burst)),
+            ),
             backfills: RateLimiter::keyed(
                 Quota::per_minute(nonzero(s.backfills_per_minute))
                     .allow_burst(nonzero(s.backfills_burst)),
@@ -135,6 +139,11 @@ impl PerIp {
         check_keyed(&self.connects, ip, "connection attempts per minute")
     }
 
+    /// One poll (`GET /poll`, long or short).
+    pub fn poll(&self, ip: IpAddr) -> Result<(), Exceeded> {
+        check_keyed(&self.polls, ip, "polls per minute")
+    }
+
     pub fn backfill(&self, ip: IpAddr) -> Result<(), Exceeded> {
         check_keyed(&self.backfills, ip, "backfills per minute")
     }
@@ -166,6 +175,7 @@ impl PerIp {
     /// addresses seen once do not stay in memory).
     pub fn forget_idle(&self) {
         self.connects.retain_recent();
+        self.polls.retain_recent();
         self.backfills.retain_recent();
         self.rooms.retain_recent();
     }

@@ -183,6 +183,8 @@ fn describe() {
 /// Pre-registered handles for the hot paths.
 #[derive(Clone)]
 pub struct Meters {
+    /// The fallback rungs, in the order sse, long_poll, short_poll.
+    pub rungs: [RungMeters; 3],
     pub ws_connections: Gauge,
     pub ws_connects: Counter,
     pub subscriptions: Gauge,
@@ -202,6 +204,16 @@ pub struct Meters {
     pub resets: Counter,
     pub gap_repairs: Counter,
     pub coalesced: Counter,
+}
+
+/// One fallback rung's meters: requests (or streams) served, counted both
+/// as `tandem_connects_total{transport}` and `tandem_fallbacks_total{rung}`,
+/// and how many are open (streams, long polls waiting).
+#[derive(Clone)]
+pub struct RungMeters {
+    pub connects: Counter,
+    pub fallbacks: Counter,
+    pub open: Gauge,
 }
 
 /// Event frames written, by topic kind (added up per write batch).
@@ -228,10 +240,13 @@ impl Meters {
     pub fn new() -> Self {
         install();
         // Declared now so they appear (at 0) before anything happens.
-        for rung in ["sse", "long_poll", "short_poll"] {
-            counter!(FALLBACKS, "rung" => rung).absolute(0);
-        }
+        let rung = |name: &'static str| RungMeters {
+            connects: counter!(CONNECTS, "transport" => name),
+            fallbacks: counter!(FALLBACKS, "rung" => name),
+            open: gauge!(CONNECTIONS, "transport" => name),
+        };
         Meters {
+            rungs: [rung("sse"), rung("long_poll"), rung("short_poll")],
             ws_connections: gauge!(CONNECTIONS, "transport" => "ws"),
             ws_connects: counter!(CONNECTS, "transport" => "ws"),
             subscriptions: gauge!(SUBSCRIPTIONS),

@@ -62,7 +62,7 @@ fn page_routes() -> Vec<leptos_axum::AxumRouteListing> {
     ROUTES.get_or_init(|| generate_route_list(App)).clone()
 }
 
-/// The HTTP routes: `/ws`, `/healthz`, the Leptos pages and server functions
+/// The HTTP routes: `/ws`, `/sse`, `/poll`, `/healthz`, the Leptos pages and server functions
 /// (`/api/...`), the site's files (`site`), and a 404 page for the rest.
 pub fn router(state: AppState) -> Router {
     let routes = page_routes();
@@ -76,6 +76,8 @@ pub fn router(state: AppState) -> Router {
     let request_timeout = Duration::from_millis(state.settings.request_timeout_ms);
     let router = router
         .route("/ws", get(realtime::ws::upgrade))
+        .route("/sse", get(realtime::sse::stream))
+        .route("/poll", get(realtime::poll::poll))
         .route("/healthz", get(|| async { "ok" }))
         .leptos_routes(&state, routes, move || shell(options.clone()))
         // Files are served above; what is left is a page that does not exist.

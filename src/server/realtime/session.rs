@@ -98,6 +98,9 @@ pub struct Session {
     /// Since when the connection has had no subscription (`None` while it
     /// has one).
     idle_since: Option<Instant>,
+    /// Whether its rooms count it present (`false` for a poll, which lasts
+    /// one request: see `without_presence`).
+    present: bool,
 }
 
 /// Whether a catch-up is done.
@@ -150,7 +153,16 @@ impl Session {
             written: KindCounts::default(),
             heard: Instant::now(),
             idle_since: Some(Instant::now()),
+            present: true,
         }
+    }
+
+    /// A session that never shows its account in a room's presence: a poll
+    /// lasts one request, and counting it would make the account come and
+    /// go with every request.
+    pub fn without_presence(mut self) -> Self {
+        self.present = false;
+        self
     }
 
     pub fn hello(&self, out: &mut Frames) {
@@ -474,7 +486,7 @@ impl Session {
         self.idle_since = None;
         if self.subs.insert(topic, version).is_none() {
             self.services.meters.subscriptions.increment(1.0);
-            if let Topic::Room(room) = topic {
+            if let (Topic::Room(room), true) = (topic, self.present) {
                 let from = self.resting.remove(&room).then_some(Attendance::Away);
                 let who = &self.peer.who;
                 self.services
@@ -512,7 +524,7 @@ impl Session {
             } else {
                 None
             };
-            if from.is_some() {
+            if from.is_some() && self.present {
                 self.services
                     .backend
                     .presence(&self.peer.who, room, from, to);
@@ -580,6 +592,11 @@ impl Session {
         }
     }
 
+    /// Every subscribed topic, at the version last written to the client.
+    pub fn versions(&self) -> impl Iterator<Item = (Topic, Version)> + '_ {
+        self.subs.iter().map(|(t, v)| (*t, *v))
+    }
+
     /// Whether this session holds a subscription to `topic`, and where.
     pub fn version_of(&self, topic: Topic) -> Option<Version> {
         self.subs.get(&topic).copied()
@@ -594,7 +611,7 @@ impl Drop for Session {
         self.services.meters.subscriptions.decrement(live);
         for topic in self.subs.keys() {
             self.services.broker.unsubscribe(*topic, self.conn);
-            if let Topic::Room(room) = topic {
+            if let (Topic::Room(room), true) = (topic, self.present) {
                 let here = Some(Attendance::Here);
                 self.services
                     .backend

@@ -519,7 +519,7 @@ async fn rung(outbox: &Outbox) {
 /// Writes the deliveries taken from the outbox, by their topics' policies:
 /// of a latest-wins topic's deliveries only the newest is written (the
 /// others are counted as coalesced).
-async fn deliver_all(
+pub(super) async fn deliver_all(
     session: &mut Session,
     batch: &mut Vec<Arc<crate::server::broker::Delivery>>,
     still_queued: usize,

@@ -1,0 +1,193 @@
+//! The polling rungs, `GET /poll?topics=...` (ssr only): long polling
+//! (`wait=1`) when streams do not get through, short polling (no `wait`)
+//! when long requests are cut too.
+//!
+//! A poll is one session for one request: it subscribes every listed topic
+//! from the version given (the same `subscribe` as on the socket: the
+//! authorization rule, catch-up by policy, one page at most, `reset`,
+//! `error`), and answers
+//!
+//! ```json
+//! {"resume":"presence:1@3.9,room:1@1.18","frames":[...]}
+//! ```
+//!
+//! `frames` are the frames the socket would have written (`event`,
+//! `subscribed`, `reset`, `error`, `reconnect`); `resume` is the topic list
+//! for the next poll (`rungs::resume`). A topic listed with the version the
+//! server is at adds nothing: its `subscribed` is left out, so an answer
+//! holds only news. Short polls answer at once. Long polls answer at once
+//! when there is news (an event, a reset, an error, or a topic listed
+//! without a version, whose `subscribed` names the version to poll from);
+//! else they wait, up to `long-poll-ms`, for the first deliveries and answer
+//! with everything queued by then; or, at the end of the wait, with no
+//! frames. Shutdown answers a waiting poll with `reconnect`.
+//!
+//! A poll does not make its account present in a room (it lasts one
+//! request): presence on the polling rungs shows only accounts that are
+//! also on a stream or socket.
+
+use super::frame::{Frame, Frames};
+use super::rungs::{self, Params, Rung};
+use super::session::Verdict;
+use super::ws::deliver_all;
+use crate::protocol::{ClientFrame, ErrorCode, ErrorFrame, ServerFrame};
+use crate::server::accounts::live::Kick;
+use crate::server::accounts::{Auth, ResolvedAt};
+use crate::server::state::AppState;
+use axum::extract::{ConnectInfo, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use axum::Extension;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// Most deliveries one long poll takes from its outbox.
+const MAX_DELIVERIES: usize = 1024;
+
+pub async fn poll(
+    State(state): State<AppState>,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    Query(params): Query<Params>,
+    auth: Option<Extension<Auth>>,
+    resolved: Option<Extension<ResolvedAt>>,
+    headers: HeaderMap,
+) -> Response {
+    let long = params
+        .wait
+        .as_deref()
+        .is_some_and(|w| w == "1" || w == "true");
+    let rung = if long {
+        Rung::LongPoll
+    } else {
+        Rung::ShortPoll
+    };
+    let admitted = match rungs::admit(&state, rung, remote, &headers, &params, auth, resolved) {
+        Ok(a) => a,
+        Err(refused) => return *refused,
+    };
+    let meters = rung.meters(&state).clone();
+    meters.connects.increment(1);
+    meters.fallbacks.increment(1);
+    let rungs::Admitted {
+        peer,
+        wants,
+        place: _place,
+        resolved_at,
+    } = admitted;
+    let rungs::Opened {
+        session,
+        mut inbox,
+        outbox,
+        mut kicks,
+        registration: _registration,
+        conn: _,
+    } = rungs::open(&state, peer, resolved_at).await;
+    let mut session = session.without_presence();
+    let mut out = Frames::new();
+    let listed = wants.len();
+    let unversioned = wants.iter().any(|(_, since)| since.is_none());
+    for (topic, since) in wants {
+        let subscribe = ClientFrame::Subscribe { topic, since };
+        if session.handle(subscribe, &mut out).await != Verdict::Continue {
+            break;
+        }
+    }
+    // Nothing new: every topic is subscribed where the client is, and `out`
+    // holds only their `subscribed`, one each.
+    let news = unversioned
+        || session.is_catching_up()
+        || session.versions().count() < listed
+        || out.len() > listed;
+    if !news {
+        out.clear();
+    }
+    if long && !news {
+        meters.open.increment(1.0);
+        wait(
+            &state,
+            &mut session,
+            &mut inbox,
+            &outbox,
+            &mut kicks,
+            &mut out,
+        )
+        .await;
+        meters.open.decrement(1.0);
+    }
+    session.flush_meters();
+    answer(&rungs::resume(&session), &out)
+}
+
+/// Waits for the first deliveries (or a lag, a revocation, shutdown, the
+/// end of the wait) and writes what they bring to `out`.
+async fn wait(
+    state: &AppState,
+    session: &mut super::session::Session,
+    inbox: &mut crate::server::broker::Inbox,
+    outbox: &crate::server::broker::Outbox,
+    kicks: &mut crate::server::accounts::live::Kicks,
+    out: &mut Frames,
+) {
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(state.settings.long_poll_ms);
+    let mut signal = state.shutdown.signal();
+    let mut batch = Vec::new();
+    while out.is_empty() {
+        tokio::select! {
+            biased;
+            _ = signal.wait() => {
+                super::frame::push(out, ServerFrame::Reconnect {
+                    reason: "server restarting".into(),
+                    window_ms: state.settings.reconnect_window_ms,
+                });
+            }
+            kick = kicks.recv() => match kick {
+                Kick::Credentials => super::frame::push(out, ServerFrame::Error(ErrorFrame {
+                    code: ErrorCode::Unauthenticated,
+                    message: "credentials revoked".into(),
+                    topic: None,
+                    client_id: None,
+                    retry_after_ms: None,
+                })),
+                topic => {
+                    session.on_kick(topic, out);
+                }
+            },
+            _ = tokio::time::sleep_until(deadline) => return,
+            _ = outbox.lagged() => Box::pin(session.catch_up_lagged(out)).await,
+            _ = inbox.recv_many(&mut batch, MAX_DELIVERIES) => {
+                // Everything queued by now, in one answer.
+                let room = MAX_DELIVERIES.saturating_sub(batch.len());
+                inbox.take(&mut batch, room);
+                Box::pin(deliver_all(session, &mut batch, inbox.len(), out)).await;
+            }
+        }
+    }
+}
+
+/// `{"resume":"...","frames":[...]}`, the frames' JSON copied, not re-encoded.
+fn answer(resume: &str, frames: &[Frame]) -> Response {
+    let resume = serde_json::to_string(resume).unwrap_or_else(|_| "\"\"".into());
+    let len: usize = frames.iter().map(|f| f.bytes().len() + 1).sum();
+    let mut body = Vec::with_capacity(32 + resume.len() + len);
+    body.extend_from_slice(b"{\"resume\":");
+    body.extend_from_slice(resume.as_bytes());
+    body.extend_from_slice(b",\"frames\":[");
+    for (i, f) in frames.iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(f.bytes());
+    }
+    body.extend_from_slice(b"]}");
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            ),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+        ],
+        body,
+    )
+        .into_response()
+}
