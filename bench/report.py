@@ -12,7 +12,6 @@ TARGETS = {
     "1000 subs x 100/s": "p99 ≤ 10 ms; ≤ 4 µs CPU/delivery; ≥ 2× Socket.IO on CPU and p99",
     "5000 subs x 10/s": "p99 ≤ 20 ms; ≥ 2× Socket.IO on CPU and p99",
     "max": "≥ 250k deliveries/s with p99 < 50 ms",
-    "long-poll": "(tandem rung: ≤ 15 µs CPU/delivery, p99 ≤ 25 ms)",
     "durable": "lost = duplicated = reordered = 0",
 }
 
@@ -80,7 +79,7 @@ def verdict(label, runs, sio):
     """Whether tandem's runs meet the row's target, judged on medians."""
     ok = valid(runs)
     if not runs:
-        return "not built" if label.startswith("long-poll") else "not run"
+        return "not run"
     if not ok:
         return "**missed**: no valid run"
     checks = []
@@ -160,13 +159,61 @@ def compression(runs):
               f"{faults}; {len(plain)} + {len(packed)} runs{refused(mine)} |")
 
 
+def rungs(runs):
+    """The transport ladder's rows: each rung of tandem, and Socket.IO's long polling."""
+    mine = [r for r in runs if r["label"].startswith("rung ")]
+    if not mine:
+        return
+    ws = valid([r for r in mine if r["label"].startswith("rung websocket") and r["server_name"] == "tandem"])
+    ws_cpu = med(ws, cpu)
+    # Steady state: the requests after each subscriber's first, over the
+    # publishing time and the drain after it.
+    span = lambda r: r["duration_s"] + r.get("drain_s", 0)
+    rps = lambda r: (r["requests"] - r["subs"]) / span(r) if "requests" in r else None
+    print("\nThe transport ladder: the same fan-out on each rung (a ticker, so a subscriber that is behind gets "
+          "the newest tick: coalesced, not lost). Requests/s: the server's own count of that rung's requests "
+          "during the run (`tandem_connects_total{transport}`) beyond each subscriber's first (for SSE: "
+          "streams opened again), over the publishing time and the drain after it.\n")
+    print("| rung | target | verdict | p50 | p99 | server CPU/delivery | deliveries/s | requests/s | "
+          "lost, dup, reordered, coalesced | runs |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    order = ["websocket", "sse", "long-poll", "short-poll"]
+    rows = []
+    for name in order:
+        rows.append((f"tandem {name}", [r for r in mine if r["label"].startswith(f"rung {name} ") and r["server_name"] == "tandem"], name))
+    rows.append(("Socket.IO long polling", [r for r in mine if r["server_name"] == "sio"], "sio"))
+    for title, rs, name in rows:
+        ok = valid(rs)
+        if not rs:
+            continue
+        if not ok:
+            print(f"| {title} | | **missed**: no valid run | | | | | | |{refused(rs)} |")
+            continue
+        m = lambda f: (med(ok, f) or (float("inf"),))[0]
+        goal, checks = "", []
+        if name == "long-poll":
+            goal = "≤ 15 µs CPU/delivery, p99 ≤ 25 ms"
+            checks = [("≤ 15 µs CPU", m(cpu) <= 15), ("p99 ≤ 25 ms", m(p99) / 1000 <= 25)]
+        elif name == "sse" and ws_cpu:
+            goal = "CPU/delivery ≤ 1.5× the WebSocket's"
+            checks = [("≤ 1.5× WebSocket CPU", m(cpu) <= 1.5 * ws_cpu[0])]
+        missed = [n for n, good in checks if not good]
+        verdict_ = "" if not checks else ("met" if not missed else "**missed**: " + ", ".join(missed))
+        tot = lambda k: sum(r.get(k, 0) for r in ok)
+        faults = f"{tot('lost')}, {tot('duplicated')}, {tot('reordered')}, {tot('coalesced')}"
+        print(f"| {title} | {goal} | {verdict_} | {fmt(med(ok, p50), 1000)} ms | {fmt(med(ok, p99), 1000)} ms | "
+              f"{fmt(med(ok, cpu))} µs | {fmt(med(ok, rate), 1000, 2)}k | {fmt(med(ok, rps), digits=0)} | {faults} | "
+              f"{len(ok)}{refused(rs)} |")
+
+
 def main(path):
     data = json.load(open(path))
     meta, runs = data["meta"], data["runs"]
     window = meta.get("flush_window_ms", 10)
     labels = []
     for r in runs:
-        if r["label"] not in labels and r["server_name"] != "floor" and not r["label"].startswith("compression"):
+        if (r["label"] not in labels and r["server_name"] != "floor" and not r["label"].startswith("compression")
+                and not r["label"].startswith("rung ")):
             labels.append(r["label"])
     pick = lambda label, server, flush=None: [r for r in runs if r["label"] == label and r["server_name"] == server
                                               and (flush is None or r.get("flush_window_ms", 0) == flush)]
@@ -182,6 +229,7 @@ def main(path):
             print(f"| {label} | {target(label)} | {verdict(label, t0, s)} | {verdict(label, tw, s) if tw else '—'} | "
                   f"{cell(t0)} | {cell(tw)} | {cell(s)} | {ratio(t0, s)} |")
     compression(runs)
+    rungs(runs)
     floor = [r for r in runs if r["server_name"] == "floor"]
     if floor:
         print("\nCalibration: the load tool against `bench/load/src/bin/floor.rs` (the least a fan-out server "

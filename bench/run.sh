@@ -3,7 +3,7 @@
 # load tool (bench/load), on loopback only, with the server and the load tool
 # pinned to different cores. Every run is bounded; every run starts on
 # freshly started servers.
-#   bench/run.sh [full|quick|idle|compression|calibrate|first-load] [--no-build]
+#   bench/run.sh [full|quick|idle|compression|rungs|calibrate|first-load] [--no-build]
 # full: the idle cells, every fan-out cell (5 runs for the 1,000- and
 #   5,000-subscriber rows, 3 for the others; tandem with and without a flush
 #   window), the compression cells and the calibration; writes
@@ -11,7 +11,9 @@
 #   bench/results/latest.json and prints the tables (bench/report.py), saved
 #   as bench/results/latest.md.
 # quick: one short run per cell. idle: the idle cells only. compression:
-#   the compression cells only. calibrate: the calibration only (the load
+#   the compression cells only. rungs: the transport ladder's rows only
+#   (1,000 subscribers x 10 ticks/s on each of tandem's four rungs, and
+#   Socket.IO's long polling). calibrate: the calibration only (the load
 #   tool against bench/load/src/bin/floor.rs). These write
 #   bench/results/<UTC date>-<UTC time>-<mode>.json and leave latest.* alone.
 # first-load (also the last part of full): bench/first_load.sh, the page's
@@ -31,7 +33,7 @@ SIO_PORT=3301
 FLOOR_PORT=3302
 ulimit -n "$(ulimit -Hn)"  # as high as allowed (20,000 idle connections need ~20k fds per side)
 log() { printf '\033[1m[bench]\033[0m %s\n' "$*" >&2; }
-case "$MODE" in full|quick|idle|compression|calibrate|first-load) ;; *) log "unknown mode $MODE (full, quick, idle, compression, calibrate or first-load)"; exit 2 ;; esac
+case "$MODE" in full|quick|idle|compression|rungs|calibrate|first-load) ;; *) log "unknown mode $MODE (full, quick, idle, compression, rungs, calibrate or first-load)"; exit 2 ;; esac
 
 if [ "${2:-}" = --no-build ]; then
   log "using the release builds in target/ as they are"
@@ -75,19 +77,30 @@ start() {
 }
 stop() { stop_server "${TARGET#*:}"; }
 
+# The server's count of requests on a fallback rung (its metrics listener),
+# or 0.
+rung_requests() {
+  curl -s --max-time 2 "http://127.0.0.1:9464/metrics" 2>/dev/null \
+    | awk -v s="tandem_connects_total{transport=\"$1\"}" '$1 == s { print $2; found=1 } END { if (!found) print 0 }'
+}
+
 # run N LABEL SERVER FLUSH_MS -- load-tool args...: N runs, each on a fresh server.
+# With COUNT=<transport> (sse, long_poll, short_poll) in the environment, the
+# server's requests on that rung during the run go into the result (`requests`).
 run() {
   local n="$1" label="$2" server="$3" flush="$4"; shift 5
   for i in $(seq "$n"); do
     start "$server" "$flush"
     log "$label on $server (flush window $flush ms), run $i of $n"
     rm -f "$work/one.json"
-    local code=0
+    local code=0 before=0 after=0
+    [ -n "${COUNT:-}" ] && before=$(rung_requests "$COUNT")
     timeout 600 taskset -c "$LOAD_CPU" target/release/tandem-load "$@" --target "$TARGET" \
       --server-pid "$SERVER_PID" --label "$label" --json "$work/one.json" >/dev/null || code=$?
+    [ -n "${COUNT:-}" ] && after=$(rung_requests "$COUNT")
     if [ "$code" = 0 ] && [ -s "$work/one.json" ]; then
-      python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); d.update(server_name=sys.argv[2], flush_window_ms=int(sys.argv[3]), run=int(sys.argv[4])); print(json.dumps(d))' \
-        "$work/one.json" "$server" "$flush" "$i" >> "$work/runs.jsonl"
+      python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); d.update(server_name=sys.argv[2], flush_window_ms=int(sys.argv[3]), run=int(sys.argv[4])); c=sys.argv[5]; d.update(requests=int(float(sys.argv[6])) - int(float(sys.argv[7]))) if c else None; print(json.dumps(d))' \
+        "$work/one.json" "$server" "$flush" "$i" "${COUNT:-}" "$after" "$before" >> "$work/runs.jsonl"
     else
       # Refused (the load tool saturated: exit 3) or failed: no figures, only the fact.
       log "  no valid result (exit $code)"
@@ -125,8 +138,6 @@ if [ "$MODE" = full ] || [ "$MODE" = quick ]; then
     run "$3" "$label" tandem "$FLUSH_MS" -- fanout --transport ws --subs "$1" --rate "$2" --duration "$DUR"
     run "$3" "$label" sio 0 -- fanout --transport sio-ws --subs "$1" --rate "$2" --duration "$DUR"
   done
-  # Long polling (Socket.IO now; tandem's rung will join this row).
-  run "$SMALL" "long-poll 1000 x 10/s" sio 0 -- fanout --transport sio-poll --subs 1000 --rate 10 --duration "$DUR"
   # Durability: the same fan-out on a persisted chat topic (write, then broadcast).
   run "$BIG" "durable 1000 x 100/s" tandem 0 -- fanout --transport ws --topic room:1 --subs 1000 --rate 100 --duration "$DUR"
   run "$BIG" "durable 1000 x 100/s" tandem "$FLUSH_MS" -- fanout --transport ws --topic room:1 --subs 1000 --rate 100 --duration "$DUR"
@@ -134,6 +145,16 @@ if [ "$MODE" = full ] || [ "$MODE" = quick ]; then
   # The maximum on a lossless topic: every message delivered, none coalesced.
   run "$BIG" "max durable 1000 x 250/s" tandem 0 -- fanout --transport ws --topic room:1 --subs 1000 --rate 250 --duration "$DUR"
   run "$BIG" "max durable 1000 x 250/s" tandem "$FLUSH_MS" -- fanout --transport ws --topic room:1 --subs 1000 --rate 250 --duration "$DUR"
+fi
+if [ "$MODE" = full ] || [ "$MODE" = quick ] || [ "$MODE" = rungs ]; then
+  # The transport ladder: the same fan-out (1,000 subscribers of one ticker,
+  # 10 ticks/s) on each of tandem's rungs, and Socket.IO's long polling. The
+  # polling rows count the server's requests (its own metric).
+  run "$SMALL" "rung websocket 1000 x 10/s" tandem 0 -- fanout --transport ws --subs 1000 --rate 10 --duration "$DUR"
+  COUNT=sse run "$SMALL" "rung sse 1000 x 10/s" tandem 0 -- fanout --transport sse --subs 1000 --rate 10 --duration "$DUR"
+  COUNT=long_poll run "$SMALL" "rung long-poll 1000 x 10/s" tandem 0 -- fanout --transport long-poll --subs 1000 --rate 10 --duration "$DUR"
+  COUNT=short_poll run "$SMALL" "rung short-poll 1000 x 10/s" tandem 0 -- fanout --transport short-poll --subs 1000 --rate 10 --duration "$DUR"
+  run "$SMALL" "rung long-poll 1000 x 10/s" sio 0 -- fanout --transport sio-poll --subs 1000 --rate 10 --duration "$DUR"
 fi
 if [ "$MODE" = full ] || [ "$MODE" = quick ] || [ "$MODE" = compression ]; then
   # WebSocket compression (permessage-deflate): each row without and with

@@ -3,7 +3,7 @@
 # Idempotent: a second run only checks versions. Tools go to ~/.cargo/bin and
 # $TANDEM_TOOLS (default ~/.cache/tandem-tools); source scripts/env.sh after.
 #   scripts/setup.sh build   wasm target, cargo-leptos, wasm-bindgen CLI, wasm-opt
-#   scripts/setup.sh test    all of the above, plus Chromium and the Playwright packages
+#   scripts/setup.sh test    all of the above, plus Chromium, nginx and the Playwright packages
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
@@ -46,6 +46,16 @@ if [ "$what" = test ]; then
     else
       log "no Chromium at $CHROMIUM_PATH; trying Playwright's own download"
       (cd end2end && npx playwright install chromium)
+    fi
+  fi
+  # proxy.spec.ts puts nginx in front of the app (the fallback ladder).
+  if [ ! -x /usr/sbin/nginx ] && ! command -v nginx >/dev/null; then
+    if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+      log "installing nginx from Debian"
+      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >/dev/null
+    else
+      log "nginx is missing: install it (e.g. apt-get install nginx); proxy.spec.ts needs it"
+      exit 1
     fi
   fi
   if [ ! -d end2end/node_modules/@playwright/test ]; then

@@ -90,18 +90,26 @@ pub fn App() -> impl IntoView {
 }
 
 /// The live connection's state: live / reconnecting / offline / signed
-/// out, and while it is down a "retry now" control that connects at once
-/// instead of waiting out the backoff.
+/// out, while live the rung of the transport ladder it is on (WebSocket,
+/// SSE, long or short polling), and while it is down a "retry now" control
+/// that connects at once instead of waiting out the backoff.
 #[component]
 fn LinkBadge() -> impl IntoView {
     use crate::sync::LinkStatus;
     let live = use_live_client();
     let status = live.status();
+    let rung = live.rung();
     let down = move || matches!(status.get(), LinkStatus::Reconnecting | LinkStatus::Offline);
+    let is_live = move || status.get() == LinkStatus::Live;
     view! {
         <span class="link-status" role="status" data-testid="link-status" data-status=move || status.get().label()>
             {move || status.get().label()}
         </span>
+        <Show when=is_live>
+            <span class="link-rung" data-testid="link-rung" data-rung=move || rung.get().name() title="How this page receives live updates">
+                {move || rung.get().label()}
+            </span>
+        </Show>
         <Show when=down>
             <button class="link" data-testid="retry-now" on:click=move |_| live.reconnect()>"retry now"</button>
         </Show>

@@ -356,9 +356,37 @@ pub fn AccountPanel() -> impl IntoView {
                 <button type="submit" data-testid="create-token">"Create token"</button>
             </ActionForm>
             {created}
+            <TransportSetting />
         </section>
     }
     .into_any()
+}
+
+/// This browser's live transport: automatic (the ladder picks), or one rung
+/// forced (for networks known to break the others). Saved in this browser;
+/// changing it reloads the page.
+#[component]
+fn TransportSetting() -> impl IntoView {
+    use crate::sync::ladder::Rung;
+    let chosen = RwSignal::new("auto");
+    // The browser's setting, once hydrated (the server cannot know it).
+    Effect::new(move |_| {
+        chosen.set(crate::sync::transport_setting().map_or("auto", Rung::name));
+    });
+    let change = move |ev: leptos::ev::Event| {
+        let value = event_target_value(&ev);
+        crate::sync::set_transport_setting(Rung::parse(&value));
+    };
+    view! {
+        <h2>"Connection"</h2>
+        <label>"Live updates over "
+            <select data-testid="transport-setting" prop:value=move || chosen.get() on:change=change>
+                <option value="auto">"automatic (WebSocket, then SSE, long or short polling)"</option>
+                {Rung::ALL.into_iter().map(|r| view! { <option value=r.name()>{r.label()}</option> }).collect_view()}
+            </select>
+        </label>
+        <p class="hint">"Automatic steps down when a network blocks a transport and climbs back when it works again. This browser only."</p>
+    }
 }
 
 /// A loaded list (`<ul class=class data-testid=class>` of `row`s), or its error.

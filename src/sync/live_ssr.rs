@@ -1,6 +1,7 @@
 //! Server-build stand-in for the live client: same API, does nothing (there
 //! is no socket during server rendering).
 
+use super::ladder::Rung;
 use super::{LinkStatus, TopicHandler};
 use crate::error::AppError;
 use crate::protocol::{Event, Topic};
@@ -14,11 +15,13 @@ pub type SubId = u64;
 #[derive(Clone, Copy)]
 pub struct LiveClient {
     status: RwSignal<LinkStatus>,
+    rung: RwSignal<Rung>,
 }
 
 pub fn provide_live_client() -> LiveClient {
     let client = LiveClient {
         status: RwSignal::new(LinkStatus::Connecting),
+        rung: RwSignal::new(Rung::WebSocket),
     };
     provide_context(client);
     client
@@ -31,6 +34,10 @@ pub fn use_live_client() -> LiveClient {
 impl LiveClient {
     pub fn status(&self) -> Signal<LinkStatus> {
         self.status.into()
+    }
+
+    pub fn rung(&self) -> Signal<Rung> {
+        self.rung.into()
     }
 
     pub fn subscribe(&self, _topic: Topic, _handler: Rc<dyn TopicHandler>) -> SubId {
@@ -72,3 +79,11 @@ pub fn random() -> f64 {
 pub fn now_ms() -> f64 {
     0.0
 }
+
+/// No setting on the server (see the browser build).
+pub fn transport_setting() -> Option<Rung> {
+    None
+}
+
+/// Nothing to save on the server (see the browser build).
+pub fn set_transport_setting(_rung: Option<Rung>) {}

@@ -12,14 +12,18 @@
 //! - `outbox` (pure) and `sender` keep the tab's writes in the order they
 //!   were made, in `sessionStorage` until acknowledged, and send them one
 //!   after another per topic, through outages and reloads.
-//! - `live` owns the tab's one WebSocket: connecting, heartbeats,
-//!   reconnecting with backoff, resubscribing every topic from its handler's
-//!   current version, and routing frames to handlers. In the server build
+//! - `ladder` (pure) decides the transport: WebSocket, SSE, long polling or
+//!   short polling, stepping down when a rung is blocked on the way and
+//!   climbing back when it works again.
+//! - `live` owns the tab's live link on the ladder's rung: connecting,
+//!   heartbeats, reconnecting with backoff, resubscribing every topic from
+//!   its handler's current version, and routing frames to handlers. In the server build
 //!   `live` is an inert stand-in with the same API, so components compile
 //!   unchanged.
 
 pub mod backoff;
 pub mod cursor;
+pub mod ladder;
 pub mod latest;
 pub mod outbox;
 pub mod presence;
@@ -36,8 +40,8 @@ mod live;
 mod live;
 
 pub use live::{
-    new_client_id, now_ms, provide_live_client, random, sleep_ms, use_live_client, LiveClient,
-    SubId,
+    new_client_id, now_ms, provide_live_client, random, set_transport_setting, sleep_ms,
+    transport_setting, use_live_client, LiveClient, SubId,
 };
 
 use crate::protocol::{ErrorFrame, Event, Version};

@@ -57,11 +57,9 @@ fn main() -> anyhow::Result<()> {
     let get = |k: &str, d: &str| flags.get(k).cloned().unwrap_or_else(|| d.to_owned());
     let num = |k: &str, d: u64| -> anyhow::Result<u64> { Ok(get(k, &d.to_string()).parse()?) };
     let transport_name = get("transport", "ws");
-    let default_topic = if transport_name == "ws" {
-        "ticker:BENCH"
-    } else {
-        "bench"
-    };
+    // tandem's transports (the WebSocket and the fallback rungs).
+    let tandem = ["ws", "sse", "long-poll", "short-poll"].contains(&transport_name.as_str());
+    let default_topic = if tandem { "ticker:BENCH" } else { "bench" };
     let options = scenario::Options {
         subs: num("subs", 100)? as usize,
         rate: num("rate", 100)?,
@@ -81,9 +79,11 @@ fn main() -> anyhow::Result<()> {
     let token = match flags.get("token") {
         Some(t) => t.clone(),
         None if scenario == "revocation" => String::new(),
-        None if transport_name == "ws" || scenario == "fairness" => runtime.block_on(
-            auth::token(&target, &get("account", "bench"), "read,write,publish"),
-        )?,
+        None if tandem || scenario == "fairness" => runtime.block_on(auth::token(
+            &target,
+            &get("account", "bench"),
+            "read,write,publish",
+        ))?,
         None => String::new(),
     };
     let transport: Arc<dyn transport::Transport> = Arc::from(transport::open(

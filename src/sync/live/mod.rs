@@ -1,9 +1,14 @@
-//! The tab's one WebSocket (hydrate build only): the API the page uses.
+//! The tab's live link (hydrate build only): the API the page uses.
 //!
-//! Concurrency: one task (`conn::run`) owns the socket for the life of the
-//! page; it connects, resubscribes every registered topic from its
-//! handler's `since()`, routes frames to handlers, and reconnects with
-//! backoff. The page talks to it through `Inner`, whose `RefCell`s are never
+//! Concurrency: one task (`conn::run`) owns the link for the life of the
+//! page; it connects on a rung of the transport ladder (`ws`, `sse`,
+//! `poll`: one transport per file, the page does not know which), follows
+//! every registered topic from its handler's `since()`, routes frames to
+//! handlers, and reconnects with backoff. The WebSocket multiplexes topics
+//! and carries writes; the HTTP rungs name the topics in each request, so
+//! a change of topics restarts their request (`Wake::Topics`), and writes
+//! go over HTTP (`send_write` answers "not connected" and the sender takes
+//! the server function). The page talks to it through `Inner`, whose `RefCell`s are never
 //! held across an await, and wakes it through a channel (`Wake`): the
 //! "retry now" control, the browser coming back online, a hidden tab
 //! becoming visible.
@@ -17,8 +22,12 @@
 //! The browser listeners are removed when the app's owner is cleaned up.
 
 mod conn;
+mod poll;
+mod sse;
 mod wake;
+mod ws;
 
+use super::ladder::{Ladder, Rung};
 use super::{LinkStatus, TopicHandler};
 use crate::error::AppError;
 use crate::protocol::{ChatWrite, ClientFrame, Event, Topic};
@@ -41,6 +50,7 @@ pub type SubId = u64;
 #[derive(Clone, Copy)]
 pub struct LiveClient {
     status: RwSignal<LinkStatus>,
+    rung: RwSignal<Rung>,
     inner: StoredValue<Rc<Inner>, LocalStorage>,
 }
 
@@ -58,6 +68,9 @@ pub(crate) enum Wake {
     Hidden,
     /// A topic needs the link (connect if paused).
     Need,
+    /// The topics changed while the link cannot carry `subscribe`: a rung
+    /// that names its topics per request starts a new one.
+    Topics,
 }
 
 /// Topics a hidden tab keeps: the account summary (its unread counts keep
@@ -81,11 +94,82 @@ pub(crate) struct Inner {
     resting: Cell<bool>,
     /// The server's `hidden_tab_ms` (0: never rest).
     hidden_tab_ms: Cell<f64>,
+    /// The newest version the link delivered per topic: where an HTTP
+    /// rung resumes a topic whose handler holds no version of its own.
+    seen: RefCell<HashMap<Topic, crate::protocol::Version>>,
+    /// The rung the link is on, for the page.
+    rung: RwSignal<Rung>,
+    ladder: RefCell<Ladder>,
+}
+
+/// Where the tab remembers the last rung that worked (`sessionStorage`).
+const RUNG_KEY: &str = "tandem.rung";
+/// The setting that forces a rung (`localStorage`); the URL parameter
+/// `transport` does the same for one page.
+const TRANSPORT_KEY: &str = "tandem.transport";
+
+/// The rung forced by `?transport=` or the setting, if any.
+pub fn forced_rung() -> Option<Rung> {
+    let from_url = window()
+        .location()
+        .search()
+        .ok()
+        .and_then(|q| web_sys::UrlSearchParams::new_with_str(&q).ok())
+        .and_then(|p| p.get("transport"));
+    from_url
+        .and_then(|n| Rung::parse(&n))
+        .or_else(transport_setting)
+}
+
+/// The transport setting of this browser (`None`: automatic).
+pub fn transport_setting() -> Option<Rung> {
+    window()
+        .local_storage()
+        .ok()
+        .flatten()
+        .and_then(|s| s.get_item(TRANSPORT_KEY).ok().flatten())
+        .and_then(|n| Rung::parse(&n))
+}
+
+/// Saves the transport setting (`None`: automatic) and reloads the page,
+/// which starts the link on it.
+pub fn set_transport_setting(rung: Option<Rung>) {
+    if let Ok(Some(s)) = window().local_storage() {
+        let _ = match rung {
+            Some(r) => s.set_item(TRANSPORT_KEY, r.name()),
+            None => s.remove_item(TRANSPORT_KEY),
+        };
+    }
+    let _ = window().location().reload();
+}
+
+/// The rung to start on: forced, or the last that worked in this tab, or
+/// the top.
+fn start_rung() -> (Rung, bool) {
+    if let Some(r) = forced_rung() {
+        return (r, true);
+    }
+    let remembered = window()
+        .session_storage()
+        .ok()
+        .flatten()
+        .and_then(|s| s.get_item(RUNG_KEY).ok().flatten())
+        .and_then(|n| Rung::parse(&n));
+    (remembered.unwrap_or(Rung::WebSocket), false)
+}
+
+/// Remembers `rung` as the last that worked in this tab.
+pub(super) fn remember_rung(rung: Rung) {
+    if let Ok(Some(s)) = window().session_storage() {
+        let _ = s.set_item(RUNG_KEY, rung.name());
+    }
 }
 
 /// Creates the tab's live client, provides it as context and starts its task.
 pub fn provide_live_client() -> LiveClient {
     let status = RwSignal::new(LinkStatus::Connecting);
+    let (start, forced) = start_rung();
+    let rung = RwSignal::new(start);
     let (wake, woken) = mpsc::unbounded();
     let inner = Rc::new(Inner {
         status,
@@ -96,9 +180,13 @@ pub fn provide_live_client() -> LiveClient {
         wake: wake.clone(),
         resting: Cell::new(false),
         hidden_tab_ms: Cell::new(0.0),
+        seen: RefCell::new(HashMap::new()),
+        rung,
+        ladder: RefCell::new(Ladder::new(start, forced, now_ms(), random())),
     });
     let client = LiveClient {
         status,
+        rung,
         inner: StoredValue::new_local(inner.clone()),
     };
     provide_context(client);
@@ -116,6 +204,11 @@ impl LiveClient {
         self.status.into()
     }
 
+    /// The rung of the transport ladder the link is on.
+    pub fn rung(&self) -> Signal<Rung> {
+        self.rung.into()
+    }
+
     /// Registers `handler` for `topic` (replacing any other) and subscribes
     /// now if live, else on connect. Returns the registration's id.
     pub fn subscribe(&self, topic: Topic, handler: Rc<dyn TopicHandler>) -> SubId {
@@ -130,10 +223,11 @@ impl LiveClient {
             // Subscribed when the tab is shown.
             return id;
         }
-        if !inner.queue(&ClientFrame::Subscribe { topic, since })
-            && self.status.get_untracked() == LinkStatus::Paused
-        {
-            let _ = inner.wake.unbounded_send(Wake::Need);
+        if !inner.queue(&ClientFrame::Subscribe { topic, since }) {
+            let paused = self.status.get_untracked() == LinkStatus::Paused;
+            let _ = inner
+                .wake
+                .unbounded_send(if paused { Wake::Need } else { Wake::Topics });
         }
         id
     }
@@ -148,8 +242,11 @@ impl LiveClient {
         if subs.get(&topic).is_some_and(|(current, _)| *current == id) {
             subs.remove(&topic);
             drop(subs);
-            if !inner.resting.get() || keep_while_hidden(topic) {
-                inner.queue(&ClientFrame::Unsubscribe { topic, away: false });
+            inner.seen.borrow_mut().remove(&topic);
+            if (!inner.resting.get() || keep_while_hidden(topic))
+                && !inner.queue(&ClientFrame::Unsubscribe { topic, away: false })
+            {
+                let _ = inner.wake.unbounded_send(Wake::Topics);
             }
         }
     }
@@ -157,8 +254,17 @@ impl LiveClient {
     /// Says the user is typing in room `topic` (only while live; a lost
     /// signal costs nothing, it expires anyway).
     pub fn typing(&self, topic: Topic) {
-        if let Some(inner) = self.inner.try_get_value() {
-            inner.queue(&ClientFrame::Typing { topic });
+        let Some(inner) = self.inner.try_get_value() else {
+            return;
+        };
+        if inner.queue(&ClientFrame::Typing { topic }) {
+            return;
+        }
+        // On an HTTP rung: the same signal over a server function.
+        if let (Topic::Room(room), LinkStatus::Live) = (topic, self.status.get_untracked()) {
+            leptos::task::spawn_local(async move {
+                let _ = crate::features::messages::typing(room).await;
+            });
         }
     }
 
@@ -232,6 +338,25 @@ impl Inner {
         }
     }
 
+    /// Notes a version the link delivered for `topic` (`None`: the topic
+    /// ended; its handler reloads).
+    fn saw(&self, topic: Topic, version: Option<crate::protocol::Version>) {
+        let mut seen = self.seen.borrow_mut();
+        match version {
+            Some(v) => {
+                let newer = seen
+                    .get(&topic)
+                    .is_none_or(|old| old.epoch != v.epoch || old.seq < v.seq);
+                if newer {
+                    seen.insert(topic, v);
+                }
+            }
+            None => {
+                seen.remove(&topic);
+            }
+        }
+    }
+
     fn handler(&self, topic: &Topic) -> Option<Rc<dyn TopicHandler>> {
         self.subs.borrow().get(topic).map(|(_, h)| h.clone())
     }
@@ -248,6 +373,26 @@ impl Inner {
                 since: h.since(),
             })
             .collect()
+    }
+
+    /// The topics to follow now, from where each resumes, in the syntax of
+    /// the HTTP rungs (`room:1@1.17,presence:1`, docs/PROTOCOL.md §15).
+    fn topic_list(&self) -> String {
+        let mut list = String::new();
+        let seen = self.seen.borrow();
+        for frame in self.resumes() {
+            if let ClientFrame::Subscribe { topic, since } = frame {
+                let since = since.or_else(|| seen.get(&topic).copied());
+                if !list.is_empty() {
+                    list.push(',');
+                }
+                list.push_str(&topic.to_string());
+                if let Some(v) = since {
+                    list.push_str(&format!("@{}.{}", v.epoch, v.seq));
+                }
+            }
+        }
+        list
     }
 
     /// Every registered topic to subscribe on connecting (only the kept

@@ -1,20 +1,20 @@
-//! The connection task (hydrate build only): connect, serve, reconnect.
+//! The WebSocket rung (hydrate build only): one attempt at the tab's socket.
 //!
-//! Reconnects wait a full-jitter backoff (`Backoff`: up to 5 s, reset only
-//! after a link stable for 10 s), or after a server `reconnect` frame a
-//! uniformly random moment within its window; a wake (`Wake`) cuts any wait
-//! short. While live, a one-second watchdog drops a socket the server has
-//! been silent on for its heartbeat timeout, and a `Check` wake sends a
-//! `ping` that must be answered within `PROBE_MS`. The same watchdog starts
-//! a hidden tab's rest (`Inner::rest`) and ends the socket when the rest
-//! leaves it nothing to do; a paused link waits for the tab to be shown, a
-//! topic that needs it, or "retry now".
+//! The server speaks first (`hello`, within `HELLO_TIMEOUT_MS`); then the
+//! registered topics are resubscribed from their versions and frames are
+//! routed to their handlers (`conn::handle`). While live, a one-second
+//! watchdog drops a socket the server has been silent on for its heartbeat
+//! timeout, and a `Check` wake sends a `ping` that must be answered within
+//! `PROBE_MS`. The same watchdog starts a hidden tab's rest (`Inner::rest`)
+//! and ends the socket when the rest leaves it nothing to do.
 
-use super::{now_ms, random, Inner, Wake};
-use crate::error::AppError;
-use crate::protocol::{ClientFrame, CloseCode, ServerFrame, PROTOCOL_VERSION};
-use crate::sync::backoff::{self, Backoff};
-use crate::sync::{document_visible, LinkStatus};
+use super::conn::{closed, dispatch, Outcome};
+use super::{now_ms, Inner, Wake};
+use crate::protocol::{ClientFrame, ServerFrame, PROTOCOL_VERSION};
+use crate::sync::backoff::Backoff;
+use crate::sync::document_visible;
+use crate::sync::ladder::Ended;
+use crate::sync::LinkStatus;
 use futures::channel::mpsc;
 use futures::{FutureExt, SinkExt, StreamExt};
 use gloo_net::websocket::{futures::WebSocket, Message, WebSocketError};
@@ -26,100 +26,16 @@ use std::rc::Rc;
 const HELLO_TIMEOUT_MS: u32 = 10_000;
 /// How long a live link may take to answer a check.
 const PROBE_MS: f64 = 3_000.0;
-/// Failed attempts in a row after which the link shows as offline.
-const OFFLINE_AFTER: u32 = 4;
 
-enum Outcome {
-    /// Try again after the backoff, or within the server's window.
-    Retry { window_ms: Option<u64> },
-    /// Try again at once (kicked).
-    Now,
-    /// The server closed for good (terminal close code).
-    Stop,
-    /// The connection's credentials ended (4401): sign in again.
-    SignedOut,
-    /// Nothing to watch (a resting tab, or the server's 4002): wait until
-    /// something needs the link.
-    Pause,
-}
-
-pub(super) async fn run(inner: Rc<Inner>, mut woken: mpsc::UnboundedReceiver<Wake>) {
-    let mut backoff = Backoff::default();
-    let mut first = true;
-    loop {
-        if !first {
-            inner.status.try_set(down_status(&backoff));
-        }
-        first = false;
-        let outcome = connect_once(&inner, &mut backoff, &mut woken).await;
-        inner.went_down();
-        let delay = match outcome {
-            Outcome::Stop => {
-                inner.status.try_set(LinkStatus::Offline);
-                return;
-            }
-            Outcome::SignedOut => {
-                inner.status.try_set(LinkStatus::SignedOut);
-                return;
-            }
-            Outcome::Now => 0,
-            Outcome::Pause => {
-                inner.status.try_set(LinkStatus::Paused);
-                loop {
-                    match woken.next().await {
-                        Some(Wake::Kick | Wake::Need) => break,
-                        Some(Wake::Check) if document_visible() => break,
-                        Some(_) => {}
-                        None => return,
-                    }
-                }
-                if document_visible() {
-                    inner.wake_up();
-                }
-                0
-            }
-            Outcome::Retry { window_ms } => {
-                let delay = backoff.next_delay_ms(now_ms(), random());
-                window_ms.map_or(delay, |w| backoff::within(w, random()))
-            }
-        };
-        inner.status.try_set(down_status(&backoff));
-        if delay > 0 {
-            let mut wait = TimeoutFuture::new(delay).fuse();
-            loop {
-                futures::select! {
-                    _ = wait => break,
-                    wake = woken.next() => match wake {
-                        // Going offline is no reason to try sooner.
-                        Some(Wake::Offline) => {
-                            inner.status.try_set(LinkStatus::Offline);
-                        }
-                        Some(Wake::Kick | Wake::Check | Wake::Need) => break,
-                        Some(Wake::Hidden) => {}
-                        None => return,
-                    },
-                }
-            }
-        }
-    }
-}
-
-fn down_status(backoff: &Backoff) -> LinkStatus {
-    if backoff.attempts() >= OFFLINE_AFTER || !window().navigator().on_line() {
-        LinkStatus::Offline
-    } else {
-        LinkStatus::Reconnecting
-    }
-}
-
-async fn connect_once(
+/// One attempt: how it ended, and whether the socket worked (said `hello`).
+pub(super) async fn attempt(
     inner: &Rc<Inner>,
     backoff: &mut Backoff,
     woken: &mut mpsc::UnboundedReceiver<Wake>,
-) -> Outcome {
+) -> (Outcome, Ended) {
     let retry = Outcome::Retry { window_ms: None };
     let Ok(ws) = WebSocket::open(&socket_url()) else {
-        return retry;
+        return (retry, Ended::Failed);
     };
     let (mut sink, stream) = ws.split();
     let mut stream = stream.fuse();
@@ -135,12 +51,12 @@ async fn connect_once(
                     inner.hidden_tab_ms.set(hidden_tab_ms as f64);
                     heartbeat_timeout_ms as f64
                 }
-                _ => return retry,
+                _ => return (retry, Ended::Failed),
             },
-            Some(Err(WebSocketError::ConnectionClose(e))) => return closed(e.code),
-            _ => return retry,
+            Some(Err(WebSocketError::ConnectionClose(e))) => return (closed(e.code), Ended::Failed),
+            _ => return (retry, Ended::Failed),
         },
-        _ = TimeoutFuture::new(HELLO_TIMEOUT_MS).fuse() => return retry,
+        _ = TimeoutFuture::new(HELLO_TIMEOUT_MS).fuse() => return (retry, Ended::Failed),
     };
 
     let (tx, mut rx) = mpsc::unbounded::<String>();
@@ -163,26 +79,26 @@ async fn connect_once(
                     heard = now_ms();
                     probe_until = None;
                     if let Some(outcome) = dispatch(inner, &text) {
-                        return outcome;
+                        return (outcome, Ended::Worked);
                     }
                 }
                 Some(Ok(Message::Bytes(_))) => heard = now_ms(),
-                Some(Err(WebSocketError::ConnectionClose(e))) => return closed(e.code),
-                Some(Err(_)) | None => return retry,
+                Some(Err(WebSocketError::ConnectionClose(e))) => return (closed(e.code), Ended::Worked),
+                Some(Err(_)) | None => return (retry, Ended::Worked),
             },
             frame = rx.next() => {
-                let Some(text) = frame else { return retry };
+                let Some(text) = frame else { return (retry, Ended::Worked) };
                 if sink.send(Message::Text(text)).await.is_err() {
-                    return retry;
+                    return (retry, Ended::Worked);
                 }
             }
             wake = woken.next() => match wake {
-                Some(Wake::Kick) => return Outcome::Now,
-                Some(Wake::Offline) => return retry,
+                Some(Wake::Kick) => return (Outcome::Now, Ended::Worked),
+                Some(Wake::Offline) => return (retry, Ended::Worked),
                 Some(Wake::Hidden) => {
                     hidden_since.get_or_insert(now_ms());
                 }
-                Some(Wake::Need) => {}
+                Some(Wake::Need | Wake::Topics) => {}
                 Some(Wake::Check) => {
                     if document_visible() {
                         hidden_since = None;
@@ -193,12 +109,12 @@ async fn connect_once(
                         inner.queue(&ClientFrame::Ping {});
                     }
                 }
-                None => return Outcome::Stop,
+                None => return (Outcome::Stop, Ended::Worked),
             },
             _ = watchdog.next() => {
                 let now = now_ms();
                 if now - heard > timeout_ms || probe_until.is_some_and(|t| now > t) {
-                    return retry;
+                    return (retry, Ended::Worked);
                 }
                 let rest_after = inner.hidden_tab_ms.get();
                 if hidden_since.is_some_and(|t| rest_after > 0.0 && now - t >= rest_after) {
@@ -209,97 +125,11 @@ async fn connect_once(
                     if let Ok(ws) = sink.reunite(stream.into_inner()) {
                         let _ = ws.close(Some(1000), Some("nothing to watch"));
                     }
-                    return Outcome::Pause;
+                    return (Outcome::Pause, Ended::Worked);
                 }
             }
         }
     }
-}
-
-fn closed(code: u16) -> Outcome {
-    if code == CloseCode::Unauthenticated as u16 {
-        Outcome::SignedOut
-    } else if code == CloseCode::Idle as u16 {
-        Outcome::Pause
-    } else if CloseCode::should_reconnect(code) {
-        Outcome::Retry { window_ms: None }
-    } else {
-        Outcome::Stop
-    }
-}
-
-/// Routes one server message; `Some` ends the connection.
-fn dispatch(inner: &Inner, text: &str) -> Option<Outcome> {
-    match serde_json::from_str::<ServerFrame>(text) {
-        Ok(f) => handle(inner, f),
-        Err(e) => {
-            tracing::warn!(error = %e, "unreadable server frame; ignored");
-            None
-        }
-    }
-}
-
-/// Routes one server frame; `Some` ends the connection. The frames of a
-/// `batch` are handled in order within this one call, so the page draws
-/// their changes once.
-fn handle(inner: &Inner, frame: ServerFrame) -> Option<Outcome> {
-    match frame {
-        ServerFrame::Batch { frames } => {
-            for f in frames {
-                if let Some(outcome) = handle(inner, f) {
-                    return Some(outcome);
-                }
-            }
-        }
-        ServerFrame::Event(event) => {
-            if let Some(h) = inner.handler(&event.topic) {
-                h.on_event(event);
-            }
-        }
-        ServerFrame::Subscribed { topic, version, .. } => {
-            if let Some(h) = inner.handler(&topic) {
-                h.on_subscribed(version);
-            }
-        }
-        ServerFrame::Reset { topic, .. } => {
-            if let Some(h) = inner.handler(&topic) {
-                h.on_reset();
-            }
-        }
-        ServerFrame::Ack { client_id, event } => {
-            let waiter = inner.acks.borrow_mut().remove(&client_id);
-            if let Some(waiter) = waiter {
-                let _ = waiter.send(Ok(event));
-            }
-        }
-        ServerFrame::Error(e) => match (e.client_id, e.topic) {
-            (Some(id), _) => {
-                let waiter = inner.acks.borrow_mut().remove(&id);
-                if let Some(waiter) = waiter {
-                    let _ = waiter.send(Err(AppError::from_frame(e.code, e.message)));
-                }
-            }
-            (None, Some(topic)) => {
-                if let Some(h) = inner.handler(&topic) {
-                    h.on_error(e);
-                }
-            }
-            (None, None) => {
-                tracing::warn!(code = ?e.code, message = %e.message, "server error frame")
-            }
-        },
-        // The browser answers the server's WebSocket pings by itself; an
-        // application `ping` only says the server is there (the watchdog
-        // noted it), so it needs no answer.
-        ServerFrame::Ping {} => {}
-        ServerFrame::Reconnect { window_ms, .. } => {
-            return Some(Outcome::Retry {
-                window_ms: Some(window_ms.min(60_000)),
-            });
-        }
-        ServerFrame::Hello { .. } | ServerFrame::Unsubscribed { .. } | ServerFrame::Pong {} => {}
-    }
-    None
 }
 
 fn socket_url() -> String {

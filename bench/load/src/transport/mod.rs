@@ -1,5 +1,5 @@
-//! The client interface every transport implements. A new transport (SSE,
-//! long poll, ...) is one more file here and one more arm in `open`.
+//! The client interface every transport implements. A new transport is one
+//! more file here and one more arm in `open`.
 //!
 //! A `Subscriber` is one connected client already subscribed to the bench
 //! topic; `recv` yields the deliveries' sequence numbers and publish times.
@@ -7,6 +7,7 @@
 //! scheduled for (the same host clock the receivers read).
 
 pub mod socketio;
+pub mod tandem_http;
 pub mod tandem_ws;
 pub mod wire;
 
@@ -72,6 +73,24 @@ pub fn open(
         // The calibration server (`src/bin/floor.rs`): tandem's frames, no
         // coalescing, no accounts.
         "floor" => Box::new(tandem_ws::TandemWs::new(target, topic, "", false, extras)),
+        "sse" => Box::new(tandem_http::TandemHttp::new(
+            target,
+            topic,
+            token,
+            tandem_http::Rung::Sse,
+        )),
+        "long-poll" => Box::new(tandem_http::TandemHttp::new(
+            target,
+            topic,
+            token,
+            tandem_http::Rung::LongPoll,
+        )),
+        "short-poll" => Box::new(tandem_http::TandemHttp::new(
+            target,
+            topic,
+            token,
+            tandem_http::Rung::ShortPoll,
+        )),
         "sio-ws" => Box::new(socketio::SocketIo::new(
             target,
             topic,
@@ -82,7 +101,9 @@ pub fn open(
             topic,
             socketio::Mode::Polling,
         )),
-        other => anyhow::bail!("unknown transport `{other}` (ws, floor, sio-ws, sio-poll)"),
+        other => anyhow::bail!(
+            "unknown transport `{other}` (ws, sse, long-poll, short-poll, floor, sio-ws, sio-poll)"
+        ),
     })
 }
 

@@ -1,0 +1,94 @@
+/**
+ * Every rung of the transport ladder, forced with `?transport=` (no proxy
+ * here; `proxy.spec.ts` breaks the rungs for real): two users chat, the
+ * header shows the rung, messages arrive both ways, once each, in order, and
+ * the page's requests are the rung's own (no WebSocket below the top rung).
+ * The account page's setting forces a rung too.
+ */
+import { createRoom, expect, expectStrictlyAscending, test, uid, uniqueName, type ChatPage } from './fixtures/chat';
+
+const RUNGS = [
+  { name: 'websocket', label: 'WebSocket' },
+  { name: 'sse', label: 'SSE' },
+  { name: 'long-poll', label: 'long polling' },
+  { name: 'short-poll', label: 'short polling' },
+];
+
+/** Opens the room on a forced rung and records the page's live requests. */
+async function openOn(p: ChatPage, roomId: number, rung: string): Promise<string[]> {
+  const seen: string[] = [];
+  p.page.on('websocket', (ws) => seen.push(`ws ${ws.url()}`));
+  p.page.on('request', (r) => {
+    const path = new URL(r.url()).pathname;
+    if (path === '/sse' || path === '/poll') seen.push(`${path} ${r.url()}`);
+  });
+  await p.page.goto(`/rooms/${roomId}?transport=${rung}`);
+  await p.waitLive();
+  return seen;
+}
+
+for (const rung of RUNGS) {
+  test(`two users chat on ${rung.label}, forced`, async ({ newUser, request }) => {
+    const room = await createRoom(request);
+    // Accounts of their own: other specs count 'alice's unread messages.
+    const alice = await newUser(uniqueName('al'));
+    const bob = await newUser(uniqueName('bo'));
+    const [aliceSeen, bobSeen] = await Promise.all([openOn(alice, room.id, rung.name), openOn(bob, room.id, rung.name)]);
+    for (const p of [alice, bob]) {
+      await expect(p.page.getByTestId('link-rung')).toHaveAttribute('data-rung', rung.name);
+      await expect(p.page.getByTestId('link-rung')).toHaveText(rung.label);
+    }
+
+    const one = `from alice on ${rung.name} ${uid()}`;
+    const two = `from bob on ${rung.name} ${uid()}`;
+    const three = `alice again ${uid()}`;
+    await alice.sendAndConfirm(one);
+    await bob.expectMessage(one);
+    await bob.sendAndConfirm(two);
+    await alice.expectMessage(two);
+    await alice.sendAndConfirm(three);
+    await bob.expectMessage(three);
+
+    for (const p of [alice, bob]) {
+      await expect(p.bodies, `[${p.label}] each message once, in order`).toHaveText([one, two, three]);
+      await expect(p.pending).toHaveCount(0);
+      expectStrictlyAscending(await p.seqs(), `[${p.label}] data-seq`);
+      expect(p.failures, `[${p.label}] no page errors`).toEqual([]);
+    }
+    expect(await alice.seqs()).toEqual(await bob.seqs());
+    for (const seen of [aliceSeen, bobSeen]) {
+      const sockets = seen.filter((s) => s.startsWith('ws '));
+      if (rung.name === 'websocket') {
+        expect(sockets.length, 'the page opened its WebSocket').toBeGreaterThan(0);
+        expect(seen.filter((s) => !s.startsWith('ws ')), 'and no HTTP rung').toEqual([]);
+      } else {
+        expect(sockets, 'no WebSocket on a forced lower rung').toEqual([]);
+        const own = rung.name === 'sse' ? '/sse ' : '/poll ';
+        expect(seen.some((s) => s.startsWith(own)), `requests to ${own.trim()}`).toBe(true);
+        if (rung.name === 'long-poll') expect(seen.some((s) => s.includes('wait=1'))).toBe(true);
+        if (rung.name === 'short-poll') expect(seen.some((s) => s.includes('wait=1'))).toBe(false);
+      }
+    }
+  });
+}
+
+test('the account setting forces a rung in this browser until set back', async ({ newUser, request }) => {
+  const room = await createRoom(request);
+  const carol = await newUser(uniqueName('ca'));
+  await carol.page.goto('/account');
+  await carol.waitLive(); // hydrated: the select has its handler
+  const setting = carol.page.getByTestId('transport-setting');
+  await expect(setting).toHaveValue('auto');
+  await Promise.all([carol.page.waitForEvent('load'), setting.selectOption('long-poll')]);
+  await expect(carol.page.getByTestId('transport-setting')).toHaveValue('long-poll');
+  await carol.open(room.id);
+  await expect(carol.page.getByTestId('link-rung')).toHaveAttribute('data-rung', 'long-poll');
+  const text = `over long polling by setting ${uid()}`;
+  await carol.sendAndConfirm(text);
+  await carol.page.goto('/account');
+  await carol.waitLive();
+  await expect(carol.page.getByTestId('transport-setting')).toHaveValue('long-poll');
+  await Promise.all([carol.page.waitForEvent('load'), carol.page.getByTestId('transport-setting').selectOption('auto')]);
+  await carol.open(room.id);
+  await expect(carol.page.getByTestId('link-rung')).toHaveAttribute('data-rung', 'websocket');
+});

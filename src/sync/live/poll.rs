@@ -1,0 +1,165 @@
+//! The polling rungs (hydrate build only): long polling (`GET /poll?wait=1`,
+//! answered when there is news or after the server's long-poll wait) and
+//! short polling (`GET /poll`, answered at once, repeated every
+//! `SHORT_POLL_MS`), each request naming the topics to follow and their
+//! versions (docs/PROTOCOL.md §15).
+//!
+//! An attempt is a run of polls; it ends when a poll fails. A poll that is
+//! cut or answered with an error by something on the way (a proxy's 502 or
+//! 504, a dropped connection, no answer in time) failed; 401 means signed
+//! out; 429 and 503 are the server's own answers and blame no rung. A
+//! change of topics, "retry now" or a climb aborts the poll in flight
+//! (`AbortController`), so it does not hold one of the browser's
+//! connections.
+
+use super::conn::{handle, http_tick, http_wake, Outcome, Step};
+use super::{now_ms, Inner, Wake};
+use crate::protocol::{ServerFrame, PROTOCOL_VERSION};
+use crate::sync::backoff::Backoff;
+use crate::sync::document_visible;
+use crate::sync::ladder::Ended;
+use crate::sync::LinkStatus;
+use futures::channel::mpsc;
+use futures::{FutureExt, StreamExt};
+use gloo_timers::future::{IntervalStream, TimeoutFuture};
+use leptos::prelude::*;
+use std::rc::Rc;
+
+/// How often short polling polls (the server's `short-poll-ms` default).
+pub const SHORT_POLL_MS: u32 = 2_000;
+/// The longest a long poll may take (the server answers within its
+/// `long-poll-ms`, 25 s by default).
+const LONG_POLL_LIMIT_MS: u32 = 40_000;
+/// The longest a short poll may take.
+const SHORT_POLL_LIMIT_MS: u32 = 10_000;
+
+#[derive(serde::Deserialize)]
+struct Answer {
+    frames: Vec<ServerFrame>,
+}
+
+/// One poll's result: its status and body, or `None` if it did not answer
+/// (a network error).
+async fn fetch(url: String, signal: Option<web_sys::AbortSignal>) -> Option<(u16, String)> {
+    let r = gloo_net::http::Request::get(&url)
+        .abort_signal(signal.as_ref())
+        .send()
+        .await
+        .ok()?;
+    let status = r.status();
+    Some((status, r.text().await.ok()?))
+}
+
+pub(super) async fn attempt(
+    inner: &Rc<Inner>,
+    backoff: &mut Backoff,
+    woken: &mut mpsc::UnboundedReceiver<Wake>,
+    long: bool,
+) -> (Outcome, Ended) {
+    let retry = Outcome::Retry { window_ms: None };
+    let mut worked = false;
+    // Ended by the page, not by the rung: judged by what came before.
+    let judged = |worked: bool| {
+        if worked {
+            Ended::Worked
+        } else {
+            Ended::Unreachable
+        }
+    };
+    let mut hidden_since = (!document_visible()).then(now_ms);
+    let mut watchdog = IntervalStream::new(1000).fuse();
+    'poll: loop {
+        let topics = inner.topic_list();
+        if topics.is_empty() {
+            return (Outcome::Pause, judged(worked));
+        }
+        let mut url = format!("/poll?protocol={PROTOCOL_VERSION}&topics={topics}");
+        if long {
+            url.push_str("&wait=1");
+        }
+        let abort = web_sys::AbortController::new().ok();
+        let cancel = || {
+            if let Some(a) = &abort {
+                a.abort();
+            }
+        };
+        let request = fetch(url, abort.as_ref().map(|a| a.signal())).fuse();
+        futures::pin_mut!(request);
+        let limit = if long {
+            LONG_POLL_LIMIT_MS
+        } else {
+            SHORT_POLL_LIMIT_MS
+        };
+        let mut limit = TimeoutFuture::new(limit).fuse();
+        let answered = loop {
+            futures::select! {
+                answer = request => break answer,
+                _ = limit => {
+                    cancel();
+                    break None;
+                }
+                wake = woken.next() => match http_wake(inner, wake, &mut hidden_since) {
+                    Step::Stay => {}
+                    Step::Again => {
+                        cancel();
+                        continue 'poll;
+                    }
+                    Step::Leave(outcome) => {
+                        cancel();
+                        return (outcome, judged(worked));
+                    }
+                },
+                _ = watchdog.next() => match http_tick(inner, hidden_since) {
+                    Step::Stay => {}
+                    Step::Again => {
+                        cancel();
+                        continue 'poll;
+                    }
+                    Step::Leave(outcome) => {
+                        cancel();
+                        return (outcome, judged(worked));
+                    }
+                },
+            }
+        };
+        match answered {
+            Some((200, text)) => {
+                let Ok(answer) = serde_json::from_str::<Answer>(&text) else {
+                    return (retry, Ended::Failed);
+                };
+                if !worked {
+                    worked = true;
+                    backoff.connected(now_ms());
+                    inner.status.try_set(LinkStatus::Live);
+                }
+                for frame in answer.frames {
+                    if let Some(outcome) = handle(inner, frame) {
+                        return (outcome, Ended::Worked);
+                    }
+                }
+            }
+            Some((401, _)) => return (Outcome::SignedOut, Ended::Worked),
+            Some((429 | 503, _)) => return (retry, Ended::Worked),
+            _ => return (retry, Ended::Failed),
+        }
+        if long {
+            continue;
+        }
+        let mut pause = TimeoutFuture::new(SHORT_POLL_MS).fuse();
+        loop {
+            futures::select! {
+                _ = pause => continue 'poll,
+                wake = woken.next() => match http_wake(inner, wake, &mut hidden_since) {
+                    Step::Stay => {}
+                    Step::Again => continue 'poll,
+                    Step::Leave(outcome) => return (outcome, Ended::Worked),
+                },
+                _ = watchdog.next() => match http_tick(inner, hidden_since) {
+                    Step::Stay => {}
+                    Step::Again => continue 'poll,
+                    Step::Leave(outcome) => return (outcome, Ended::Worked),
+                },
+            }
+        }
+    }
+}
