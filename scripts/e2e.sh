@@ -17,9 +17,12 @@ log=target/e2e/output.log
 # Every spec creates its own room and accounts from one address: more than
 # the default 20 rooms and 20 sign-ups an hour, and many log-ins. Hidden
 # tabs rest after 4 s (hidden_tab.spec.ts) instead of a minute. The nginx
-# proxies of proxy.spec.ts (ports 3101-3104) are public origins too.
+# proxies of proxy.spec.ts (ports 3101-3104) are public origins too. The
+# suite creates more rooms than one page of the room list holds (50), and
+# unread.spec.ts reads its new room's row on the first page; the list
+# follows every room it shows, so a connection may hold more topics too.
 TANDEM_PUBLIC_ORIGINS='["http://127.0.0.1:3000","http://localhost:3000","http://127.0.0.1:3101","http://127.0.0.1:3102","http://127.0.0.1:3103","http://127.0.0.1:3104"]' \
-TANDEM_ROOMS_PER_HOUR=1000 TANDEM_SIGNUPS_PER_HOUR=1000 TANDEM_LOGIN_IP_BURST=1000 TANDEM_HIDDEN_TAB_MS=4000 \
+TANDEM_ROOM_PAGE=200 TANDEM_MAX_SUBSCRIPTIONS=256 TANDEM_ROOMS_PER_HOUR=1000 TANDEM_SIGNUPS_PER_HOUR=1000 TANDEM_LOGIN_IP_BURST=1000 TANDEM_HIDDEN_TAB_MS=4000 \
 TANDEM_DATABASE_URL="sqlite://target/e2e/e2e.db" cargo leptos end-to-end 2>&1 | tee "$log"
 if grep -n "panicked" "$log"; then
   echo "the server panicked during the end-to-end run (see $log)" >&2

@@ -279,10 +279,11 @@ impl Settings {
         {
             return fail("max-http-connections, http-header-timeout-ms, request-timeout-ms, max-body-bytes and page-bytes must be positive");
         }
-        if self.long_poll_ms == 0 || self.long_poll_ms + 1000 > self.request_timeout_ms {
-            return fail(
-                "long-poll-ms must be positive and at least a second below request-timeout-ms",
-            );
+        if self.long_poll_ms == 0
+            || self.long_poll_ms > 30_000
+            || self.long_poll_ms + 1000 > self.request_timeout_ms
+        {
+            return fail("long-poll-ms must be 1 to 30000 and at least a second below request-timeout-ms (the reference client gives a long poll 40 s)");
         }
         if self.short_poll_ms == 0 || self.polls_per_minute == 0 || self.polls_burst == 0 {
             return fail("short-poll-ms, polls-per-minute and polls-burst must be positive");

@@ -163,6 +163,17 @@ impl Ladder {
         }
     }
 
+    /// The current attempt has shown it works (a `hello`, a stable stream, a
+    /// poll's answer): a tentative climb holds, and the next probe upward is
+    /// scheduled now rather than when the attempt ends.
+    pub fn working(&mut self, now: f64, jitter: f64) {
+        self.failures = 0;
+        if std::mem::take(&mut self.tentative) {
+            self.probe_delay_ms = FIRST_PROBE_MS;
+            self.schedule(now, jitter);
+        }
+    }
+
     /// Whether it is time to climb (the running attempt should end).
     pub fn climb_due(&self, now: f64) -> bool {
         self.probe_at.is_some_and(|at| now >= at)
@@ -263,6 +274,21 @@ mod tests {
         assert_eq!(l.rung(), Rung::WebSocket);
         l.ended(Ended::Failed, 41_000.0, 0.5);
         assert_eq!(l.rung(), Rung::WebSocket, "no longer tentative");
+    }
+
+    #[test]
+    fn a_climb_shown_to_work_holds_through_a_later_failure_and_probes_on() {
+        let mut l = Ladder::new(Rung::ShortPoll, false, 0.0, 0.5);
+        assert!(l.climb_if_due(FIRST_PROBE_MS * 2.0));
+        assert_eq!(l.rung(), Rung::LongPoll);
+        // The first answer came: the climb holds, the next probe is due later.
+        let t = FIRST_PROBE_MS * 2.0 + 100.0;
+        l.working(t, 0.5);
+        assert!(!l.climb_due(t + FIRST_PROBE_MS - 1.0));
+        assert!(l.climb_due(t + FIRST_PROBE_MS));
+        // Hours later a blip: one failure, not a failed climb.
+        l.ended(Ended::Failed, t + 1e7, 0.5);
+        assert_eq!(l.rung(), Rung::LongPoll);
     }
 
     #[test]

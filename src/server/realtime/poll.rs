@@ -13,9 +13,10 @@
 //!
 //! `frames` are the frames the socket would have written (`event`,
 //! `subscribed`, `reset`, `error`, `reconnect`); `resume` is the topic list
-//! for the next poll (`rungs::resume`). A topic listed with the version the
-//! server is at adds nothing: its `subscribed` is left out, so an answer
-//! holds only news. Short polls answer at once. Long polls answer at once
+//! for the next poll (`rungs::resume`). When every topic is listed at the
+//! version the server is at, there is no news and `frames` is empty (their
+//! `subscribed` are left out); when anything is new, every topic's
+//! `subscribed` comes too. Credentials revoked meanwhile: 401. Short polls answer at once. Long polls answer at once
 //! when there is news (an event, a reset, an error, or a topic listed
 //! without a version, whose `subscribed` names the version to poll from);
 //! else they wait, up to `long-poll-ms`, for the first deliveries and answer
@@ -92,6 +93,14 @@ pub async fn poll(
             break;
         }
     }
+    // A revocation that came while the credentials were looked up or the
+    // topics subscribed (`rungs::open` re-reads them if one may have).
+    while let Some(kick) = kicks.try_recv() {
+        if kick == Kick::Credentials {
+            return rungs::refuse_revoked();
+        }
+        session.on_kick(kick, &mut out);
+    }
     // Nothing new: every topic is subscribed where the client is, and `out`
     // holds only their `subscribed`, one each.
     let news = unversioned
@@ -102,7 +111,7 @@ pub async fn poll(
         out.clear();
     }
     if long && !news {
-        meters.open.increment(1.0);
+        let _waiting = Waiting::new(&meters.open);
         wait(
             &state,
             &mut session,
@@ -112,10 +121,26 @@ pub async fn poll(
             &mut out,
         )
         .await;
-        meters.open.decrement(1.0);
     }
     session.flush_meters();
     answer(&rungs::resume(&session), &out)
+}
+
+/// Counts a long poll as waiting while it lives (the request may be
+/// dropped mid-wait when its client goes away).
+struct Waiting(metrics::Gauge);
+
+impl Waiting {
+    fn new(gauge: &metrics::Gauge) -> Self {
+        gauge.increment(1.0);
+        Waiting(gauge.clone())
+    }
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        self.0.decrement(1.0);
+    }
 }
 
 /// Waits for the first deliveries (or a lag, a revocation, shutdown, the

@@ -135,6 +135,16 @@ pub fn resume(session: &Session) -> String {
     s
 }
 
+/// `401`: the credentials were revoked while the request was served.
+pub fn refuse_revoked() -> Response {
+    crate::server::metrics::reject("bad_credentials");
+    let msg = "credentials revoked".to_owned();
+    refuse(
+        StatusCode::UNAUTHORIZED,
+        error(ErrorCode::Unauthenticated, msg, None),
+    )
+}
+
 /// An error answer: the status, and the `error` frame's fields as JSON.
 pub fn refuse(status: StatusCode, e: ErrorFrame) -> Response {
     let mut headers = HeaderMap::new();
@@ -193,7 +203,10 @@ pub fn admit(
     if state.shutdown.is_triggered() {
         return Err(Box::new(crate::server::shutdown::unavailable()));
     }
-    let wants = parse_topics(&params.topics, state.settings.max_subscriptions).map_err(|e| {
+    // Past `max-subscriptions`, each topic is refused by `subscribe` (an
+    // `error` with the topic, as on the socket); far past it, the request.
+    let most = state.settings.max_subscriptions.saturating_mul(4);
+    let wants = parse_topics(&params.topics, most).map_err(|e| {
         crate::server::metrics::reject("bad_topics");
         let status = match e.code {
             ErrorCode::Limit => StatusCode::PAYLOAD_TOO_LARGE,

@@ -187,6 +187,8 @@ async fn drive(
     let mut out = Frames::new();
     let mut batch = Vec::new();
     let mut quiet = true;
+    // What is pending is only the tick's own `ping` frame.
+    let mut ping_only = false;
     let mut ping_due = false;
     // How long a browser waits before reconnecting a stream that broke.
     writer.retry(rand::random_range(1000..3000));
@@ -201,6 +203,16 @@ async fn drive(
             break;
         }
     }
+    // A revocation that came while the credentials were looked up or the
+    // topics subscribed: nothing read for revoked credentials goes out.
+    while let Some(kick) = kicks.try_recv() {
+        if kick == Kick::Credentials {
+            out.clear();
+        }
+        if let v @ Verdict::Close(..) = session.on_kick(kick, &mut out) {
+            verdict = v;
+        }
+    }
     loop {
         if let Verdict::Close(code, reason) = verdict {
             writer.frames(&mut out, &session);
@@ -209,7 +221,9 @@ async fn drive(
             return reason;
         }
         if !out.is_empty() || ping_due {
-            quiet &= out.is_empty();
+            // A `ping` frame does not make the next interval busy: else a
+            // quiet stream would carry one only every other interval.
+            quiet &= out.is_empty() || std::mem::take(&mut ping_only);
             if std::mem::take(&mut ping_due) {
                 writer.comment();
             }
@@ -244,7 +258,10 @@ async fn drive(
                 // (every tick writes) are what notices a dead one.
                 let now = Instant::now();
                 session.heard(now);
-                session.on_tick(now, std::mem::replace(&mut quiet, true), &mut out)
+                let (was_quiet, before) = (std::mem::replace(&mut quiet, true), out.len());
+                let verdict = session.on_tick(now, was_quiet, &mut out);
+                ping_only = was_quiet && before == 0 && out.len() == 1;
+                verdict
             }
             Wake::Lagged => {
                 Box::pin(session.catch_up_lagged(&mut out)).await;

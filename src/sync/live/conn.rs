@@ -72,7 +72,8 @@ pub(super) async fn run(inner: Rc<Inner>, mut woken: mpsc::UnboundedReceiver<Wak
         let stepped = {
             let mut ladder = inner.ladder.borrow_mut();
             ladder.ended(ended, now_ms(), random());
-            if ended == Ended::Worked && !ladder.forced() {
+            let signed_out = matches!(outcome, Outcome::SignedOut);
+            if ended == Ended::Worked && !ladder.forced() && !signed_out {
                 super::remember_rung(rung);
             }
             if matches!(outcome, Outcome::Climb) {
@@ -206,6 +207,7 @@ pub(super) fn handle(inner: &Inner, frame: ServerFrame) -> Option<Outcome> {
         }
         ServerFrame::Reset { topic, .. } => {
             inner.saw(topic, None);
+            inner.server_ended(topic);
             if let Some(h) = inner.handler(&topic) {
                 h.on_reset();
             }
@@ -224,6 +226,7 @@ pub(super) fn handle(inner: &Inner, frame: ServerFrame) -> Option<Outcome> {
                 }
             }
             (None, Some(topic)) => {
+                inner.server_ended(topic);
                 if let Some(h) = inner.handler(&topic) {
                     h.on_error(e);
                 }

@@ -97,10 +97,19 @@ pub(crate) struct Inner {
     /// The newest version the link delivered per topic: where an HTTP
     /// rung resumes a topic whose handler holds no version of its own.
     seen: RefCell<HashMap<Topic, crate::protocol::Version>>,
+    /// Topics the server ended (`reset`, or `error` with the topic): not
+    /// named in HTTP requests until their handler subscribes again (naming
+    /// them would get the same answer at once, again and again).
+    ended: RefCell<std::collections::HashSet<Topic>>,
+    /// A `Wake::Topics` is on its way (one wakes for many changes).
+    topics_changed: Cell<bool>,
     /// The rung the link is on, for the page.
     rung: RwSignal<Rung>,
     ladder: RefCell<Ladder>,
 }
+
+/// `hidden_tab_ms` until the server says (the server's default).
+const DEFAULT_HIDDEN_TAB_MS: f64 = 60_000.0;
 
 /// Where the tab remembers the last rung that worked (`sessionStorage`).
 const RUNG_KEY: &str = "tandem.rung";
@@ -179,8 +188,11 @@ pub fn provide_live_client() -> LiveClient {
         acks: RefCell::new(HashMap::new()),
         wake: wake.clone(),
         resting: Cell::new(false),
-        hidden_tab_ms: Cell::new(0.0),
+        // The server's default until a `hello` says (polls get none).
+        hidden_tab_ms: Cell::new(DEFAULT_HIDDEN_TAB_MS),
         seen: RefCell::new(HashMap::new()),
+        ended: RefCell::new(std::collections::HashSet::new()),
+        topics_changed: Cell::new(false),
         rung,
         ladder: RefCell::new(Ladder::new(start, forced, now_ms(), random())),
     });
@@ -219,15 +231,17 @@ impl LiveClient {
         inner.next_sub.set(id + 1);
         let since = handler.since();
         inner.subs.borrow_mut().insert(topic, (id, handler));
+        inner.ended.borrow_mut().remove(&topic);
         if inner.resting.get() && !keep_while_hidden(topic) {
             // Subscribed when the tab is shown.
             return id;
         }
         if !inner.queue(&ClientFrame::Subscribe { topic, since }) {
-            let paused = self.status.get_untracked() == LinkStatus::Paused;
-            let _ = inner
-                .wake
-                .unbounded_send(if paused { Wake::Need } else { Wake::Topics });
+            if self.status.get_untracked() == LinkStatus::Paused {
+                let _ = inner.wake.unbounded_send(Wake::Need);
+            } else {
+                inner.topics_changed();
+            }
         }
         id
     }
@@ -243,10 +257,11 @@ impl LiveClient {
             subs.remove(&topic);
             drop(subs);
             inner.seen.borrow_mut().remove(&topic);
+            inner.ended.borrow_mut().remove(&topic);
             if (!inner.resting.get() || keep_while_hidden(topic))
                 && !inner.queue(&ClientFrame::Unsubscribe { topic, away: false })
             {
-                let _ = inner.wake.unbounded_send(Wake::Topics);
+                inner.topics_changed();
             }
         }
     }
@@ -338,6 +353,20 @@ impl Inner {
         }
     }
 
+    /// The registered topics changed while the link cannot carry
+    /// `subscribe`: one wake for any number of changes before it is read.
+    fn topics_changed(&self) {
+        if !self.topics_changed.replace(true) {
+            let _ = self.wake.unbounded_send(Wake::Topics);
+        }
+    }
+
+    /// The server ended `topic` (`reset`, `error`): left out of HTTP
+    /// requests until its handler subscribes again.
+    fn server_ended(&self, topic: Topic) {
+        self.ended.borrow_mut().insert(topic);
+    }
+
     /// Notes a version the link delivered for `topic` (`None`: the topic
     /// ended; its handler reloads).
     fn saw(&self, topic: Topic, version: Option<crate::protocol::Version>) {
@@ -378,10 +407,15 @@ impl Inner {
     /// The topics to follow now, from where each resumes, in the syntax of
     /// the HTTP rungs (`room:1@1.17,presence:1`, docs/PROTOCOL.md §15).
     fn topic_list(&self) -> String {
+        self.topics_changed.set(false);
         let mut list = String::new();
         let seen = self.seen.borrow();
+        let ended = self.ended.borrow();
         for frame in self.resumes() {
             if let ClientFrame::Subscribe { topic, since } = frame {
+                if ended.contains(&topic) {
+                    continue;
+                }
                 let since = since.or_else(|| seen.get(&topic).copied());
                 if !list.is_empty() {
                     list.push(',');

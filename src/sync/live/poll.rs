@@ -7,7 +7,8 @@
 //! An attempt is a run of polls; it ends when a poll fails. A poll that is
 //! cut or answered with an error by something on the way (a proxy's 502 or
 //! 504, a dropped connection, no answer in time) failed; 401 means signed
-//! out; 429 and 503 are the server's own answers and blame no rung. A
+//! out; 429 and 503 are the server's own answers and blame no rung. The
+//! first answer of an attempt shows the rung works (`Ladder::working`). A
 //! change of topics, "retry now" or a climb aborts the poll in flight
 //! (`AbortController`), so it does not hold one of the browser's
 //! connections.
@@ -28,7 +29,7 @@ use std::rc::Rc;
 /// How often short polling polls (the server's `short-poll-ms` default).
 pub const SHORT_POLL_MS: u32 = 2_000;
 /// The longest a long poll may take (the server answers within its
-/// `long-poll-ms`, 25 s by default).
+/// `long-poll-ms`: 25 s by default, at most 30 s).
 const LONG_POLL_LIMIT_MS: u32 = 40_000;
 /// The longest a short poll may take.
 const SHORT_POLL_LIMIT_MS: u32 = 10_000;
@@ -130,6 +131,7 @@ pub(super) async fn attempt(
                 if !worked {
                     worked = true;
                     backoff.connected(now_ms());
+                    inner.ladder.borrow_mut().working(now_ms(), super::random());
                     inner.status.try_set(LinkStatus::Live);
                 }
                 for frame in answer.frames {
@@ -139,7 +141,9 @@ pub(super) async fn attempt(
                 }
             }
             Some((401, _)) => return (Outcome::SignedOut, Ended::Worked),
-            Some((429 | 503, _)) => return (retry, Ended::Worked),
+            // The server's own refusals (a rate limit, a restart): no rung
+            // is to blame.
+            Some((429 | 503, _)) => return (retry, Ended::Unreachable),
             _ => return (retry, Ended::Failed),
         }
         if long {

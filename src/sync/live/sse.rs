@@ -6,7 +6,8 @@
 //! next attempt names the versions the handlers hold. It worked if `hello`
 //! came within `HELLO_TIMEOUT_MS` and the stream then lasted `STABLE_MS`
 //! (a buffering proxy delivers a stream only when it cuts it: all at once,
-//! then an error). A stream silent for the heartbeat timeout failed too.
+//! then an error). A stream that stops for the heartbeat timeout before it
+//! held that long failed too.
 //! The topics are fixed per stream: a change of topics opens a new one.
 
 use super::conn::{closed, dispatch, http_tick, http_wake, Outcome, Step};
@@ -153,6 +154,7 @@ pub(super) async fn attempt(
     backoff.connected(hello_at);
     inner.status.try_set(LinkStatus::Live);
     let mut heard = hello_at;
+    let mut proven = false;
     let mut watchdog = IntervalStream::new(1000).fuse();
     loop {
         futures::select! {
@@ -172,9 +174,15 @@ pub(super) async fn attempt(
                 Step::Leave(outcome) => return (outcome, Ended::Worked),
             },
             _ = watchdog.next() => {
-                if now_ms() - heard > timeout_ms {
-                    // The stream stopped flowing on its way here.
-                    return (retry, Ended::Failed);
+                let now = now_ms();
+                if now - heard > timeout_ms {
+                    // Stopped flowing: the rung's fault only if it never held
+                    // (a laptop that slept is not a blocked network).
+                    return (retry, broke(now));
+                }
+                if !proven && broke(now) == Ended::Worked {
+                    proven = true;
+                    inner.ladder.borrow_mut().working(now, super::random());
                 }
                 match http_tick(inner, hidden_since) {
                     Step::Stay => {}

@@ -62,6 +62,7 @@ pub(super) async fn attempt(
     let (tx, mut rx) = mpsc::unbounded::<String>();
     *inner.out.borrow_mut() = Some(tx.clone());
     backoff.connected(now_ms());
+    inner.ladder.borrow_mut().working(now_ms(), super::random());
     inner.status.try_set(LinkStatus::Live);
     for frame in inner.resumes() {
         inner.queue(&frame);
