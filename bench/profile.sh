@@ -5,9 +5,10 @@
 #                                                 (default 19,800, 60 s; 30 s recorded)
 #   bench/profile.sh connect [N]                  tandem accepting N connections
 #                                                 (default 19,800; the connects recorded)
-#   bench/profile.sh fanout tandem|floor [SUBS RATE FLUSH_MS]
-#                                                 a fan-out (default 1,000 x 100/s, 20 s;
-#                                                 10 s recorded)
+#   bench/profile.sh fanout tandem|floor [SUBS RATE FLUSH_MS TRANSPORT]
+#                                                 a fan-out (default 1,000 x 100/s over
+#                                                 ws, 20 s; 10 s recorded); TRANSPORT:
+#                                                 ws, sse, long-poll or short-poll (tandem)
 # Prints the run's figures, the kernel/user split and the top symbols, and
 # saves them as bench/results/profile-<scenario>-<server>-<UTC date-time>.txt.
 # Uses the release builds in target/ (bench/run.sh builds them).
@@ -39,7 +40,7 @@ case "$SCENARIO" in
     SERVER="${2:-tandem}"; SUBS="${3:-1000}"; RATE="${4:-100}"; FLUSH="${5:-0}"
     case "$SERVER" in
       tandem) start_tandem "$PORT" "$work/bench.db" 0 "$work/server.log" TANDEM_FLUSH_WINDOW_MS="$FLUSH"
-              transport=ws ;;
+              transport="${6:-ws}" ;;
       floor) start_floor "$PORT" 0 "$work/server.log" "$FLUSH"; transport=floor ;;
       *) log "unknown server $SERVER (tandem or floor)"; exit 2 ;;
     esac

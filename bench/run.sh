@@ -80,8 +80,9 @@ stop() { stop_server "${TARGET#*:}"; }
 # The server's count of requests on a fallback rung (its metrics listener),
 # or 0.
 rung_requests() {
-  curl -s --max-time 2 "http://127.0.0.1:9464/metrics" 2>/dev/null \
-    | awk -v s="tandem_connects_total{transport=\"$1\"}" '$1 == s { print $2; found=1 } END { if (!found) print 0 }'
+  local text
+  text=$(curl -s --max-time 2 "http://127.0.0.1:9464/metrics" 2>/dev/null) || return 0
+  awk -v s="tandem_connects_total{transport=\"$1\"}" '$1 == s { print $2 }' <<<"$text"
 }
 
 # run N LABEL SERVER FLUSH_MS -- load-tool args...: N runs, each on a fresh server.
@@ -93,13 +94,17 @@ run() {
     start "$server" "$flush"
     log "$label on $server (flush window $flush ms), run $i of $n"
     rm -f "$work/one.json"
-    local code=0 before=0 after=0
-    [ -n "${COUNT:-}" ] && before=$(rung_requests "$COUNT")
+    local code=0 before="" after=""
+    if [ -n "${COUNT:-}" ]; then
+      # The metrics listener comes up beside the server's port.
+      wait_port 9464 || log "  no metrics listener: requests not counted"
+      before=$(rung_requests "$COUNT")
+    fi
     timeout 600 taskset -c "$LOAD_CPU" target/release/tandem-load "$@" --target "$TARGET" \
       --server-pid "$SERVER_PID" --label "$label" --json "$work/one.json" >/dev/null || code=$?
-    [ -n "${COUNT:-}" ] && after=$(rung_requests "$COUNT")
+    if [ -n "${COUNT:-}" ]; then after=$(rung_requests "$COUNT"); fi
     if [ "$code" = 0 ] && [ -s "$work/one.json" ]; then
-      python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); d.update(server_name=sys.argv[2], flush_window_ms=int(sys.argv[3]), run=int(sys.argv[4])); c=sys.argv[5]; d.update(requests=int(float(sys.argv[6])) - int(float(sys.argv[7]))) if c else None; print(json.dumps(d))' \
+      python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); d.update(server_name=sys.argv[2], flush_window_ms=int(sys.argv[3]), run=int(sys.argv[4])); c, a, b = sys.argv[5:8]; d.update(requests=int(float(a)) - int(float(b))) if c and a and b else None; print(json.dumps(d))' \
         "$work/one.json" "$server" "$flush" "$i" "${COUNT:-}" "$after" "$before" >> "$work/runs.jsonl"
     else
       # Refused (the load tool saturated: exit 3) or failed: no figures, only the fact.

@@ -479,27 +479,19 @@ async fn every_rung_applies_the_request_rules_credentials_and_authorization() {
     .await;
     let ann = server.user("ann").await;
     let anon = reqwest::Client::new();
+    let with = |path: &str, header: (&'static str, &'static str)| {
+        anon.get(server.url(path)).header(header.0, header.1).send()
+    };
     for path in ["/sse?topics=room:1", "/poll?topics=room:1"] {
         // A cross-site request (what another site's page would send).
-        let r = anon
-            .get(server.url(path))
-            .header("sec-fetch-site", "cross-site")
-            .send()
-            .await
-            .unwrap();
+        let r = with(path, ("sec-fetch-site", "cross-site")).await.unwrap();
         assert_eq!(r.status(), 403, "{path}");
-        let r = anon
-            .get(server.url(path))
-            .header("origin", "https://evil.example")
-            .send()
+        let r = with(path, ("origin", "https://evil.example"))
             .await
             .unwrap();
         assert_eq!(r.status(), 403, "{path}");
         // Credentials that do not hold are refused, never taken as anonymous.
-        let r = anon
-            .get(server.url(path))
-            .header("authorization", "Bearer not-a-token")
-            .send()
+        let r = with(path, ("authorization", "Bearer not-a-token"))
             .await
             .unwrap();
         assert_eq!(r.status(), 401, "{path}");
@@ -752,4 +744,45 @@ async fn a_stream_counts_in_presence_a_poll_does_not_and_typing_goes_over_http()
     // Typing is a write: an anonymous caller is refused.
     let (status, _) = Http::new(&server).post("typing", &[("room_id", "1")]).await;
     assert_eq!(status, 401);
+}
+
+#[tokio::test]
+async fn credentials_kept_between_polls_end_with_their_revocation() {
+    // Polls present the same credentials many times a second: they are
+    // looked up once (`accounts::recent`), and a revocation ends that at once.
+    let server = TestServer::start().await;
+    let secret = server.token("ann", "read").await;
+    let ann = server.user("ann").await;
+    let poll_as = |token: &str| {
+        reqwest::Client::new()
+            .get(server.url("/poll?topics=room:1"))
+            .bearer_auth(token)
+            .send()
+    };
+    for _ in 0..3 {
+        assert_eq!(poll_as(&secret).await.unwrap().status(), 200);
+    }
+    let (_, tokens) = ann.get("my_tokens", &[]).await;
+    let id = tokens[0]["id"].to_string();
+    assert_eq!(ann.post("revoke_token", &[("id", &id)]).await.0, 200);
+    let r = poll_as(&secret).await.unwrap();
+    assert_eq!(r.status(), 401, "the revoked token is refused at once");
+
+    // A session too: logged out, its cookie is no one's at once (sent
+    // by hand: the browser's jar drops it on log-out).
+    let bob = server.user("bob").await;
+    let cookie = bob.cookie_header().expect("signed in");
+    let whoami = || {
+        reqwest::Client::new()
+            .get(server.url("/api/whoami"))
+            .header("cookie", &cookie)
+            .send()
+    };
+    for _ in 0..3 {
+        let me: Value = whoami().await.unwrap().json().await.unwrap();
+        assert_eq!(me["name"], "bob", "{me}");
+    }
+    assert_eq!(bob.post("log_out", &[]).await.0, 200);
+    let me: Value = whoami().await.unwrap().json().await.unwrap();
+    assert!(me.is_null(), "logged out at once: {me}");
 }

@@ -30,6 +30,8 @@ pub struct AppState {
     pub accounts: Arc<dyn Accounts>,
     /// Live connections by credential, for revocations.
     pub live: LiveConnections,
+    /// Credentials resolved recently (`accounts::recent`).
+    pub recent: Arc<crate::server::accounts::recent::Recent>,
     pub throttle: Arc<LoginThrottle>,
     /// Every topic's log, routed by kind.
     pub logs: Arc<Logs>,
@@ -71,6 +73,7 @@ impl AppState {
             store,
             accounts,
             live: LiveConnections::default(),
+            recent: Arc::default(),
             throttle: Arc::new(LoginThrottle::new(&settings)),
             broker,
             shutdown,

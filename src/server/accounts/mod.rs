@@ -16,6 +16,7 @@
 
 pub mod live;
 pub mod password;
+pub mod recent;
 pub mod service;
 pub mod store;
 pub mod throttle;
@@ -314,25 +315,35 @@ pub fn bearer(headers: &HeaderMap) -> Option<&str> {
 /// Who the request acts for: its bearer token if it has one (an invalid
 /// one is `Unauthenticated`), else its session cookie (a missing, unknown
 /// or expired one is anonymous).
+///
+/// `recent` keeps what was resolved at revocation epoch `epoch` (read
+/// before this call), so a client that presents the same credentials many
+/// times a second (a polling rung) is looked up once (`recent`).
 pub async fn resolve(
     accounts: &dyn Accounts,
     cookie_name: &str,
     headers: &HeaderMap,
+    recent: &recent::Recent,
+    epoch: u64,
 ) -> Result<Principal, AppError> {
+    let now = crate::server::store::now_ms();
     if let Some(token) = bearer(headers) {
         let invalid = || AppError::Unauthenticated("invalid or revoked access token".into());
         if token.len() > MAX_SECRET || !token.starts_with(TOKEN_PREFIX) {
             return Err(invalid());
         }
-        let (user, token_id, scopes) = accounts
-            .token(&hash_secret(token))
-            .await?
-            .ok_or_else(invalid)?;
-        return Ok(Principal::Token {
+        let key = hash_secret(token);
+        if let Some(who) = recent.get(&key, epoch, now) {
+            return Ok(who);
+        }
+        let (user, token_id, scopes) = accounts.token(&key).await?.ok_or_else(invalid)?;
+        let who = Principal::Token {
             user,
             token_id,
             scopes,
-        });
+        };
+        recent.put(key, &who, epoch);
+        return Ok(who);
     }
     let Some(secret) = crate::server::security::cookie_value(headers, cookie_name) else {
         return Ok(Principal::Anonymous);
@@ -340,15 +351,20 @@ pub async fn resolve(
     if secret.len() > MAX_SECRET {
         return Ok(Principal::Anonymous);
     }
-    let now = crate::server::store::now_ms();
-    Ok(match accounts.session(&hash_secret(&secret), now).await? {
+    let key = hash_secret(&secret);
+    if let Some(who) = recent.get(&key, epoch, now) {
+        return Ok(who);
+    }
+    let who = match accounts.session(&key, now).await? {
         Some((user, session_id, expires_at)) => Principal::Session {
             user,
             session_id,
             expires_at,
         },
         None => Principal::Anonymous,
-    })
+    };
+    recent.put(key, &who, epoch);
+    Ok(who)
 }
 
 #[cfg(test)]
@@ -401,6 +417,8 @@ pub async fn attach(
             state.accounts.as_ref(),
             state.session_cookie(),
             req.headers(),
+            &state.recent,
+            epoch.0,
         )
         .await;
         req.extensions_mut().insert(Auth(auth));

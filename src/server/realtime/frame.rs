@@ -115,6 +115,18 @@ pub fn push(out: &mut Frames, frame: ServerFrame) {
     }
 }
 
+/// Encodes the `reconnect` frame of a shutdown onto `out`: come back at a
+/// random moment within `window_ms`.
+pub fn push_reconnect(out: &mut Frames, window_ms: u64) {
+    push(
+        out,
+        ServerFrame::Reconnect {
+            reason: "server restarting".into(),
+            window_ms,
+        },
+    );
+}
+
 /// The smallest frame made for one connection alone (`hello`, `ack`, a
 /// catch-up's event...) that is compressed, or run of such frames in a
 /// batch, which is compressed in one go.

@@ -160,10 +160,7 @@ async fn wait(
         tokio::select! {
             biased;
             _ = signal.wait() => {
-                super::frame::push(out, ServerFrame::Reconnect {
-                    reason: "server restarting".into(),
-                    window_ms: state.settings.reconnect_window_ms,
-                });
+                super::frame::push_reconnect(out, state.settings.reconnect_window_ms);
             }
             kick = kicks.recv() => match kick {
                 Kick::Credentials => super::frame::push(out, ServerFrame::Error(ErrorFrame {

@@ -33,7 +33,7 @@ use super::frame::Frames;
 use super::rungs::{self, Admitted, Params, Rung};
 use super::session::{Session, Verdict};
 use super::ws::{deliver_all, first_tick, Limits};
-use crate::protocol::{ClientFrame, CloseCode, ErrorCode, ErrorFrame, ServerFrame};
+use crate::protocol::{ClientFrame, CloseCode, ErrorCode, ErrorFrame};
 use crate::server::accounts::live::Kick;
 use crate::server::accounts::{Auth, ResolvedAt};
 use crate::server::state::AppState;
@@ -284,13 +284,7 @@ async fn drive(
 async fn goodbye(tx: &mpsc::Sender<Bytes>, writer: &mut Writer, limits: Limits) -> &'static str {
     writer.retry(rand::random_range(0..limits.reconnect_window_ms.max(1)));
     let mut out = Frames::new();
-    super::frame::push(
-        &mut out,
-        ServerFrame::Reconnect {
-            reason: "server restarting".into(),
-            window_ms: limits.reconnect_window_ms,
-        },
-    );
+    super::frame::push_reconnect(&mut out, limits.reconnect_window_ms);
     writer.plain(&mut out);
     writer.close(CloseCode::ServiceRestart as u16, "server restarting");
     let _ = timeout(limits.goodbye, tx.send(writer.take())).await;

@@ -599,13 +599,7 @@ where
     S: Stream<Item = Result<Message, axum::Error>> + Sink<Out, Error = axum::Error> + Unpin,
 {
     let mut out = Frames::new();
-    super::frame::push(
-        &mut out,
-        ServerFrame::Reconnect {
-            reason: "server restarting".into(),
-            window_ms: limits.reconnect_window_ms,
-        },
-    );
+    super::frame::push_reconnect(&mut out, limits.reconnect_window_ms);
     let farewell = async {
         write(socket, &mut out, false).await?;
         close(

@@ -93,34 +93,25 @@ pub(super) async fn attempt(
         };
         let mut limit = TimeoutFuture::new(limit).fuse();
         let answered = loop {
-            futures::select! {
+            let step = futures::select! {
                 answer = request => break answer,
                 _ = limit => {
                     cancel();
                     break None;
                 }
-                wake = woken.next() => match http_wake(inner, wake, &mut hidden_since) {
-                    Step::Stay => {}
-                    Step::Again => {
-                        cancel();
-                        continue 'poll;
-                    }
-                    Step::Leave(outcome) => {
-                        cancel();
-                        return (outcome, judged(worked));
-                    }
-                },
-                _ = watchdog.next() => match http_tick(inner, hidden_since) {
-                    Step::Stay => {}
-                    Step::Again => {
-                        cancel();
-                        continue 'poll;
-                    }
-                    Step::Leave(outcome) => {
-                        cancel();
-                        return (outcome, judged(worked));
-                    }
-                },
+                wake = woken.next() => http_wake(inner, wake, &mut hidden_since),
+                _ = watchdog.next() => http_tick(inner, hidden_since),
+            };
+            match step {
+                Step::Stay => {}
+                Step::Again => {
+                    cancel();
+                    continue 'poll;
+                }
+                Step::Leave(outcome) => {
+                    cancel();
+                    return (outcome, judged(worked));
+                }
             }
         };
         match answered {
@@ -151,18 +142,15 @@ pub(super) async fn attempt(
         }
         let mut pause = TimeoutFuture::new(SHORT_POLL_MS).fuse();
         loop {
-            futures::select! {
+            let step = futures::select! {
                 _ = pause => continue 'poll,
-                wake = woken.next() => match http_wake(inner, wake, &mut hidden_since) {
-                    Step::Stay => {}
-                    Step::Again => continue 'poll,
-                    Step::Leave(outcome) => return (outcome, Ended::Worked),
-                },
-                _ = watchdog.next() => match http_tick(inner, hidden_since) {
-                    Step::Stay => {}
-                    Step::Again => continue 'poll,
-                    Step::Leave(outcome) => return (outcome, Ended::Worked),
-                },
+                wake = woken.next() => http_wake(inner, wake, &mut hidden_since),
+                _ = watchdog.next() => http_tick(inner, hidden_since),
+            };
+            match step {
+                Step::Stay => {}
+                Step::Again => continue 'poll,
+                Step::Leave(outcome) => return (outcome, Ended::Worked),
             }
         }
     }

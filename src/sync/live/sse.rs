@@ -157,22 +157,19 @@ pub(super) async fn attempt(
     let mut proven = false;
     let mut watchdog = IntervalStream::new(1000).fuse();
     loop {
-        futures::select! {
+        let step = futures::select! {
             got = stream.heard.next() => match got {
                 Some(Heard::Message(text)) => {
                     heard = now_ms();
-                    if let Some(outcome) = dispatch(inner, &text) {
-                        return (outcome, Ended::Worked);
+                    match dispatch(inner, &text) {
+                        Some(outcome) => Step::Leave(outcome),
+                        None => Step::Stay,
                     }
                 }
-                Some(Heard::Close(data)) => return (closed(close_code(&data)), Ended::Worked),
+                Some(Heard::Close(data)) => Step::Leave(closed(close_code(&data))),
                 Some(Heard::Error) | None => return (retry, broke(now_ms())),
             },
-            wake = woken.next() => match http_wake(inner, wake, &mut hidden_since) {
-                Step::Stay => {}
-                Step::Again => return (Outcome::Now, Ended::Worked),
-                Step::Leave(outcome) => return (outcome, Ended::Worked),
-            },
+            wake = woken.next() => http_wake(inner, wake, &mut hidden_since),
             _ = watchdog.next() => {
                 let now = now_ms();
                 if now - heard > timeout_ms {
@@ -184,12 +181,13 @@ pub(super) async fn attempt(
                     proven = true;
                     inner.ladder.borrow_mut().working(now, super::random());
                 }
-                match http_tick(inner, hidden_since) {
-                    Step::Stay => {}
-                    Step::Again => return (Outcome::Now, Ended::Worked),
-                    Step::Leave(outcome) => return (outcome, Ended::Worked),
-                }
+                http_tick(inner, hidden_since)
             }
+        };
+        match step {
+            Step::Stay => {}
+            Step::Again => return (Outcome::Now, Ended::Worked),
+            Step::Leave(outcome) => return (outcome, Ended::Worked),
         }
     }
 }

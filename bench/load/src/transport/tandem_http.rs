@@ -148,6 +148,18 @@ fn resume_of(body: &str) -> Option<String> {
     Some(rest.split('"').next()?.to_owned())
 }
 
+/// The deliveries in `text`; an error if it holds no event but a `reset`
+/// or an `error` (the subscription ended: the run is invalid).
+fn take(text: &[u8], ts_key: &[u8], out: &mut Vec<Msg>) -> anyhow::Result<()> {
+    let ended = || {
+        find(text, br#"{"type":"reset""#).is_some() || find(text, br#"{"type":"error""#).is_some()
+    };
+    if deliveries(text, br#"{"type":"event""#, ts_key, out) == 0 && ended() {
+        anyhow::bail!("server said: {}", String::from_utf8_lossy(text));
+    }
+    Ok(())
+}
+
 struct Stream {
     resp: reqwest::Response,
     /// Bytes after the last complete message.
@@ -166,13 +178,7 @@ impl Subscriber for Stream {
         let Some(end) = self.buf.windows(2).rposition(|w| w == b"\n\n") else {
             return Ok(true);
         };
-        let whole = &self.buf[..end + 2];
-        if deliveries(whole, br#"{"type":"event""#, self.ts_key, out) == 0
-            && (find(whole, br#"{"type":"reset""#).is_some()
-                || find(whole, br#"{"type":"error""#).is_some())
-        {
-            anyhow::bail!("server said: {}", String::from_utf8_lossy(whole));
-        }
+        take(&self.buf[..end + 2], self.ts_key, out)?;
         self.buf.drain(..end + 2);
         Ok(true)
     }
@@ -202,11 +208,7 @@ impl Subscriber for Poll {
             .error_for_status()?
             .text()
             .await?;
-        if deliveries(body.as_bytes(), br#"{"type":"event""#, self.ts_key, out) == 0
-            && (body.contains(r#"{"type":"reset""#) || body.contains(r#"{"type":"error""#))
-        {
-            anyhow::bail!("server said: {body}");
-        }
+        take(body.as_bytes(), self.ts_key, out)?;
         self.resume = resume_of(&body).ok_or_else(|| anyhow::anyhow!("no resume in {body}"))?;
         Ok(true)
     }
