@@ -66,7 +66,7 @@ fn page_routes() -> Vec<leptos_axum::AxumRouteListing> {
 /// (`/api/...`), the site's files (`site`), and a 404 page for the rest.
 pub fn router(state: AppState) -> Router {
     let routes = page_routes();
-    let options = state.leptos.clone();
+    let options = (*state.leptos).clone();
     let mut router = site::router(&options);
     if state.settings.metrics && !state.settings.metrics_token.is_empty() {
         router = router.route("/metrics", get(metrics::scrape_with_token));

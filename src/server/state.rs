@@ -23,7 +23,9 @@ use std::sync::Arc;
 
 #[derive(Clone)]
 pub struct AppState {
-    pub leptos: LeptosOptions,
+    /// Shared: the state is cloned several times per request (middleware,
+    /// extractors), and the options hold a dozen strings.
+    pub leptos: Arc<LeptosOptions>,
     pub settings: Arc<Settings>,
     pub store: Arc<dyn Store>,
     /// Users, sessions, tokens, memberships.
@@ -65,7 +67,7 @@ impl AppState {
             settings.max_ticker_topics,
         ));
         AppState {
-            leptos,
+            leptos: Arc::new(leptos),
             presence: PresenceBoard::new(ephemeral.clone(), broker.clone()),
             unread: UnreadBoard::new(store.clone(), ephemeral.clone(), broker.clone()),
             logs: Arc::new(Logs::new(store.clone(), ephemeral)),
@@ -109,7 +111,7 @@ impl AppState {
 
 impl FromRef<AppState> for LeptosOptions {
     fn from_ref(state: &AppState) -> Self {
-        state.leptos.clone()
+        (*state.leptos).clone()
     }
 }
 
