@@ -107,6 +107,21 @@ async fn poll(http: &Http, server: &TestServer, topics: &str, long: bool) -> (u1
     (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
 }
 
+/// A long poll of `topics` as `http`, left waiting in a task: its status
+/// and JSON answer (`Null` if it is not JSON).
+fn spawn_long_poll(
+    http: &Http,
+    server: &TestServer,
+    topics: &str,
+) -> tokio::task::JoinHandle<(u16, Value)> {
+    let (url, client, topics) = (server.url("/poll"), http.client.clone(), topics.to_owned());
+    tokio::spawn(async move {
+        let q = [("topics", topics.as_str()), ("wait", "1")];
+        let r = client.get(url).query(&q).send().await.expect("GET /poll");
+        (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+    })
+}
+
 fn frames(answer: &Value) -> Vec<ServerFrame> {
     answer["frames"]
         .as_array()
@@ -262,23 +277,11 @@ async fn long_polls_wait_for_news_and_short_polls_answer_at_once() {
     assert_eq!(answer["resume"], resume.as_str());
 
     // A long poll waits; bob's message ends the wait.
-    let waiting = {
-        let (server_url, client, resume) =
-            (server.url("/poll"), ann.client.clone(), resume.clone());
-        tokio::spawn(async move {
-            let r = client
-                .get(server_url)
-                .query(&[("topics", resume.as_str()), ("wait", "1")])
-                .send()
-                .await
-                .unwrap();
-            r.json::<Value>().await.unwrap()
-        })
-    };
+    let waiting = spawn_long_poll(&ann, &server, &resume);
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(!waiting.is_finished(), "nothing new yet: the poll waits");
     assert_eq!(bob.send(1, &cid(), "hello ann").await.0, 200);
-    let answer = timeout(WAIT, waiting).await.unwrap().unwrap();
+    let (_, answer) = timeout(WAIT, waiting).await.unwrap().unwrap();
     let got = frames(&answer);
     assert_eq!(got.len(), 1, "{answer}");
     assert_eq!(event_seq(&got[0]), Some(v.seq + 1));
@@ -592,18 +595,7 @@ async fn revoked_credentials_end_streams_and_waiting_polls() {
         let _hello = sse.frame().await;
         let (_, id) = sse.frame().await;
         let resume = id.expect("id");
-        let waiting = {
-            let (url, client, resume) = (server.url("/poll"), ann.client.clone(), resume.clone());
-            tokio::spawn(async move {
-                let r = client
-                    .get(url)
-                    .query(&[("topics", resume.as_str()), ("wait", "1")])
-                    .send()
-                    .await
-                    .unwrap();
-                (r.status().as_u16(), r.json::<Value>().await.unwrap())
-            })
-        };
+        let waiting = spawn_long_poll(&ann, &server, &resume);
         tokio::time::sleep(Duration::from_millis(300 * round)).await;
         assert_eq!(ann.post("log_out", &[]).await.0, 200);
 
@@ -643,25 +635,14 @@ async fn shutdown_tells_streams_and_waiting_polls_to_reconnect() {
     let _ = sse.next().await;
     let _hello = sse.frame().await;
     let _subscribed = sse.frame().await;
-    let waiting = {
-        let (url, client, resume) = (server.url("/poll"), ann.client.clone(), resume.clone());
-        tokio::spawn(async move {
-            let r = client
-                .get(url)
-                .query(&[("topics", resume.as_str()), ("wait", "1")])
-                .send()
-                .await
-                .unwrap();
-            r.json::<Value>().await.unwrap()
-        })
-    };
+    let waiting = spawn_long_poll(&ann, &server, &resume);
     // Time for the poll to reach the server and wait (a poll that had not
     // would get 503 and fail the test).
     tokio::time::sleep(Duration::from_millis(1_000)).await;
     let stopping = tokio::spawn(async move {
         server.stop().await;
     });
-    let answer = timeout(WAIT, waiting).await.unwrap().unwrap();
+    let (_, answer) = timeout(WAIT, waiting).await.unwrap().unwrap();
     assert!(
         matches!(frames(&answer).as_slice(), [ServerFrame::Reconnect { .. }]),
         "{answer}"
@@ -717,14 +698,7 @@ async fn a_stream_counts_in_presence_a_poll_does_not_and_typing_goes_over_http()
     // Bob's long poll waits on the room (it would list him if polls counted);
     // meanwhile ann types, over HTTP: presence lists ann typing, not bob.
     let v = head(&bob, &server, "room:1").await;
-    let waiting = {
-        let (url, client) = (server.url("/poll"), bob.client.clone());
-        let topics = format!("room:1@{}.{}", v.epoch, v.seq);
-        tokio::spawn(async move {
-            let q = [("topics", topics.as_str()), ("wait", "1")];
-            client.get(url).query(&q).send().await.unwrap().status()
-        })
-    };
+    let waiting = spawn_long_poll(&bob, &server, &format!("room:1@{}.{}", v.epoch, v.seq));
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(!waiting.is_finished(), "bob's poll is waiting");
     let (status, body) = ann.post("typing", &[("room_id", "1")]).await;

@@ -116,13 +116,7 @@ impl Transport for TandemHttp {
         }
         // A poll without a version answers at once with the head.
         let url = format!("http://{}/poll?topics={}", self.target, self.topic);
-        let body = http
-            .get(url)
-            .send()
-            .await?
-            .error_for_status()?
-            .text()
-            .await?;
+        let body = text(&http, url).await?;
         let head = field_u64(&body, "\"seq\":").unwrap_or(0);
         let resume = resume_of(&body).ok_or_else(|| anyhow::anyhow!("no resume in {body}"))?;
         Ok((
@@ -140,6 +134,17 @@ impl Transport for TandemHttp {
     async fn publisher(&self) -> anyhow::Result<Box<dyn Publisher>> {
         self.publisher.publisher().await
     }
+}
+
+/// The body of a successful GET.
+async fn text(http: &reqwest::Client, url: String) -> anyhow::Result<String> {
+    Ok(http
+        .get(url)
+        .send()
+        .await?
+        .error_for_status()?
+        .text()
+        .await?)
 }
 
 /// The `resume` string of a poll answer.
@@ -200,14 +205,7 @@ impl Subscriber for Poll {
         }
         let wait = if self.long { "&wait=1" } else { "" };
         let url = format!("http://{}/poll?topics={}{wait}", self.target, self.resume);
-        let body = self
-            .http
-            .get(url)
-            .send()
-            .await?
-            .error_for_status()?
-            .text()
-            .await?;
+        let body = text(&self.http, url).await?;
         take(body.as_bytes(), self.ts_key, out)?;
         self.resume = resume_of(&body).ok_or_else(|| anyhow::anyhow!("no resume in {body}"))?;
         Ok(true)
