@@ -16,10 +16,11 @@
 //! for the next poll (`rungs::resume`). When every topic is listed at the
 //! version the server is at, there is no news and `frames` is empty (their
 //! `subscribed` are left out); when anything is new, every topic's
-//! `subscribed` comes too. Credentials revoked meanwhile: 401. Short polls answer at once. Long polls answer at once
-//! when there is news (an event, a reset, an error, or a topic listed
-//! without a version, whose `subscribed` names the version to poll from);
-//! else they wait, up to `long-poll-ms`, for the first deliveries and answer
+//! `subscribed` comes too. Credentials revoked meanwhile: 401.
+//!
+//! Short polls answer at once. Long polls answer at once when there is news
+//! (an event, a reset, an error, or a topic listed without a version, whose
+//! `subscribed` names the version to poll from); else they wait, up to `long-poll-ms`, for the first deliveries and answer
 //! with everything queued by then; or, at the end of the wait, with no
 //! frames. Shutdown answers a waiting poll with `reconnect`.
 //!
@@ -31,7 +32,7 @@ use super::frame::{Frame, Frames};
 use super::rungs::{self, Params, Rung};
 use super::session::Verdict;
 use super::ws::deliver_all;
-use crate::protocol::{ClientFrame, ErrorCode, ErrorFrame, ServerFrame};
+use crate::protocol::{ClientFrame, ErrorCode};
 use crate::server::accounts::live::Kick;
 use crate::server::accounts::{Auth, ResolvedAt};
 use crate::server::state::AppState;
@@ -75,14 +76,14 @@ pub async fn poll(
         place: _place,
         resolved_at,
     } = admitted;
-    let rungs::Opened {
+    let super::ws::Opened {
         session,
         mut inbox,
         outbox,
         mut kicks,
         registration: _registration,
         conn: _,
-    } = rungs::open(&state, peer, resolved_at).await;
+    } = super::ws::open_session(&state, peer, resolved_at, None).await;
     let mut session = session.without_presence();
     let mut out = Frames::new();
     let listed = wants.len();
@@ -94,7 +95,7 @@ pub async fn poll(
         }
     }
     // A revocation that came while the credentials were looked up or the
-    // topics subscribed (`rungs::open` re-reads them if one may have).
+    // topics subscribed (`open_session` re-reads them if one may have).
     while let Some(kick) = kicks.try_recv() {
         if kick == Kick::Credentials {
             return rungs::refuse_revoked();
@@ -163,13 +164,10 @@ async fn wait(
                 super::frame::push_reconnect(out, state.settings.reconnect_window_ms);
             }
             kick = kicks.recv() => match kick {
-                Kick::Credentials => super::frame::push(out, ServerFrame::Error(ErrorFrame {
-                    code: ErrorCode::Unauthenticated,
-                    message: "credentials revoked".into(),
-                    topic: None,
-                    client_id: None,
-                    retry_after_ms: None,
-                })),
+                Kick::Credentials => {
+                    let msg = "credentials revoked".to_owned();
+                    super::session::push_error(out, ErrorCode::Unauthenticated, msg, None);
+                }
                 topic => {
                     session.on_kick(topic, out);
                 }

@@ -11,12 +11,10 @@
 //! limits, the credentials (cookie or bearer token); then each topic is
 //! authorized by `subscribe`, as on the socket.
 
-use super::session::{Peer, Services, Session};
+use super::session::{Peer, Session};
 use crate::error::AppError;
 use crate::protocol::{ErrorCode, ErrorFrame, Topic, Version, MIN_PROTOCOL_VERSION};
-use crate::server::accounts::live::{Kicks, Registration};
 use crate::server::accounts::{Auth, Principal, ResolvedAt};
-use crate::server::broker::{ConnId, Inbox, Outbox};
 use crate::server::limits::OpenSocket;
 use crate::server::state::AppState;
 use axum::http::{header, HeaderMap, StatusCode};
@@ -247,42 +245,6 @@ pub fn admit(
         place,
         resolved_at: resolved.map(|Extension(r)| r.0),
     })
-}
-
-/// A session opened for one stream or poll, and what it is registered with.
-pub struct Opened {
-    pub session: Session,
-    pub inbox: Inbox,
-    pub outbox: std::sync::Arc<Outbox>,
-    pub kicks: Kicks,
-    pub registration: Registration,
-    pub conn: ConnId,
-}
-
-/// Opens a session for `peer`: registered for revocations first, then
-/// subscribed to nothing yet (`subscribe_all`).
-pub async fn open(state: &AppState, peer: Peer, resolved_at: Option<u64>) -> Opened {
-    let conn = state.next_conn_id();
-    let (registration, kicks) = state.live.register(conn, &peer.who);
-    let (outbox, inbox) = Outbox::counted(
-        state.settings.outbox_capacity,
-        Some(state.meters.dropped_full.clone()),
-        None,
-    );
-    // A revocation between the lookup and the registration moved the epoch.
-    if resolved_at != Some(state.live.epoch()) {
-        crate::server::accounts::service::confirm_live(state, &peer.who).await;
-    }
-    let services: Services = state.services();
-    let session = Session::new(conn, services, peer, outbox.clone());
-    Opened {
-        session,
-        inbox,
-        outbox,
-        kicks,
-        registration,
-        conn,
-    }
 }
 
 #[cfg(test)]

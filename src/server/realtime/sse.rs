@@ -145,7 +145,7 @@ async fn run(state: AppState, admitted: Admitted, tx: mpsc::Sender<Bytes>) {
     meters.connects.increment(1);
     meters.fallbacks.increment(1);
     meters.open.increment(1.0);
-    let opened = rungs::open(&state, peer, resolved_at).await;
+    let opened = super::ws::open_session(&state, peer, resolved_at, None).await;
     let conn = opened.conn;
     tracing::debug!(conn_id = conn, "sse stream open");
     let end = drive(&state, opened, wants, tx).await;
@@ -166,11 +166,11 @@ enum Wake {
 
 async fn drive(
     state: &AppState,
-    opened: rungs::Opened,
+    opened: super::ws::Opened,
     wants: Vec<rungs::Want>,
     tx: mpsc::Sender<Bytes>,
 ) -> &'static str {
-    let rungs::Opened {
+    let super::ws::Opened {
         mut session,
         mut inbox,
         outbox,

@@ -248,21 +248,14 @@ async fn open(state: Box<AppState>, peer: Peer, how: How) -> (Session, Link, Boo
     meters.ws_connects.increment(1);
     meters.ws_connections.increment(1.0);
     let settings = &state.settings;
-    let conn_id = state.next_conn_id();
-    // Registered before the session starts: a revocation from now on
-    // reaches this connection (and halts its wire).
-    let (registration, kicks) = state.live.register_wired(conn_id, &peer.who, wire.clone());
-    let (outbox, inbox) = Outbox::counted(
-        settings.outbox_capacity,
-        Some(meters.dropped_full.clone()),
-        wire,
-    );
-    // A revocation between the lookup and the registration moved the epoch:
-    // only then are the credentials read again (accounts::live).
-    if resolved_at != Some(state.live.epoch()) {
-        crate::server::accounts::service::confirm_live(&state, &peer.who).await;
-    }
-    let session = Session::new(conn_id, state.services(), peer, outbox.clone());
+    let Opened {
+        session,
+        inbox,
+        outbox,
+        kicks,
+        registration,
+        conn: conn_id,
+    } = open_session(&state, peer, resolved_at, wire).await;
     tracing::debug!(conn_id, "websocket open");
     let beat = Duration::from_millis(settings.heartbeat_interval_ms);
     let link = Link {
@@ -283,6 +276,49 @@ async fn open(state: Box<AppState>, peer: Peer, how: How) -> (Session, Link, Boo
         _place: place,
     };
     (session, link, books)
+}
+
+/// A session opened for one connection (a socket, a stream, a poll), and
+/// what it is registered with.
+pub(super) struct Opened {
+    pub session: Session,
+    pub inbox: Inbox,
+    pub outbox: Arc<Outbox>,
+    pub kicks: Kicks,
+    pub registration: crate::server::accounts::live::Registration,
+    pub conn: crate::server::broker::ConnId,
+}
+
+/// Opens a session for `peer`, subscribed to nothing yet. Registered for
+/// revocations before it starts: a revocation from now on reaches it (and
+/// halts its `wire`, if the broker may write to one).
+pub(super) async fn open_session(
+    state: &AppState,
+    peer: Peer,
+    resolved_at: Option<u64>,
+    wire: Option<Arc<Wire>>,
+) -> Opened {
+    let conn = state.next_conn_id();
+    let (registration, kicks) = state.live.register_wired(conn, &peer.who, wire.clone());
+    let (outbox, inbox) = Outbox::counted(
+        state.settings.outbox_capacity,
+        Some(state.meters.dropped_full.clone()),
+        wire,
+    );
+    // A revocation between the lookup and the registration moved the epoch:
+    // only then are the credentials read again (accounts::live).
+    if resolved_at != Some(state.live.epoch()) {
+        crate::server::accounts::service::confirm_live(state, &peer.who).await;
+    }
+    let session = Session::new(conn, state.services(), peer, outbox.clone());
+    Opened {
+        session,
+        inbox,
+        outbox,
+        kicks,
+        registration,
+        conn,
+    }
 }
 
 /// Time bounds of one connection.
