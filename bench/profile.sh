@@ -8,7 +8,8 @@
 #   bench/profile.sh fanout tandem|floor [SUBS RATE FLUSH_MS TRANSPORT]
 #                                                 a fan-out (default 1,000 x 100/s over
 #                                                 ws, 20 s; 10 s recorded); TRANSPORT:
-#                                                 ws, sse, long-poll or short-poll (tandem)
+#                                                 ws, sse, long-poll or short-poll (tandem);
+#                                                 floor or floor-long-poll (floor)
 # Prints the run's figures, the kernel/user split and the top symbols, and
 # saves them as bench/results/profile-<scenario>-<server>-<UTC date-time>.txt.
 # Uses the release builds in target/ (bench/run.sh builds them).
@@ -41,7 +42,7 @@ case "$SCENARIO" in
     case "$SERVER" in
       tandem) start_tandem "$PORT" "$work/bench.db" 0 "$work/server.log" TANDEM_FLUSH_WINDOW_MS="$FLUSH"
               transport="${6:-ws}" ;;
-      floor) start_floor "$PORT" 0 "$work/server.log" "$FLUSH"; transport=floor ;;
+      floor) start_floor "$PORT" 0 "$work/server.log" "$FLUSH"; transport="${6:-floor}" ;;
       *) log "unknown server $SERVER (tandem or floor)"; exit 2 ;;
     esac
     load=(fanout --transport "$transport" --subs "$SUBS" --rate "$RATE" --duration 20)

@@ -177,11 +177,12 @@ def rungs(runs):
     print("| rung | target | verdict | p50 | p99 | server CPU/delivery | deliveries/s | requests/s | "
           "lost, dup, reordered, coalesced | runs |")
     print("|---|---|---|---|---|---|---|---|---|---|")
-    order = ["websocket", "sse", "long-poll", "short-poll"]
+    order = ["websocket", "sse", "long-poll", "short-poll", "durable long-poll"]
     rows = []
     for name in order:
         rows.append((f"tandem {name}", [r for r in mine if r["label"].startswith(f"rung {name} ") and r["server_name"] == "tandem"], name))
     rows.append(("Socket.IO long polling", [r for r in mine if r["server_name"] == "sio"], "sio"))
+    rows.append(("floor long polling (calibration server)", [r for r in mine if r["server_name"] == "floor"], "floor"))
     for title, rs, name in rows:
         ok = valid(rs)
         if not rs:
@@ -230,7 +231,7 @@ def main(path):
                   f"{cell(t0)} | {cell(tw)} | {cell(s)} | {ratio(t0, s)} |")
     compression(runs)
     rungs(runs)
-    floor = [r for r in runs if r["server_name"] == "floor"]
+    floor = [r for r in runs if r["server_name"] == "floor" and not r["label"].startswith("rung ")]
     if floor:
         print("\nCalibration: the load tool against `bench/load/src/bin/floor.rs` (the least a fan-out server "
               "does per delivery) at **twice** each row's rate. A row is covered when the tool took every "

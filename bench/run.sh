@@ -12,8 +12,9 @@
 #   as bench/results/latest.md.
 # quick: one short run per cell. idle: the idle cells only. compression:
 #   the compression cells only. rungs: the transport ladder's rows only
-#   (1,000 subscribers x 10 ticks/s on each of tandem's four rungs, and
-#   Socket.IO's long polling). calibrate: the calibration only (the load
+#   (1,000 subscribers x 10 ticks/s on each of tandem's four rungs,
+#   long polling on a persisted chat room, Socket.IO's long polling, and
+#   the calibration server's long polling: the floor of a long poll here). calibrate: the calibration only (the load
 #   tool against bench/load/src/bin/floor.rs). These write
 #   bench/results/<UTC date>-<UTC time>-<mode>.json and leave latest.* alone.
 # first-load (also the last part of full): bench/first_load.sh, the page's
@@ -160,6 +161,12 @@ if [ "$MODE" = full ] || [ "$MODE" = quick ] || [ "$MODE" = rungs ]; then
   COUNT=long_poll run "$SMALL" "rung long-poll 1000 x 10/s" tandem 0 -- fanout --transport long-poll --subs 1000 --rate 10 --duration "$DUR"
   COUNT=short_poll run "$SMALL" "rung short-poll 1000 x 10/s" tandem 0 -- fanout --transport short-poll --subs 1000 --rate 10 --duration "$DUR"
   run "$SMALL" "rung long-poll 1000 x 10/s" sio 0 -- fanout --transport sio-poll --subs 1000 --rate 10 --duration "$DUR"
+  # Chat on the long-polling rung: the same on a persisted room (each poll
+  # authorizes the room and reads its log from the version it names).
+  COUNT=long_poll run "$SMALL" "rung durable long-poll 1000 x 10/s" tandem 0 -- fanout --transport long-poll --topic room:1 --subs 1000 --rate 10 --duration "$DUR"
+  # The floor of long polling here: the calibration server's long polls
+  # (one thread, an answer built once per event, no headers, no rules).
+  run "$SMALL" "rung long-poll 1000 x 10/s" floor 0 -- fanout --transport floor-long-poll --subs 1000 --rate 10 --duration "$DUR"
 fi
 if [ "$MODE" = full ] || [ "$MODE" = quick ] || [ "$MODE" = compression ]; then
   # WebSocket compression (permessage-deflate): each row without and with

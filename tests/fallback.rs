@@ -506,6 +506,19 @@ async fn every_rung_applies_the_request_rules_credentials_and_authorization() {
         assert_eq!(r.status(), 400, "{bad}");
         let e: Value = r.json().await.unwrap();
         assert_eq!(e["code"], "invalid_topic");
+        // So is a query that does not parse.
+        let r = anon
+            .get(server.url(&format!("{path}&protocol=two")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "{path}");
+        let e: Value = r.json().await.unwrap();
+        assert_eq!(e["code"], "bad_frame");
+        // The Host rule (against DNS rebinding), as for every request: the
+        // rungs are routed around the pages' middleware, not around it.
+        let r = with(path, ("host", "evil.example")).await.unwrap();
+        assert_eq!(r.status(), 400, "{path}");
     }
 
     // Past max-subscriptions, each extra topic is refused alone, as on the
@@ -564,6 +577,9 @@ async fn every_rung_applies_the_request_rules_credentials_and_authorization() {
         .unwrap();
     assert_eq!(r.status(), 429);
     assert!(r.headers().contains_key("retry-after"));
+    // The security headers, as on every response.
+    assert_eq!(r.headers()["x-content-type-options"], "nosniff");
+    assert!(r.headers().contains_key("content-security-policy"));
     let e: Value = r.json().await.unwrap();
     assert_eq!(e["code"], "limit");
 

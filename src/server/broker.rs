@@ -269,10 +269,17 @@ impl Broker for LocalBroker {
 
 /// Publishes the store's committed events, in commit order, until the store
 /// closes its feed. The one consumer of the feed.
-pub async fn pump(mut feed: Feed, broker: Arc<dyn Broker>, meters: Arc<Meters>) {
+pub async fn pump(
+    mut feed: Feed,
+    broker: Arc<dyn Broker>,
+    meters: Arc<Meters>,
+    heads: Arc<crate::server::logs::Heads>,
+) {
     while let Some(batch) = feed.next().await {
         for event in &batch {
             meters.event_in(event.topic.kind());
+            // Before the broker hands it out (see `Heads`).
+            heads.saw(event);
             if let Some(delivery) = Delivery::new(event) {
                 broker.publish(delivery);
             }

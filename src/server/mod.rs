@@ -64,6 +64,14 @@ fn page_routes() -> Vec<leptos_axum::AxumRouteListing> {
 
 /// The HTTP routes: `/ws`, `/sse`, `/poll`, `/healthz`, the Leptos pages and server functions
 /// (`/api/...`), the site's files (`site`), and a 404 page for the rest.
+///
+/// `/sse` and `/poll` are routed around the pages' middleware: a poll per
+/// delivery is the long-polling rung's whole cost, and the rules that
+/// middleware applies (Host, Origin, shutdown, credentials) are checked by
+/// the rungs' own gate (`realtime::rungs::admit`); they keep the security
+/// headers and the request timeout, and are not compressed (a poll answer
+/// is a few hundred bytes; an event stream is never compressed) or traced
+/// per request.
 pub fn router(state: AppState) -> Router {
     let routes = page_routes();
     let options = (*state.leptos).clone();
@@ -76,8 +84,6 @@ pub fn router(state: AppState) -> Router {
     let request_timeout = Duration::from_millis(state.settings.request_timeout_ms);
     let router = router
         .route("/ws", get(realtime::ws::upgrade))
-        .route("/sse", get(realtime::sse::stream))
-        .route("/poll", get(realtime::poll::poll))
         .route("/healthz", get(|| async { "ok" }))
         .leptos_routes(&state, routes, move || shell(options.clone()))
         // Files are served above; what is left is a page that does not exist.
@@ -100,10 +106,20 @@ pub fn router(state: AppState) -> Router {
             state.shutdown.clone(),
             shutdown::refuse_when_stopping,
         ))
+        .with_state(state.clone());
+    let rungs = Router::new()
+        .route("/sse", get(realtime::sse::stream))
+        .route("/poll", get(realtime::poll::poll))
+        // Until the answer starts (a stream's body is not bounded by it).
+        .layer(TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            request_timeout,
+        ))
         .with_state(state);
     security::apply_headers(router, https)
         .layer(CompressionLayer::new())
         .layer(TraceLayer::new_for_http())
+        .merge(security::apply_headers(rungs, https))
 }
 
 /// Gives server-function errors their proper HTTP status (400, 404, 409...).
@@ -195,7 +211,12 @@ pub async fn run_with(
         shutdown.clone(),
         rules,
     );
-    let pump = tokio::spawn(broker::pump(feed, broker, state.meters.clone()));
+    let pump = tokio::spawn(broker::pump(
+        feed,
+        broker,
+        state.meters.clone(),
+        state.logs.heads(),
+    ));
     tokio::spawn({
         // Addresses seen once do not stay in the rate limiters' memory.
         let (limits, throttle, shutdown) = (

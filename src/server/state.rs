@@ -45,6 +45,8 @@ pub struct Shared {
     pub live: LiveConnections,
     /// Credentials resolved recently (`accounts::recent`).
     pub recent: Arc<crate::server::accounts::recent::Recent>,
+    /// Rooms read as public (the authorization rule's).
+    pub public_rooms: Arc<crate::server::accounts::recent::PublicRooms>,
     pub throttle: Arc<LoginThrottle>,
     /// Every topic's log, routed by kind.
     pub logs: Arc<Logs>,
@@ -87,6 +89,7 @@ impl AppState {
             accounts,
             live: LiveConnections::default(),
             recent: Arc::default(),
+            public_rooms: Arc::default(),
             throttle: Arc::new(LoginThrottle::new(&settings)),
             broker,
             shutdown,

@@ -30,7 +30,7 @@ use std::time::Duration;
 
 fn usage() -> ! {
     eprintln!(
-        "usage: tandem-load <fanout|idle> [--transport ws|floor|sio-ws|sio-poll] [--target HOST:PORT] \
+        "usage: tandem-load <fanout|idle> [--transport ws|sse|long-poll|short-poll|floor|floor-long-poll|sio-ws|sio-poll] [--target HOST:PORT] \
          [--topic T] [--token T | --account NAME] [--subs N] [--rate MSG_PER_S] [--duration S] [--hold S] [--settle-ms MS] \
          [--connect-concurrency N] [--deflate 1] [--pad BYTES] [--server-pid PID] [--json FILE] [--label TEXT]\n\
          \x20      tandem-load fairness [--target HOST:PORT] [--token T | --account NAME] [--flood backfill|send] [--flooders N] \

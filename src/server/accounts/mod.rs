@@ -246,8 +246,14 @@ pub async fn authorize(
         }
     };
     match Topic::Room(room_id) {
+        // A public room is open to every principal that passed the checks
+        // above (`recent::PublicRooms`: no query for one read before).
+        Topic::Room(id) if state.public_rooms.contains(id) => Ok(()),
         Topic::Room(id) => {
             let room = state.accounts.room_access(id, who.user_id()).await?;
+            if room.as_ref().is_some_and(|r| !r.private) {
+                state.public_rooms.insert(id);
+            }
             match room {
                 Some(r) if !r.private || r.member => Ok(()),
                 _ => {

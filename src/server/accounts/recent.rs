@@ -12,10 +12,13 @@
 //!
 //! Only credentials that resolved to an account are kept; the table holds at
 //! most `MAX` of them (when full, expired entries go, then all of them).
+//!
+//! `PublicRooms`: the rooms read as public, for the authorization rule to
+//! let anyone read them without a query per poll.
 
 use super::Principal;
-use std::collections::HashMap;
-use std::sync::Mutex;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 /// The longest an entry is trusted.
@@ -74,6 +77,33 @@ impl Recent {
     }
 }
 
+/// Rooms read as public. A room's privacy is fixed when it is created and
+/// rooms are never deleted, so "public", once read, holds for the life of
+/// the process. Private rooms are never kept: who may read them changes
+/// with their members. At most `MAX_PUBLIC_ROOMS` are kept; the rest are
+/// read each time. (A way to delete a room or change its privacy must
+/// clear this.)
+#[derive(Default)]
+pub struct PublicRooms(RwLock<HashSet<i64>>);
+
+/// The most public rooms kept.
+pub const MAX_PUBLIC_ROOMS: usize = 100_000;
+
+impl PublicRooms {
+    pub fn contains(&self, room: i64) -> bool {
+        self.0.read().is_ok_and(|rooms| rooms.contains(&room))
+    }
+
+    /// Room `room` was read as public.
+    pub fn insert(&self, room: i64) {
+        if let Ok(mut rooms) = self.0.write() {
+            if rooms.len() < MAX_PUBLIC_ROOMS {
+                rooms.insert(room);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -120,5 +150,17 @@ mod tests {
             recent.put(key, &token, 1);
         }
         assert!(recent.entries.lock().unwrap().len() <= MAX);
+    }
+
+    #[test]
+    fn public_rooms_are_kept_up_to_a_bound() {
+        let rooms = PublicRooms::default();
+        assert!(!rooms.contains(1));
+        rooms.insert(1);
+        assert!(rooms.contains(1));
+        for id in 0..(MAX_PUBLIC_ROOMS as i64 + 10) {
+            rooms.insert(id);
+        }
+        assert_eq!(rooms.0.read().unwrap().len(), MAX_PUBLIC_ROOMS);
     }
 }

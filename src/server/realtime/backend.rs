@@ -18,7 +18,8 @@ use uuid::Uuid;
 pub trait Backend: Send + Sync + 'static {
     /// See `TopicLog::head`.
     async fn head(&self, topic: Topic) -> Result<Version, AppError>;
-    /// See `TopicLog::since`.
+    /// See `TopicLog::since`; the caller is registered with the broker for
+    /// `topic` (see `Logs::since_registered`).
     async fn since(
         &self,
         topic: Topic,
@@ -69,7 +70,8 @@ impl Backend for AppState {
         after: Version,
         limit: PageLimit,
     ) -> Result<Backfill, AppError> {
-        self.logs.since(topic, after, limit).await
+        // Sessions register with the broker before they read.
+        self.logs.since_registered(topic, after, limit).await
     }
 
     async fn latest(&self, topic: Topic) -> Result<(Version, Option<Event>), AppError> {

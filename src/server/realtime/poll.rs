@@ -29,17 +29,15 @@
 //! also on a stream or socket.
 
 use super::frame::{Frame, Frames};
-use super::rungs::{self, Params, Rung};
+use super::rungs::{self, Rung};
 use super::session::Verdict;
 use super::ws::deliver_all;
 use crate::protocol::{ClientFrame, ErrorCode};
 use crate::server::accounts::live::Kick;
-use crate::server::accounts::{Auth, ResolvedAt};
 use crate::server::state::AppState;
-use axum::extract::{ConnectInfo, Query, State};
-use axum::http::{header, HeaderMap, HeaderValue};
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
-use axum::Extension;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -49,11 +47,15 @@ const MAX_DELIVERIES: usize = 1024;
 pub async fn poll(
     State(state): State<AppState>,
     ConnectInfo(remote): ConnectInfo<SocketAddr>,
-    Query(params): Query<Params>,
-    auth: Option<Extension<Auth>>,
-    resolved: Option<Extension<ResolvedAt>>,
-    headers: HeaderMap,
+    request: Request,
 ) -> Response {
+    if let Err(refused) = rungs::gate(&state, request.headers(), "/poll") {
+        return *refused;
+    }
+    let params = match rungs::params(request.uri()) {
+        Ok(p) => p,
+        Err(refused) => return *refused,
+    };
     let long = params
         .wait
         .as_deref()
@@ -63,7 +65,7 @@ pub async fn poll(
     } else {
         Rung::ShortPoll
     };
-    let admitted = match rungs::admit(&state, rung, remote, &headers, &params, auth, resolved) {
+    let admitted = match rungs::admit(&state, rung, remote, request.headers(), &params).await {
         Ok(a) => a,
         Err(refused) => return *refused,
     };

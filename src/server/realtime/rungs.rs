@@ -5,21 +5,19 @@
 //! answer any request, and a session (`Session`, the same rules as the
 //! WebSocket's) lives for one stream or one poll.
 //!
-//! Every request passes the same gate as a WebSocket upgrade (`admit`): the
-//! request rule (`Origin`, or `Sec-Fetch-Site` for the same-origin GETs that
-//! carry no `Origin`), the protocol version, shutdown, the per-address rate
-//! limits, the credentials (cookie or bearer token); then each topic is
-//! authorized by `subscribe`, as on the socket.
+//! Every request passes the same gate as a WebSocket upgrade (`gate`, then
+//! `admit`): the Host rule, the request rule (`Origin`, or `Sec-Fetch-Site`
+//! for the same-origin GETs that carry no `Origin`), shutdown, the protocol
+//! version, the per-address rate limits, the credentials (cookie or bearer
+//! token); then each topic is authorized by `subscribe`, as on the socket.
 
 use super::session::{Peer, Session};
 use crate::error::AppError;
 use crate::protocol::{ErrorCode, ErrorFrame, Topic, Version, MIN_PROTOCOL_VERSION};
-use crate::server::accounts::{Auth, Principal, ResolvedAt};
 use crate::server::limits::OpenSocket;
 use crate::server::state::AppState;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Extension;
 use serde::Deserialize;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -167,19 +165,37 @@ pub struct Admitted {
     pub resolved_at: Option<u64>,
 }
 
-/// The gate every rung request passes (see the module docs).
-#[allow(clippy::too_many_arguments)]
-pub fn admit(
+/// The query of a rung request (`400` with the reason if it does not
+/// parse), read after `gate`.
+pub fn params(uri: &axum::http::Uri) -> Result<Params, Box<Response>> {
+    axum::extract::Query::<Params>::try_from_uri(uri)
+        .map(|q| q.0)
+        .map_err(|e| {
+            crate::server::metrics::reject("bad_topics");
+            let msg = format!("bad query: {}", e.body_text());
+            Box::new(refuse(
+                StatusCode::BAD_REQUEST,
+                error(ErrorCode::BadFrame, msg, None),
+            ))
+        })
+}
+
+/// The first half of the gate every rung request passes (see the module
+/// docs), before its query is read: the Host rule, the request rule,
+/// shutdown. The rungs are routed around the pages' middleware
+/// (`server::router`): what of it applies to them is here and in `admit`,
+/// cheapest refusal first.
+pub fn gate(
     state: &AppState,
-    rung: Rung,
-    remote: SocketAddr,
     headers: &HeaderMap,
-    params: &Params,
-    auth: Option<Extension<Auth>>,
-    resolved: Option<Extension<ResolvedAt>>,
-) -> Result<Admitted, Box<Response>> {
+    path: &'static str,
+) -> Result<(), Box<Response>> {
+    if let Err(r) = state.rules.check_host(headers) {
+        tracing::warn!(host = ?headers.get(header::HOST), path, "host not allowed");
+        return Err(Box::new(crate::server::security::refused(r)));
+    }
     if state.rules.check_origin(headers).is_err() {
-        tracing::warn!(origin = ?headers.get("origin"), rung = rung.name(), "cross-origin live request refused");
+        tracing::warn!(origin = ?headers.get("origin"), path, "cross-origin live request refused");
         crate::server::metrics::reject("cross_origin_live");
         let msg = "cross-origin request refused".to_owned();
         return Err(Box::new(refuse(
@@ -187,6 +203,21 @@ pub fn admit(
             error(ErrorCode::Forbidden, msg, None),
         )));
     }
+    if state.shutdown.is_triggered() {
+        return Err(Box::new(crate::server::shutdown::unavailable()));
+    }
+    Ok(())
+}
+
+/// The rest of the gate, after `gate` and `params`: the protocol, the
+/// topics, the rate limits, and last the credentials (a lookup).
+pub async fn admit(
+    state: &AppState,
+    rung: Rung,
+    remote: SocketAddr,
+    headers: &HeaderMap,
+    params: &Params,
+) -> Result<Admitted, Box<Response>> {
     if params.protocol.is_some_and(|v| v < MIN_PROTOCOL_VERSION) {
         crate::server::metrics::reject("protocol_version");
         let msg = format!(
@@ -197,9 +228,6 @@ pub fn admit(
             StatusCode::BAD_REQUEST,
             error(ErrorCode::BadFrame, msg, None),
         )));
-    }
-    if state.shutdown.is_triggered() {
-        return Err(Box::new(crate::server::shutdown::unavailable()));
     }
     // Past `max-subscriptions`, each topic is refused by `subscribe` (an
     // `error` with the topic, as on the socket); far past it, the request.
@@ -229,21 +257,28 @@ pub fn admit(
         e.retry_after_ms = Some(exceeded.retry_after.as_millis().max(1) as u64);
         Box::new(refuse(StatusCode::TOO_MANY_REQUESTS, e))
     })?;
-    let who = match auth.map(|Extension(Auth(a))| a) {
-        Some(Ok(who)) => who,
-        Some(Err(e)) => {
-            if matches!(e, AppError::Unauthenticated(_)) {
-                crate::server::metrics::reject("bad_credentials");
-            }
-            return Err(Box::new(refuse_app(&e)));
+    // The revocation epoch before the lookup (`ws::open_session` re-reads
+    // the credentials if it moved meanwhile).
+    let epoch = state.live.epoch();
+    let who = crate::server::accounts::resolve(
+        state.accounts.as_ref(),
+        state.session_cookie(),
+        headers,
+        &state.recent,
+        epoch,
+    )
+    .await
+    .map_err(|e| {
+        if matches!(e, AppError::Unauthenticated(_)) {
+            crate::server::metrics::reject("bad_credentials");
         }
-        None => Principal::Anonymous,
-    };
+        Box::new(refuse_app(&e))
+    })?;
     Ok(Admitted {
         peer: Peer { who },
         wants,
         place,
-        resolved_at: resolved.map(|Extension(r)| r.0),
+        resolved_at: Some(epoch),
     })
 }
 

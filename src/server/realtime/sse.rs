@@ -30,18 +30,16 @@
 //! window, the `reconnect` frame, `event: close` with 1012.
 
 use super::frame::Frames;
-use super::rungs::{self, Admitted, Params, Rung};
+use super::rungs::{self, Admitted, Rung};
 use super::session::{Session, Verdict};
 use super::ws::{deliver_all, first_tick, Limits};
 use crate::protocol::{ClientFrame, CloseCode, ErrorCode, ErrorFrame};
 use crate::server::accounts::live::Kick;
-use crate::server::accounts::{Auth, ResolvedAt};
 use crate::server::state::AppState;
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Query, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Extension;
 use bytes::Bytes;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -58,16 +56,20 @@ pub const NOTHING: &str = "-";
 pub async fn stream(
     State(state): State<AppState>,
     ConnectInfo(remote): ConnectInfo<SocketAddr>,
-    Query(params): Query<Params>,
-    auth: Option<Extension<Auth>>,
-    resolved: Option<Extension<ResolvedAt>>,
-    headers: HeaderMap,
+    request: Request,
 ) -> Response {
-    let mut admitted =
-        match rungs::admit(&state, Rung::Sse, remote, &headers, &params, auth, resolved) {
-            Ok(a) => a,
-            Err(refused) => return *refused,
-        };
+    if let Err(refused) = rungs::gate(&state, request.headers(), "/sse") {
+        return *refused;
+    }
+    let params = match rungs::params(request.uri()) {
+        Ok(p) => p,
+        Err(refused) => return *refused,
+    };
+    let headers = request.headers();
+    let mut admitted = match rungs::admit(&state, Rung::Sse, remote, headers, &params).await {
+        Ok(a) => a,
+        Err(refused) => return *refused,
+    };
     if let Some(id) = headers.get("last-event-id") {
         match resume_from(id, &mut admitted, state.settings.max_subscriptions) {
             Ok(true) => {}

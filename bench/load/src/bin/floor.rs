@@ -14,9 +14,18 @@
 //! subscriber's buffer and every buffer is written once per window: several
 //! frames per write, as tandem's `flush-window-ms` does.
 //!
+//! It also answers tandem's long polls (`GET /poll?topics=T@1.N&wait=1`,
+//! docs/PROTOCOL.md §15), the least a long-polling server can do per
+//! delivery: HTTP/1.1 keep-alive, a poll behind the head answered at once
+//! from the last events kept, a poll at the head parked until the next
+//! publish, whose answer (head and body) is built once and written to every
+//! parked poll at once. No headers beyond the length and type, no
+//! credentials, no per-topic rules.
+//!
 //!   floor [ADDR] [FLUSH_MS]    (default 127.0.0.1:3302, 0)
 
 use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
 use std::io::ErrorKind::WouldBlock;
 use std::rc::Rc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -77,6 +86,77 @@ struct Hub {
     subscribers: RefCell<Vec<Rc<Peer>>>,
     seq: Cell<u64>,
     frame: RefCell<Vec<u8>>,
+    /// Long polls waiting for the next event.
+    parked: RefCell<Vec<Rc<Peer>>>,
+    /// The last events (seq, JSON), for polls that are behind.
+    recent: RefCell<VecDeque<(u64, Vec<u8>)>>,
+}
+
+/// Events kept for polls that are behind.
+const RECENT: usize = 1024;
+
+/// A `200` poll answer: `{"resume":"ticker:BENCH@1.<seq>","frames":[...]}`.
+fn poll_answer(seq: u64, frames: &[&[u8]]) -> Vec<u8> {
+    let mut body = format!(r#"{{"resume":"ticker:BENCH@1.{seq}","frames":["#).into_bytes();
+    for (i, f) in frames.iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(f);
+    }
+    body.extend_from_slice(b"]}");
+    let mut out = format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    out.extend_from_slice(&body);
+    out
+}
+
+/// A keep-alive connection of long and short polls.
+async fn polls(
+    mut r: tokio::net::tcp::OwnedReadHalf,
+    peer: Rc<Peer>,
+    mut buf: Vec<u8>,
+    hub: Rc<Hub>,
+) -> std::io::Result<()> {
+    loop {
+        while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let line_end = buf.iter().position(|&b| b == b'\r').unwrap_or(end);
+            let line = String::from_utf8_lossy(&buf[..line_end]).into_owned();
+            buf.drain(..end + 4);
+            let since = line
+                .split("topics=")
+                .nth(1)
+                .and_then(|t| t.split(['&', ' ']).next())
+                .and_then(|t| t.rsplit_once('.'))
+                .and_then(|(_, seq)| seq.parse::<u64>().ok());
+            let head = hub.seq.get();
+            match since {
+                None => {
+                    let subscribed =
+                        format!(r#"{{"type":"subscribed","version":{{"epoch":1,"seq":{head}}}}}"#);
+                    peer.send(&poll_answer(head, &[subscribed.as_bytes()]), true);
+                }
+                Some(at) if at < head => {
+                    let recent = hub.recent.borrow();
+                    let frames: Vec<&[u8]> = recent
+                        .iter()
+                        .filter(|(seq, _)| *seq > at)
+                        .map(|(_, e)| e.as_slice())
+                        .collect();
+                    peer.send(&poll_answer(head, &frames), true);
+                }
+                Some(_) if line.contains("wait=1") => hub.parked.borrow_mut().push(peer.clone()),
+                Some(_) => peer.send(&poll_answer(head, &[]), true),
+            }
+        }
+        if r.read_buf(&mut buf).await? == 0 {
+            hub.parked.borrow_mut().retain(|s| !Rc::ptr_eq(s, &peer));
+            return Ok(());
+        }
+    }
 }
 
 /// An unmasked server text frame.
@@ -114,6 +194,15 @@ async fn serve(stream: TcpStream, hub: Rc<Hub>) -> std::io::Result<()> {
             break i + 4;
         }
     };
+    if buf.starts_with(b"GET /poll") {
+        let peer = Rc::new(Peer {
+            w,
+            pending: RefCell::new(Vec::new()),
+            wake: Notify::new(),
+        });
+        tokio::task::spawn_local(peer.clone().writer());
+        return polls(r, peer, buf, hub).await;
+    }
     let request = String::from_utf8_lossy(&buf[..head]).to_ascii_lowercase();
     let key = request
         .lines()
@@ -189,6 +278,18 @@ async fn serve(stream: TcpStream, hub: Rc<Hub>) -> std::io::Result<()> {
                 for s in hub.subscribers.borrow().iter() {
                     s.send(&out, hub.now);
                 }
+                let parked = std::mem::take(&mut *hub.parked.borrow_mut());
+                if !parked.is_empty() {
+                    let answer = poll_answer(seq, &[&event]);
+                    for p in parked {
+                        p.send(&answer, true);
+                    }
+                }
+                let mut recent = hub.recent.borrow_mut();
+                if recent.len() == RECENT {
+                    recent.pop_front();
+                }
+                recent.push_back((seq, event));
             }
         }
         if r.read_buf(&mut buf).await? == 0 {

@@ -73,6 +73,8 @@ pub fn open(
         // The calibration server (`src/bin/floor.rs`): tandem's frames, no
         // coalescing, no accounts.
         "floor" => Box::new(tandem_ws::TandemWs::new(target, topic, "", false, extras)),
+        // Its long polls.
+        "floor-long-poll" => Box::new(tandem_http::TandemHttp::floor(target, topic)),
         "sse" => Box::new(tandem_http::TandemHttp::new(
             target,
             topic,
@@ -102,7 +104,7 @@ pub fn open(
             socketio::Mode::Polling,
         )),
         other => anyhow::bail!(
-            "unknown transport `{other}` (ws, sse, long-poll, short-poll, floor, sio-ws, sio-poll)"
+            "unknown transport `{other}` (ws, sse, long-poll, short-poll, floor, floor-long-poll, sio-ws, sio-poll)"
         ),
     })
 }

@@ -33,6 +33,8 @@ pub struct TandemHttp {
     token: String,
     rung: Rung,
     publisher: TandemWs,
+    /// Against the calibration server.
+    floor: bool,
 }
 
 impl TandemHttp {
@@ -43,15 +45,28 @@ impl TandemHttp {
             token: token.to_owned(),
             rung,
             publisher: TandemWs::new(target, topic, token, true, super::Extras::default()),
+            floor: false,
+        }
+    }
+
+    /// Long polls against the calibration server (`src/bin/floor.rs`): no
+    /// credentials, a publisher that expects no coalescing.
+    pub fn floor(target: &str, topic: &str) -> Self {
+        TandemHttp {
+            publisher: TandemWs::new(target, topic, "", false, super::Extras::default()),
+            floor: true,
+            ..TandemHttp::new(target, topic, "", Rung::LongPoll)
         }
     }
 
     fn client(&self) -> anyhow::Result<reqwest::Client> {
         let mut headers = reqwest::header::HeaderMap::new();
-        headers.insert(
-            reqwest::header::AUTHORIZATION,
-            format!("Bearer {}", self.token).parse()?,
-        );
+        if !self.token.is_empty() {
+            headers.insert(
+                reqwest::header::AUTHORIZATION,
+                format!("Bearer {}", self.token).parse()?,
+            );
+        }
         Ok(reqwest::Client::builder()
             .default_headers(headers)
             .pool_max_idle_per_host(1)
@@ -72,6 +87,7 @@ impl Transport for TandemHttp {
     fn name(&self) -> &'static str {
         match self.rung {
             Rung::Sse => "tandem-sse",
+            Rung::LongPoll if self.floor => "floor-long-poll",
             Rung::LongPoll => "tandem-long-poll",
             Rung::ShortPoll => "tandem-short-poll",
         }
