@@ -116,19 +116,32 @@ fn error(code: ErrorCode, message: String, topic: Option<Topic>) -> ErrorFrame {
 /// The topic list to resume every subscription of `session` from: its
 /// topics, sorted, each at the version last written to the client.
 pub fn resume(session: &Session) -> String {
-    let mut subs: Vec<(String, Version)> = session
-        .versions()
-        .map(|(t, v)| (t.to_string(), v))
-        .collect();
-    subs.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     let mut s = String::new();
-    for (i, (topic, v)) in subs.iter().enumerate() {
-        if i > 0 {
-            s.push(',');
-        }
-        let _ = write!(s, "{topic}@{}.{}", v.epoch, v.seq);
-    }
+    write_resume(session, &mut s);
     s
+}
+
+/// `resume`, written over `s` (a stream writes one on every write).
+pub fn write_resume(session: &Session, s: &mut String) {
+    s.clear();
+    let mut versions = session.versions();
+    // One topic (the common case): nothing to sort.
+    let (Some(first), None) = (versions.next(), versions.next()) else {
+        let mut subs: Vec<(String, Version)> = session
+            .versions()
+            .map(|(t, v)| (t.to_string(), v))
+            .collect();
+        subs.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        for (i, (topic, v)) in subs.iter().enumerate() {
+            if i > 0 {
+                s.push(',');
+            }
+            let _ = write!(s, "{topic}@{}.{}", v.epoch, v.seq);
+        }
+        return;
+    };
+    let (topic, v) = first;
+    let _ = write!(s, "{topic}@{}.{}", v.epoch, v.seq);
 }
 
 /// `401`: the credentials were revoked while the request was served.

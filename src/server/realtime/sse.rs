@@ -41,6 +41,7 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
+use futures::StreamExt;
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -185,6 +186,14 @@ async fn drive(
     let beat = Duration::from_millis(settings.heartbeat_interval_ms);
     let mut tick = tokio::time::interval_at(first_tick(Instant::now(), beat), beat);
     let mut signal = state.shutdown.signal();
+    // Waited on across steps, not made again on each: each is a waiter
+    // registered with a `Notify` (a lock to add, a lock to drop).
+    let stop = signal.wait();
+    tokio::pin!(stop);
+    let gone = tx.closed();
+    tokio::pin!(gone);
+    let lagged = outbox.lagged();
+    tokio::pin!(lagged);
     let mut writer = Writer::default();
     let mut out = Frames::new();
     let mut batch = Vec::new();
@@ -215,6 +224,9 @@ async fn drive(
             verdict = v;
         }
     }
+    // Revocations as a stream, so that one wait lasts across steps.
+    let kicks = futures::stream::unfold(kicks, |mut k| async move { Some((k.recv().await, k)) });
+    tokio::pin!(kicks);
     loop {
         if let Verdict::Close(code, reason) = verdict {
             writer.frames(&mut out, &session);
@@ -230,23 +242,31 @@ async fn drive(
                 writer.comment();
             }
             writer.frames(&mut out, &session);
-            tokio::select! {
-                biased;
-                _ = signal.wait() => return goodbye(&tx, &mut writer, limits).await,
-                sent = timeout(limits.write, tx.send(writer.take())) => {
-                    if !matches!(sent, Ok(Ok(()))) {
-                        return "write failed or timed out";
+            // Room in the channel (the body keeps up): no timer, no wait.
+            let chunk = match tx.try_send(writer.take()) {
+                Ok(()) => None,
+                Err(mpsc::error::TrySendError::Closed(_)) => return "closed by peer",
+                Err(mpsc::error::TrySendError::Full(chunk)) => Some(chunk),
+            };
+            if let Some(chunk) = chunk {
+                tokio::select! {
+                    biased;
+                    _ = &mut stop => return goodbye(&tx, &mut writer, limits).await,
+                    sent = timeout(limits.write, tx.send(chunk)) => {
+                        if !matches!(sent, Ok(Ok(()))) {
+                            return "write failed or timed out";
+                        }
                     }
                 }
             }
         }
         let wake = tokio::select! {
             biased;
-            _ = signal.wait() => Wake::Shutdown,
-            kick = kicks.recv() => Wake::Kick(kick),
+            _ = &mut stop => Wake::Shutdown,
+            Some(kick) = kicks.next() => Wake::Kick(kick),
             _ = tick.tick() => Wake::Tick,
-            _ = outbox.lagged() => Wake::Lagged,
-            _ = tx.closed() => Wake::Gone,
+            _ = &mut lagged => Wake::Lagged,
+            _ = &mut gone => Wake::Gone,
             _ = std::future::ready(()), if session.is_catching_up() => Wake::CatchUp,
             _ = inbox.recv_many(&mut batch, BATCH) => Wake::Delivered,
         };
@@ -266,6 +286,7 @@ async fn drive(
                 verdict
             }
             Wake::Lagged => {
+                lagged.set(outbox.lagged());
                 Box::pin(session.catch_up_lagged(&mut out)).await;
                 Verdict::Continue
             }
@@ -299,6 +320,8 @@ struct Writer {
     buf: Vec<u8>,
     /// The last `id:` written.
     id: String,
+    /// The id being made (kept for its allocation).
+    next_id: String,
 }
 
 impl Writer {
@@ -308,23 +331,24 @@ impl Writer {
         let Some(last) = out.len().checked_sub(1) else {
             return;
         };
-        let mut id = rungs::resume(session);
-        if id.is_empty() {
-            id.push_str(NOTHING);
+        rungs::write_resume(session, &mut self.next_id);
+        if self.next_id.is_empty() {
+            self.next_id.push_str(NOTHING);
         }
-        let new_id = (id != self.id).then_some(id);
+        let new_id = self.next_id != self.id;
+        // One allocation per write (the buffer becomes the chunk).
+        let len: usize = out.iter().map(|f| f.bytes().len() + 8).sum();
+        self.buf.reserve(len + self.next_id.len() + 5);
         for (i, frame) in out.drain(..).enumerate() {
-            if i == last {
-                if let Some(id) = &new_id {
-                    self.buf.extend_from_slice(b"id: ");
-                    self.buf.extend_from_slice(id.as_bytes());
-                    self.buf.push(b'\n');
-                }
+            if i == last && new_id {
+                self.buf.extend_from_slice(b"id: ");
+                self.buf.extend_from_slice(self.next_id.as_bytes());
+                self.buf.push(b'\n');
             }
             self.data(frame.bytes());
         }
-        if let Some(id) = new_id {
-            self.id = id;
+        if new_id {
+            std::mem::swap(&mut self.id, &mut self.next_id);
         }
     }
 
