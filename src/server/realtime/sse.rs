@@ -336,9 +336,11 @@ impl Writer {
             self.next_id.push_str(NOTHING);
         }
         let new_id = self.next_id != self.id;
-        // One allocation per write (the buffer becomes the chunk).
+        // One allocation per write, of the exact size (the buffer becomes
+        // the chunk: `Bytes` then needs no header of its own).
+        let id_len = if new_id { self.next_id.len() + 5 } else { 0 };
         let len: usize = out.iter().map(|f| f.bytes().len() + 8).sum();
-        self.buf.reserve(len + self.next_id.len() + 5);
+        self.buf.reserve_exact(len + id_len);
         for (i, frame) in out.drain(..).enumerate() {
             if i == last && new_id {
                 self.buf.extend_from_slice(b"id: ");
