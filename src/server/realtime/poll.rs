@@ -20,9 +20,9 @@
 //!
 //! Short polls answer at once. Long polls answer at once when there is news
 //! (an event, a reset, an error, or a topic listed without a version, whose
-//! `subscribed` names the version to poll from); else they wait, up to `long-poll-ms`, for the first deliveries and answer
-//! with everything queued by then; or, at the end of the wait, with no
-//! frames. Shutdown answers a waiting poll with `reconnect`.
+//! `subscribed` names the version to poll from); else they wait, up to
+//! `long-poll-ms`, for the first deliveries and answer with everything
+//! queued by then; or, at the end of the wait, with no frames. Shutdown answers a waiting poll with `reconnect`.
 //!
 //! A poll does not make its account present in a room (it lasts one
 //! request): presence on the polling rungs shows only accounts that are
@@ -49,10 +49,7 @@ pub async fn poll(
     ConnectInfo(remote): ConnectInfo<SocketAddr>,
     request: Request,
 ) -> Response {
-    if let Err(refused) = rungs::gate(&state, request.headers(), "/poll") {
-        return *refused;
-    }
-    let params = match rungs::params(request.uri()) {
+    let params = match rungs::gate(&state, &request, "/poll") {
         Ok(p) => p,
         Err(refused) => return *refused,
     };

@@ -124,24 +124,23 @@ pub fn resume(session: &Session) -> String {
 /// `resume`, written over `s` (a stream writes one on every write).
 pub fn write_resume(session: &Session, s: &mut String) {
     s.clear();
-    let mut versions = session.versions();
-    // One topic (the common case): nothing to sort.
-    let (Some(first), None) = (versions.next(), versions.next()) else {
-        let mut subs: Vec<(String, Version)> = session
-            .versions()
-            .map(|(t, v)| (t.to_string(), v))
-            .collect();
-        subs.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        for (i, (topic, v)) in subs.iter().enumerate() {
-            if i > 0 {
-                s.push(',');
-            }
-            let _ = write!(s, "{topic}@{}.{}", v.epoch, v.seq);
+    let mut push = |topic: &dyn std::fmt::Display, v: Version| {
+        if !s.is_empty() {
+            s.push(',');
         }
-        return;
+        let _ = write!(s, "{topic}@{}.{}", v.epoch, v.seq);
     };
-    let (topic, v) = first;
-    let _ = write!(s, "{topic}@{}.{}", v.epoch, v.seq);
+    // One topic (the common case): nothing to sort, nothing to allocate.
+    if session.versions().nth(1).is_none() {
+        session.versions().for_each(|(t, v)| push(&t, v));
+        return;
+    }
+    let mut subs: Vec<(String, Version)> = session
+        .versions()
+        .map(|(t, v)| (t.to_string(), v))
+        .collect();
+    subs.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    subs.iter().for_each(|(t, v)| push(t, *v));
 }
 
 /// `401`: the credentials were revoked while the request was served.
@@ -178,31 +177,17 @@ pub struct Admitted {
     pub resolved_at: Option<u64>,
 }
 
-/// The query of a rung request (`400` with the reason if it does not
-/// parse), read after `gate`.
-pub fn params(uri: &axum::http::Uri) -> Result<Params, Box<Response>> {
-    axum::extract::Query::<Params>::try_from_uri(uri)
-        .map(|q| q.0)
-        .map_err(|e| {
-            crate::server::metrics::reject("bad_topics");
-            let msg = format!("bad query: {}", e.body_text());
-            Box::new(refuse(
-                StatusCode::BAD_REQUEST,
-                error(ErrorCode::BadFrame, msg, None),
-            ))
-        })
-}
-
 /// The first half of the gate every rung request passes (see the module
-/// docs), before its query is read: the Host rule, the request rule,
-/// shutdown. The rungs are routed around the pages' middleware
-/// (`server::router`): what of it applies to them is here and in `admit`,
-/// cheapest refusal first.
+/// docs): the Host rule, the request rule, shutdown, and then the query
+/// (`400` with the reason if it does not parse). The rungs are routed around
+/// the pages' middleware (`server::router`): what of it applies to them is
+/// here and in `admit`, cheapest refusal first.
 pub fn gate(
     state: &AppState,
-    headers: &HeaderMap,
+    request: &axum::extract::Request,
     path: &'static str,
-) -> Result<(), Box<Response>> {
+) -> Result<Params, Box<Response>> {
+    let headers = request.headers();
     if let Err(r) = state.rules.check_host(headers) {
         tracing::warn!(host = ?headers.get(header::HOST), path, "host not allowed");
         return Err(Box::new(crate::server::security::refused(r)));
@@ -219,10 +204,19 @@ pub fn gate(
     if state.shutdown.is_triggered() {
         return Err(Box::new(crate::server::shutdown::unavailable()));
     }
-    Ok(())
+    axum::extract::Query::<Params>::try_from_uri(request.uri())
+        .map(|q| q.0)
+        .map_err(|e| {
+            crate::server::metrics::reject("bad_topics");
+            let msg = format!("bad query: {}", e.body_text());
+            Box::new(refuse(
+                StatusCode::BAD_REQUEST,
+                error(ErrorCode::BadFrame, msg, None),
+            ))
+        })
 }
 
-/// The rest of the gate, after `gate` and `params`: the protocol, the
+/// The rest of the gate, after `gate`: the protocol, the
 /// topics, the rate limits, and last the credentials (a lookup).
 pub async fn admit(
     state: &AppState,

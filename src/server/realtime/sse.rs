@@ -59,10 +59,7 @@ pub async fn stream(
     ConnectInfo(remote): ConnectInfo<SocketAddr>,
     request: Request,
 ) -> Response {
-    if let Err(refused) = rungs::gate(&state, request.headers(), "/sse") {
-        return *refused;
-    }
-    let params = match rungs::params(request.uri()) {
+    let params = match rungs::gate(&state, &request, "/sse") {
         Ok(p) => p,
         Err(refused) => return *refused,
     };
