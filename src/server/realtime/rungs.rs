@@ -117,12 +117,13 @@ fn error(code: ErrorCode, message: String, topic: Option<Topic>) -> ErrorFrame {
 /// topics, sorted, each at the version last written to the client.
 pub fn resume(session: &Session) -> String {
     let mut s = String::new();
-    write_resume(session, &mut s);
+    write_resume(session.versions(), &mut s);
     s
 }
 
-/// `resume`, written over `s` (a stream writes one on every write).
-pub fn write_resume(session: &Session, s: &mut String) {
+/// `resume` of these versions, written over `s` (a stream writes one on
+/// every write).
+pub fn write_resume(versions: impl Iterator<Item = (Topic, Version)> + Clone, s: &mut String) {
     s.clear();
     let mut push = |topic: &dyn std::fmt::Display, v: Version| {
         if !s.is_empty() {
@@ -131,14 +132,11 @@ pub fn write_resume(session: &Session, s: &mut String) {
         let _ = write!(s, "{topic}@{}.{}", v.epoch, v.seq);
     };
     // One topic (the common case): nothing to sort, nothing to allocate.
-    if session.versions().nth(1).is_none() {
-        session.versions().for_each(|(t, v)| push(&t, v));
+    if versions.clone().nth(1).is_none() {
+        versions.for_each(|(t, v)| push(&t, v));
         return;
     }
-    let mut subs: Vec<(String, Version)> = session
-        .versions()
-        .map(|(t, v)| (t.to_string(), v))
-        .collect();
+    let mut subs: Vec<(String, Version)> = versions.map(|(t, v)| (t.to_string(), v)).collect();
     subs.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     subs.iter().for_each(|(t, v)| push(t, *v));
 }

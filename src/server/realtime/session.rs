@@ -593,7 +593,7 @@ impl Session {
     }
 
     /// Every subscribed topic, at the version last written to the client.
-    pub fn versions(&self) -> impl Iterator<Item = (Topic, Version)> + '_ {
+    pub fn versions(&self) -> impl Iterator<Item = (Topic, Version)> + Clone + '_ {
         self.subs.iter().map(|(t, v)| (*t, *v))
     }
 

@@ -17,7 +17,10 @@
 //! `EventSource` then stops).
 //!
 //! Task shape: the handler answers at once with a streaming body fed by a
-//! bounded channel; one task per stream drives the session, `biased` in the
+//! bounded channel. While the stream keeps up and its task has nothing else
+//! to do, the task parks and the broker sends each next event into that
+//! channel itself (`wire`, as for a socket); otherwise one task per stream
+//! drives the session, `biased` in the
 //! WebSocket's order (shutdown, revocations, heartbeat tick, lag, the
 //! client going away, the next catch-up page, deliveries). Every write is
 //! bounded by the heartbeat timeout: a client that stops reading fills the
@@ -145,7 +148,9 @@ async fn run(state: AppState, admitted: Admitted, tx: mpsc::Sender<Bytes>) {
     meters.connects.increment(1);
     meters.fallbacks.increment(1);
     meters.open.increment(1.0);
-    let opened = super::ws::open_session(&state, peer, resolved_at, None).await;
+    // The broker sends a keeping-up stream's events itself (`wire`).
+    let wire = super::wire::Wire::stream(tx.clone());
+    let opened = super::ws::open_session(&state, peer, resolved_at, Some(wire)).await;
     let conn = opened.conn;
     tracing::debug!(conn_id = conn, "sse stream open");
     let end = drive(&state, opened, wants, tx).await;
@@ -257,6 +262,8 @@ async fn drive(
                 }
             }
         }
+        // Nothing to do: the broker may send the next events itself.
+        let parked = out.is_empty() && batch.is_empty() && session.park(|| inbox.is_empty());
         let wake = tokio::select! {
             biased;
             _ = &mut stop => Wake::Shutdown,
@@ -267,6 +274,9 @@ async fn drive(
             _ = std::future::ready(()), if session.is_catching_up() => Wake::CatchUp,
             _ = inbox.recv_many(&mut batch, BATCH) => Wake::Delivered,
         };
+        if parked && session.unpark() {
+            quiet = false;
+        }
         verdict = match wake {
             Wake::Shutdown => return goodbye(&tx, &mut writer, limits).await,
             Wake::Gone => return "closed by peer",
@@ -311,6 +321,19 @@ async fn goodbye(tx: &mpsc::Sender<Bytes>, writer: &mut Writer, limits: Limits) 
     "shutdown"
 }
 
+/// One SSE message: `id:`, then the frame as `data:` (what the broker sends
+/// for a parked stream, `wire`).
+pub(super) fn message(id: &str, json: &[u8]) -> Bytes {
+    let mut buf = Vec::with_capacity(id.len() + json.len() + 13);
+    buf.extend_from_slice(b"id: ");
+    buf.extend_from_slice(id.as_bytes());
+    buf.push(b'\n');
+    buf.extend_from_slice(b"data: ");
+    buf.extend_from_slice(json);
+    buf.extend_from_slice(b"\n\n");
+    Bytes::from(buf)
+}
+
 /// Encodes SSE messages.
 #[derive(Default)]
 struct Writer {
@@ -328,7 +351,7 @@ impl Writer {
         let Some(last) = out.len().checked_sub(1) else {
             return;
         };
-        rungs::write_resume(session, &mut self.next_id);
+        rungs::write_resume(session.versions(), &mut self.next_id);
         if self.next_id.is_empty() {
             self.next_id.push_str(NOTHING);
         }

@@ -18,6 +18,14 @@
 //! goes on by the usual rules. So order and repair stay `Session`'s, and a
 //! slow reader falls back to its bounded outbox and catch-up.
 //!
+//! An SSE stream has a wire too (`Wire::stream`), over its body's channel
+//! instead of a socket: the broker sends the event as one SSE message, with
+//! the `id:` (the resume list, `rungs::resume`) its versions make once the
+//! event is counted, and a channel with no room ends the parking the way a
+//! full socket does (nothing is cut short: a message goes whole or not at
+//! all). So a stream that keeps up costs its connection's task nothing per
+//! event either; only the body's task wakes, to write it.
+//!
 //! Concurrency: one `std::sync::Mutex` per wire, never held across an
 //! await; every write to the socket (the task's and the broker's) happens
 //! under it, whole frames at a time, after any bytes already waiting
@@ -37,7 +45,7 @@
 
 use crate::protocol::{Admit, Topic, Version};
 use crate::server::broker::Delivery;
-use bytes::{Buf, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use std::collections::HashMap;
 use std::io::{self, IoSlice};
 use std::pin::Pin;
@@ -46,7 +54,7 @@ use std::task::{ready, Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
-use tokio::sync::Notify;
+use tokio::sync::{mpsc, Notify};
 
 /// Bytes waiting in `unsent` past which the task's writes wait for the
 /// kernel to take some.
@@ -55,16 +63,26 @@ const UNSENT_HIGH: usize = 64 * 1024;
 /// One connection's versions, per subscribed topic.
 pub type Versions = HashMap<Topic, Version>;
 
-/// The shared write side of one WebSocket connection over TCP.
+/// The shared write side of one WebSocket connection over TCP, or of one
+/// SSE stream.
 pub struct Wire {
-    /// The write half (the task's `WireIo` reads the other).
-    tcp: OwnedWriteHalf,
-    /// Compression agreed, from this many bytes (`socket::Config`).
-    min_deflate: Option<usize>,
+    port: Port,
     state: Mutex<State>,
     /// Rung when a parked wire stops taking events with bytes left waiting:
     /// the task must write them.
     bell: Notify,
+}
+
+/// Where a wire writes.
+enum Port {
+    Socket {
+        /// The write half (the task's `WireIo` reads the other).
+        tcp: OwnedWriteHalf,
+        /// Compression agreed, from this many bytes (`socket::Config`).
+        min_deflate: Option<usize>,
+    },
+    /// An SSE stream's body.
+    Stream(mpsc::Sender<Bytes>),
 }
 
 #[derive(Default)]
@@ -78,6 +96,8 @@ struct State {
     parked: bool,
     /// The broker wrote something since the task parked.
     wrote: bool,
+    /// A stream's resume list being made (kept for its allocation).
+    id: String,
 }
 
 /// What became of an event offered to a wire.
@@ -106,12 +126,32 @@ impl Wire {
         }
         let (read, write) = tcp.into_split();
         let wire = Arc::new(Wire {
-            tcp: write,
-            min_deflate,
+            port: Port::Socket {
+                tcp: write,
+                min_deflate,
+            },
             state: Mutex::new(State::default()),
             bell: Notify::new(),
         });
         (wire.clone(), WireIo { wire, read })
+    }
+
+    /// The wire of an SSE stream whose body reads `body`.
+    pub fn stream(body: mpsc::Sender<Bytes>) -> Arc<Self> {
+        Arc::new(Wire {
+            port: Port::Stream(body),
+            state: Mutex::new(State::default()),
+            bell: Notify::new(),
+        })
+    }
+
+    /// The socket's write half; an error for a stream's wire, which has no
+    /// `WireIo`.
+    fn tcp(&self) -> io::Result<&OwnedWriteHalf> {
+        match &self.port {
+            Port::Socket { tcp, .. } => Ok(tcp),
+            Port::Stream(_) => Err(io::ErrorKind::Unsupported.into()),
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -145,22 +185,38 @@ impl Wire {
             Admit::Stale => return Offer::Stale,
             Admit::Gap | Admit::NewEpoch => return Offer::Queued,
         };
-        let (compressed, payload) = d.frame.payload(self.min_deflate);
+        let written = match &self.port {
+            Port::Socket { tcp, min_deflate } => self.to_socket(st, tcp, *min_deflate, d),
+            Port::Stream(body) => to_stream(st, body, d),
+        };
+        if !written {
+            return Offer::Queued;
+        }
+        st.wrote = true;
+        Offer::Written { skipped }
+    }
+
+    /// Writes `d`'s frame to the socket; the rest, if the kernel's buffer
+    /// fills, waits for the task (rung). `false`: a broken connection (the
+    /// task finds out by itself).
+    fn to_socket(
+        &self,
+        st: &mut State,
+        tcp: &OwnedWriteHalf,
+        min_deflate: Option<usize>,
+        d: &Delivery,
+    ) -> bool {
+        let (compressed, payload) = d.frame.payload(min_deflate);
         let head = super::socket::Head::new(super::socket::TEXT, compressed, payload.len());
         let total = head.bytes().len() + payload.len();
-        let n = match self
-            .tcp
-            .try_write_vectored(&[IoSlice::new(head.bytes()), IoSlice::new(payload)])
-        {
+        let n = match tcp.try_write_vectored(&[IoSlice::new(head.bytes()), IoSlice::new(payload)]) {
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
-            // A broken connection: the task finds out by itself.
-            Err(_) => return Offer::Queued,
+            Err(_) => return false,
         };
         if let Some(v) = st.versions.as_mut().and_then(|v| v.get_mut(&d.topic)) {
             *v = d.version;
         }
-        st.wrote = true;
         if n < total {
             // The kernel's buffer is full: the rest waits for the task.
             let rest_head = head.bytes().get(n..).unwrap_or_default();
@@ -170,7 +226,7 @@ impl Wire {
             st.parked = false;
             self.bell.notify_one();
         }
-        Offer::Written { skipped }
+        true
     }
 
     /// Parks the task: hands over its versions if nothing waits to be
@@ -216,7 +272,7 @@ impl Wire {
     /// Hands `unsent` to the kernel until it is empty or the socket is full.
     fn drain(&self, st: &mut State) -> io::Result<()> {
         while !st.unsent.is_empty() {
-            match self.tcp.try_write(&st.unsent) {
+            match self.tcp()?.try_write(&st.unsent) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => st.unsent.advance(n),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
@@ -227,6 +283,33 @@ impl Wire {
         st.unsent = BytesMut::new();
         Ok(())
     }
+}
+
+/// Sends `d` to an SSE stream's body as one message, its `id:` the resume
+/// list with `d` counted. `false` (the version left as it was): the channel
+/// is full or the body gone, and the task takes over.
+fn to_stream(st: &mut State, body: &mpsc::Sender<Bytes>, d: &Delivery) -> bool {
+    let State { versions, id, .. } = st;
+    let Some(versions) = versions.as_mut() else {
+        return false;
+    };
+    let Some(before) = versions
+        .get_mut(&d.topic)
+        .map(|v| std::mem::replace(v, d.version))
+    else {
+        return false;
+    };
+    super::rungs::write_resume(versions.iter().map(|(t, v)| (*t, *v)), id);
+    if body
+        .try_send(super::sse::message(id, d.frame.bytes()))
+        .is_ok()
+    {
+        return true;
+    }
+    if let Some(v) = versions.get_mut(&d.topic) {
+        *v = before;
+    }
+    false
 }
 
 /// The connection task's side of a wire: what its `Socket` reads from (the
@@ -263,7 +346,7 @@ impl AsyncWrite for WireIo {
                 wire.drain(&mut st)?;
                 if st.unsent.len() < UNSENT_HIGH {
                     let n = match st.unsent.is_empty() {
-                        true => match wire.tcp.try_write(buf) {
+                        true => match wire.tcp()?.try_write(buf) {
                             Ok(n) => n,
                             Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
                             Err(e) => return Poll::Ready(Err(e)),
@@ -274,7 +357,7 @@ impl AsyncWrite for WireIo {
                     return Poll::Ready(Ok(buf.len()));
                 }
             }
-            ready!(wire.tcp.as_ref().poll_write_ready(cx))?;
+            ready!(wire.tcp()?.as_ref().poll_write_ready(cx))?;
         }
     }
 
@@ -288,14 +371,14 @@ impl AsyncWrite for WireIo {
                     return Poll::Ready(Ok(()));
                 }
             }
-            ready!(wire.tcp.as_ref().poll_write_ready(cx))?;
+            ready!(wire.tcp()?.as_ref().poll_write_ready(cx))?;
         }
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         ready!(self.as_mut().poll_flush(cx))?;
         let result =
-            socket2::SockRef::from(self.wire.tcp.as_ref()).shutdown(std::net::Shutdown::Write);
+            socket2::SockRef::from(self.wire.tcp()?.as_ref()).shutdown(std::net::Shutdown::Write);
         Poll::Ready(match result {
             Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(()),
             other => other,

@@ -292,3 +292,64 @@ async fn a_kick_halts_the_wire_before_the_task_hears_of_it() {
     assert_eq!(queued.load(Ordering::SeqCst), 1);
     assert_eq!(kicks.try_recv(), Some(Kick::Topic(room)));
 }
+
+/// A stream's wire: the next event goes to the body as one SSE message whose
+/// `id:` is the resume list with the event counted (topics sorted).
+#[tokio::test]
+async fn a_parked_stream_sends_the_next_event_as_one_message_with_its_resume_id() {
+    let (tx, mut body) = mpsc::channel(4);
+    let wire = Wire::stream(tx);
+    let room = Topic::room(1);
+    let ticker = Topic::ticker("ACME").expect("valid symbol");
+    let at = versions(&[(ticker, Version::new(1, 2)), (room, Version::new(1, 4))]);
+    assert!(wire.park(at, || true).is_ok());
+    let five = message(1, 1, 5, "five");
+    assert_eq!(wire.offer(&five, || {}), Offer::Written { skipped: 0 });
+    let mut want = b"id: room:1@1.5,ticker:ACME@1.2\ndata: ".to_vec();
+    want.extend_from_slice(five.frame.bytes());
+    want.extend_from_slice(b"\n\n");
+    assert_eq!(body.try_recv().expect("sent").to_vec(), want);
+    assert_eq!(wire.offer(&tick(3), || {}), Offer::Written { skipped: 0 });
+    let sent = body.try_recv().expect("sent");
+    assert!(sent.starts_with(b"id: room:1@1.5,ticker:ACME@1.3\ndata: "));
+    let (back, wrote) = wire.unpark().expect("parked");
+    assert!(wrote);
+    assert_eq!(back.get(&room), Some(&Version::new(1, 5)));
+    assert!(!wire.has_unsent(), "a stream never keeps bytes back");
+}
+
+/// A body that does not keep up (its channel full) or is gone: the event
+/// goes to the task, the version stays where the client is, and the parking
+/// ends, so nothing later overtakes it.
+#[tokio::test]
+async fn a_full_or_closed_stream_hands_the_event_to_the_task_with_the_version_unmoved() {
+    let room = Topic::room(1);
+    let (tx, mut body) = mpsc::channel(1);
+    let wire = Wire::stream(tx);
+    assert!(wire
+        .park(versions(&[(room, Version::new(1, 4))]), || true)
+        .is_ok());
+    assert_eq!(
+        wire.offer(&message(1, 1, 5, "x"), || {}),
+        Offer::Written { skipped: 0 }
+    );
+    let queued = AtomicUsize::new(0);
+    let queue = || {
+        queued.fetch_add(1, Ordering::SeqCst);
+    };
+    assert_eq!(wire.offer(&message(1, 1, 6, "x"), queue), Offer::Queued);
+    assert_eq!(queued.load(Ordering::SeqCst), 1);
+    assert_eq!(wire.offer(&message(1, 1, 7, "x"), || {}), Offer::Queued);
+    let (back, wrote) = wire.unpark().expect("versions");
+    assert!(wrote);
+    assert_eq!(back.get(&room), Some(&Version::new(1, 5)), "as far as sent");
+    assert!(body.try_recv().is_ok());
+    assert!(body.try_recv().is_err(), "only the one that fitted");
+
+    drop(body);
+    assert!(wire.park(back, || true).is_ok());
+    assert_eq!(wire.offer(&message(1, 1, 6, "x"), || {}), Offer::Queued);
+    let (back, wrote) = wire.unpark().expect("versions");
+    assert!(!wrote);
+    assert_eq!(back.get(&room), Some(&Version::new(1, 5)));
+}
