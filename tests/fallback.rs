@@ -699,9 +699,26 @@ fn lists(f: &ServerFrame, name: &str, typing: bool) -> bool {
     }
 }
 
+/// Whether `f` is a presence event that does not list `name`.
+fn lacks(f: &ServerFrame, name: &str) -> bool {
+    match f {
+        ServerFrame::Event(e) => match &e.data {
+            EventData::Presence(p) => p.users.iter().all(|u| u.name != name),
+            _ => false,
+        },
+        _ => false,
+    }
+}
+
 #[tokio::test]
-async fn a_stream_counts_in_presence_a_poll_does_not_and_typing_goes_over_http() {
-    let server = TestServer::start().await;
+async fn a_poller_is_present_while_its_polls_go_on_and_types_over_http() {
+    // A poll lists its account while it waits and for twice short-poll-ms
+    // after it ends (0.6 s here); a long poll waits up to 3 s here.
+    let server = TestServer::with(|s| {
+        s.short_poll_ms = 300;
+        s.long_poll_ms = 3_000;
+    })
+    .await;
     let ann = server.user("ann").await;
     let bob = server.user("bob").await;
     let mut sse = Sse::open(&ann, &server, "room:1,presence:1", None).await;
@@ -711,26 +728,29 @@ async fn a_stream_counts_in_presence_a_poll_does_not_and_typing_goes_over_http()
             break;
         }
     }
-    // Bob's long poll waits on the room (it would list him if polls counted);
-    // meanwhile ann types, over HTTP: presence lists ann typing, not bob.
+    // Bob's long poll waits on the room: he is listed.
     let v = head(&bob, &server, "room:1").await;
     let waiting = spawn_long_poll(&bob, &server, &format!("room:1@{}.{}", v.epoch, v.seq));
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert!(!waiting.is_finished(), "bob's poll is waiting");
-    let (status, body) = ann.post("typing", &[("room_id", "1")]).await;
-    assert_eq!(status, 200, "{body}");
     loop {
-        let (f, _) = sse.frame().await;
-        assert!(
-            !lists(&f, "bob", false) && !lists(&f, "bob", true),
-            "a poll is not presence: {f:?}"
-        );
-        if lists(&f, "ann", true) {
+        if lists(&sse.frame().await.0, "bob", false) {
             break;
         }
     }
-    assert!(!waiting.is_finished(), "still waiting while ann typed");
+    // He types, over HTTP, while his poll waits: shown typing.
+    let (status, body) = bob.post("typing", &[("room_id", "1")]).await;
+    assert_eq!(status, 200, "{body}");
+    loop {
+        if lists(&sse.frame().await.0, "bob", true) {
+            break;
+        }
+    }
+    // His polls stop: he leaves when the last one's lingering ends.
     waiting.abort();
+    loop {
+        if lacks(&sse.frame().await.0, "bob") {
+            break;
+        }
+    }
     // Typing is a write: an anonymous caller is refused.
     let (status, _) = Http::new(&server).post("typing", &[("room_id", "1")]).await;
     assert_eq!(status, 401);

@@ -14,11 +14,12 @@ import { startProxy, type Proxy, type ProxyMode } from './fixtures/proxy';
 /** Stepping down can take a few failed attempts per rung (a few seconds each). */
 const SETTLE_MS = 60_000;
 
-async function userVia(browser: Browser, proxy: Proxy, name: string): Promise<ChatPage> {
+async function userVia(browser: Browser, proxy: Proxy, name: string): Promise<[ChatPage, string]> {
   const context = await browser.newContext({ baseURL: proxy.url });
   // An account of its own: other specs count 'alice's unread messages.
-  await signInContext(context, proxy.url, uniqueName(name.slice(0, 2)));
-  return new ChatPage(await context.newPage(), `${name} via ${proxy.mode}`, proxy.url);
+  const account = uniqueName(name.slice(0, 2));
+  await signInContext(context, proxy.url, account);
+  return [new ChatPage(await context.newPage(), `${name} via ${proxy.mode}`, proxy.url), account];
 }
 
 async function expectRung(p: ChatPage, rung: string, timeout = SETTLE_MS): Promise<void> {
@@ -40,10 +41,17 @@ for (const c of CASES) {
     const proxy = await startProxy(c.mode, c.port);
     try {
       const room = await createRoom(request);
-      const alice = await userVia(browser, proxy, 'alice');
-      const bob = await userVia(browser, proxy, 'bob');
+      const [alice, aliceName] = await userVia(browser, proxy, 'alice');
+      const [bob, bobName] = await userVia(browser, proxy, 'bob');
       await Promise.all([alice.open(room.id), bob.open(room.id)]);
       await Promise.all([expectRung(alice, c.rung), expectRung(bob, c.rung)]);
+      // Each sees both in the room, on every rung (a poll keeps its account
+      // listed between polls).
+      for (const p of [alice, bob]) {
+        for (const name of [aliceName, bobName]) {
+          await expect(p.page.getByTestId('here'), `[${p.label}] lists ${name}`).toContainText(name);
+        }
+      }
 
       const one = `alice through ${c.mode} ${uid()}`;
       const two = `bob through ${c.mode} ${uid()}`;
@@ -76,8 +84,8 @@ test('a proxy that stops passing upgrades mid-conversation: down to SSE, nothing
   let proxy = await startProxy('websocket', port);
   try {
     const room = await createRoom(request);
-    const alice = await userVia(browser, proxy, 'alice');
-    const bob = await userVia(browser, proxy, 'bob');
+    const [alice] = await userVia(browser, proxy, 'alice');
+    const [bob] = await userVia(browser, proxy, 'bob');
     await Promise.all([alice.open(room.id), bob.open(room.id)]);
     await Promise.all([expectRung(alice, 'websocket'), expectRung(bob, 'websocket')]);
     const sent: string[] = [];

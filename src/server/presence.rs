@@ -10,11 +10,19 @@
 //!   crashed tab or a lost network leaves when its connection is closed for
 //!   silence, within the heartbeat timeout (`heartbeat-timeout-ms`): no
 //!   ghosts. Access tokens (bots, load tools) are never listed.
+//! - A **poll** (the polling rungs) counts as a connection while it is
+//!   served and waits, and keeps its account listed for a while after it
+//!   ends (`linger`, twice the short-polling interval): the next poll,
+//!   within that, renews it, so an account on a polling rung is listed
+//!   steadily and leaves when its polls stop.
 //! - **Typing** lasts `TYPING_MS` after the account's last `typing` frame in
 //!   the room, and ends at once when it posts there.
 //! - Changes are **coalesced**: a room's new state is published at most once
 //!   per `COALESCE` (a flood of joins is one event), by one task that runs
-//!   only while something is pending, and never written to the message log.
+//!   only while something is pending (a change, typing or a lingering poll
+//!   to end), and never written to the message log. While only lingering
+//!   polls are pending it sleeps until the first ends, woken early by a
+//!   change.
 //!
 //! Concurrency: one std `Mutex` over every room's state, held for map work
 //! and the non-blocking publish; never across an await.
@@ -25,6 +33,7 @@ use super::ephemeral::EphemeralLogs;
 use crate::protocol::{Presence, Present, Topic, MAX_PRESENT, TYPING_MS};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use tokio::sync::Notify;
 use tokio::time::{Duration, Instant};
 
 /// Longest a change waits before it is published.
@@ -37,12 +46,30 @@ struct Entry {
     /// Connections of the account resting from the room (page hidden).
     away: u32,
     typing_until: Option<Instant>,
+    /// Listed (not away) until then, after its last poll ended.
+    lingers_until: Option<Instant>,
 }
 
 impl Entry {
+    fn new(name: &str) -> Self {
+        Entry {
+            name: name.to_owned(),
+            here: 0,
+            away: 0,
+            typing_until: None,
+            lingers_until: None,
+        }
+    }
+
     /// How the account shows: `None` (not listed), or listed and whether away.
     fn shown(&self) -> Option<bool> {
-        (self.here + self.away > 0).then_some(self.here == 0)
+        let here = self.here > 0 || self.lingers_until.is_some();
+        (here || self.away > 0).then_some(!here)
+    }
+
+    /// Something will change by itself: typing or lingering to end.
+    fn pending(&self) -> bool {
+        self.typing_until.is_some() || self.lingers_until.is_some()
     }
 
     fn count(&mut self, a: Attendance) -> &mut u32 {
@@ -77,6 +104,8 @@ struct Board {
 
 pub struct PresenceBoard {
     board: Mutex<Board>,
+    /// A change while the flush task sleeps until a lingering poll ends.
+    changed: Notify,
     logs: Arc<EphemeralLogs>,
     broker: Arc<dyn Broker>,
 }
@@ -85,6 +114,7 @@ impl PresenceBoard {
     pub fn new(logs: Arc<EphemeralLogs>, broker: Arc<dyn Broker>) -> Arc<Self> {
         Arc::new(PresenceBoard {
             board: Mutex::new(Board::default()),
+            changed: Notify::new(),
             logs,
             broker,
         })
@@ -106,14 +136,10 @@ impl PresenceBoard {
             let entry = match (r.users.get_mut(&user.id), to) {
                 (Some(e), _) => e,
                 // Only a connection new to the room can add the account.
-                (None, Some(_)) if from.is_none() => {
-                    r.users.entry(user.id).or_insert_with(|| Entry {
-                        name: user.name.clone(),
-                        here: 0,
-                        away: 0,
-                        typing_until: None,
-                    })
-                }
+                (None, Some(_)) if from.is_none() => r
+                    .users
+                    .entry(user.id)
+                    .or_insert_with(|| Entry::new(&user.name)),
                 (None, _) => return false,
             };
             let before = entry.shown();
@@ -135,11 +161,27 @@ impl PresenceBoard {
         });
     }
 
+    /// A poll of `user` in `room` ends (one connection leaves `Here`): the
+    /// account stays listed for `linger` more, unless a later poll says
+    /// otherwise.
+    pub fn linger(self: &Arc<Self>, room: i64, user: &User, linger: Duration) {
+        let until = Instant::now() + linger;
+        self.change(room, |r| {
+            let Some(entry) = r.users.get_mut(&user.id) else {
+                return false;
+            };
+            let before = entry.shown();
+            entry.here = entry.here.saturating_sub(1);
+            entry.lingers_until = entry.lingers_until.max(Some(until));
+            before != entry.shown()
+        });
+    }
+
     /// `user` typed in `room` (ignored unless they are in it).
     pub fn typing(self: &Arc<Self>, room: i64, user_id: i64) {
         let until = Instant::now() + Duration::from_millis(TYPING_MS);
         self.change(room, |r| match r.users.get_mut(&user_id) {
-            Some(e) if e.here > 0 => {
+            Some(e) if e.shown() == Some(false) => {
                 let was = e.typing_until.is_some();
                 e.typing_until = Some(until);
                 !was
@@ -165,52 +207,85 @@ impl PresenceBoard {
             tracing::error!("the presence board's lock is poisoned");
             return;
         };
+        let flushing = board.flushing;
         let r = board.rooms.entry(room).or_default();
         if f(r) {
             r.dirty = true;
         }
-        let pending = r.dirty || r.users.values().any(|e| e.typing_until.is_some());
-        if pending && !board.flushing {
+        if flushing {
+            if r.dirty {
+                self.changed.notify_one();
+            }
+        } else if r.dirty || r.users.values().any(Entry::pending) {
             board.flushing = true;
             tokio::spawn(self.clone().flush_loop());
         }
     }
 
     async fn flush_loop(self: Arc<Self>) {
+        let mut wait = COALESCE;
         loop {
-            tokio::time::sleep(COALESCE).await;
-            if !self.flush(Instant::now()) {
-                return;
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                // A change is published within `COALESCE`, not when the
+                // next lingering poll ends.
+                _ = self.changed.notified(), if wait > COALESCE => {
+                    tokio::time::sleep(COALESCE).await;
+                }
+            }
+            match self.flush(Instant::now()) {
+                Some(next) => wait = next,
+                None => return,
             }
         }
     }
 
-    /// Expires typing, publishes every changed room, forgets empty ones.
-    /// Returns whether the task must go on (typing still to expire); if
-    /// not, it has marked itself stopped, under the lock.
-    fn flush(&self, now: Instant) -> bool {
+    /// Expires typing and lingering, publishes every changed room, forgets
+    /// empty ones. Returns how long the task sleeps before the next flush
+    /// (`COALESCE` while typing is to expire, else until the first
+    /// lingering poll ends); `None` if nothing is pending, when it has
+    /// marked itself stopped, under the lock.
+    fn flush(&self, now: Instant) -> Option<Duration> {
         let Ok(mut board) = self.board.lock() else {
-            return false;
+            return None;
         };
-        let mut pending = false;
+        let (mut typing, mut first_end) = (false, None::<Instant>);
         for (id, room) in board.rooms.iter_mut() {
-            for e in room.users.values_mut() {
+            room.users.retain(|_, e| {
+                let before = e.shown();
                 if e.typing_until.is_some_and(|t| t <= now) {
                     e.typing_until = None;
                     room.dirty = true;
                 }
-                pending |= e.typing_until.is_some();
-            }
+                if e.lingers_until.is_some_and(|t| t <= now) {
+                    e.lingers_until = None;
+                }
+                let after = e.shown();
+                if after != Some(false) {
+                    e.typing_until = None;
+                }
+                room.dirty |= before != after;
+                typing |= e.typing_until.is_some();
+                if let Some(t) = e.lingers_until {
+                    first_end = Some(first_end.map_or(t, |f| f.min(t)));
+                }
+                after.is_some()
+            });
             if room.dirty {
                 room.dirty = false;
                 self.publish(*id, room);
             }
         }
         board.rooms.retain(|_, r| !r.users.is_empty());
-        if !pending {
+        let next = match (typing, first_end) {
+            (true, _) => Some(COALESCE),
+            (false, Some(t)) => Some(t.saturating_duration_since(now).max(COALESCE)),
+            (false, None) => None,
+        };
+        if next.is_none() {
             board.flushing = false;
         }
-        pending
+        next
     }
 
     fn publish(&self, id: i64, room: &Room) {
@@ -221,7 +296,7 @@ impl PresenceBoard {
                 id: *id,
                 name: e.name.clone(),
                 typing: e.typing_until.is_some(),
-                away: e.here == 0,
+                away: e.shown() == Some(true),
             })
             .collect();
         users.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
@@ -379,5 +454,67 @@ mod tests {
         board.connection(1, &ann, Some(Away), None);
         tokio::time::sleep(Duration::from_secs(1)).await;
         assert!(rx.try_recv().is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_poller_stays_listed_between_polls_and_leaves_when_they_stop() {
+        let logs = Arc::new(EphemeralLogs::new(8, 8));
+        let broker = Arc::new(LocalBroker::default());
+        let board = PresenceBoard::new(logs, broker.clone());
+        let (outbox, mut rx) = Outbox::new(16);
+        broker.subscribe(Topic::presence(1), 1, outbox);
+        let (ann, bob) = (user(2, "ann"), user(3, "bob"));
+        let linger = Duration::from_secs(4);
+        let poll = |board: &Arc<PresenceBoard>| {
+            board.connection(1, &ann, None, Some(Here));
+            board.linger(1, &ann, linger);
+        };
+
+        // A poll lists ann; polls every 2 s keep her listed, with no event.
+        poll(&board);
+        assert_eq!(listed(&*rx.recv().await), [("ann".into(), false)]);
+        for _ in 0..5 {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            poll(&board);
+        }
+        let last_poll = Instant::now();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert!(
+            rx.try_recv().is_none(),
+            "listed steadily, nothing published"
+        );
+
+        // Between polls she can type.
+        board.typing(1, ann.id);
+        assert_eq!(names(&*rx.recv().await), [("ann".into(), true)]);
+        // While the board waits for her lingering to end, bob's socket joins:
+        // published within the coalescing window, not when she leaves.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        board.stop_typing(1, ann.id);
+        assert_eq!(names(&*rx.recv().await), [("ann".into(), false)]);
+        let joined = Instant::now();
+        board.connection(1, &bob, None, Some(Here));
+        let both = rx.recv().await;
+        assert!(
+            Instant::now() - joined <= COALESCE * 2,
+            "published promptly"
+        );
+        assert_eq!(
+            listed(&both),
+            [("ann".into(), false), ("bob".into(), false)]
+        );
+
+        // Her polls stop: she leaves when the last one's lingering ends.
+        let left = rx.recv().await;
+        assert_eq!(listed(&left), [("bob".into(), false)]);
+        let since = Instant::now() - last_poll;
+        assert!(
+            since >= linger && since <= linger + COALESCE,
+            "left when the last poll's lingering ended: {since:?}"
+        );
+        // bob's socket keeps him: nothing else, and the task stops.
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        assert!(rx.try_recv().is_none());
+        assert!(!board.board.lock().unwrap().flushing);
     }
 }

@@ -54,6 +54,9 @@ pub trait Backend: Send + Sync + 'static {
         from: Option<Attendance>,
         to: Option<Attendance>,
     );
+    /// One connection of `who` in `room` ends (from `Here`), its account
+    /// kept present there for `linger` more (a poll: `PresenceBoard::linger`).
+    fn linger(&self, who: &Principal, room: i64, linger: std::time::Duration);
     /// `who` is typing in room `topic` (authorized as a write).
     async fn typing(&self, who: &Principal, topic: Topic) -> Result<(), AppError>;
 }
@@ -107,6 +110,12 @@ impl Backend for AppState {
         // People in browsers; access tokens (bots, load tools) are not listed.
         if let Principal::Session { user, .. } = who {
             self.presence.connection(room, user, from, to);
+        }
+    }
+
+    fn linger(&self, who: &Principal, room: i64, linger: std::time::Duration) {
+        if let Principal::Session { user, .. } = who {
+            self.presence.linger(room, user, linger);
         }
     }
 

@@ -24,9 +24,11 @@
 //! `long-poll-ms`, for the first deliveries and answer with everything
 //! queued by then; or, at the end of the wait, with no frames. Shutdown answers a waiting poll with `reconnect`.
 //!
-//! A poll does not make its account present in a room (it lasts one
-//! request): presence on the polling rungs shows only accounts that are
-//! also on a stream or socket.
+//! Presence: a poll counts as one connection of its account in each room
+//! it subscribes while it is served and waits, and keeps the account listed
+//! for twice `short-poll-ms` after it ends (`PresenceBoard::linger`), which
+//! the next poll renews: an account on a polling rung is listed steadily
+//! and leaves within that long after its polls stop.
 
 use super::frame::{Frame, Frames};
 use super::rungs::{self, Rung};
@@ -83,7 +85,8 @@ pub async fn poll(
         registration: _registration,
         conn: _,
     } = super::ws::open_session(&state, peer, resolved_at, None).await;
-    let mut session = session.without_presence();
+    let linger = Duration::from_millis(state.settings.short_poll_ms.saturating_mul(2));
+    let mut session = session.lingering(linger);
     let mut out = Frames::new();
     let listed = wants.len();
     let unversioned = wants.iter().any(|(_, since)| since.is_none());

@@ -98,9 +98,9 @@ pub struct Session {
     /// Since when the connection has had no subscription (`None` while it
     /// has one).
     idle_since: Option<Instant>,
-    /// Whether its rooms count it present (`false` for a poll, which lasts
-    /// one request: see `without_presence`).
-    present: bool,
+    /// How long its rooms keep its account present after it ends (`None`:
+    /// not at all; a poll's is `Some`, see `lingering`).
+    linger: Option<Duration>,
 }
 
 /// Whether a catch-up is done.
@@ -153,15 +153,16 @@ impl Session {
             written: KindCounts::default(),
             heard: Instant::now(),
             idle_since: Some(Instant::now()),
-            present: true,
+            linger: None,
         }
     }
 
-    /// A session that never shows its account in a room's presence: a poll
-    /// lasts one request, and counting it would make the account come and
-    /// go with every request.
-    pub fn without_presence(mut self) -> Self {
-        self.present = false;
+    /// A session whose rooms keep its account present for `linger` after
+    /// it ends: a poll lasts one request, and the next poll, within
+    /// `linger`, renews it, so the account does not come and go with every
+    /// request (`PresenceBoard::linger`).
+    pub fn lingering(mut self, linger: Duration) -> Self {
+        self.linger = Some(linger);
         self
     }
 
@@ -486,7 +487,7 @@ impl Session {
         self.idle_since = None;
         if self.subs.insert(topic, version).is_none() {
             self.services.meters.subscriptions.increment(1.0);
-            if let (Topic::Room(room), true) = (topic, self.present) {
+            if let Topic::Room(room) = topic {
                 let from = self.resting.remove(&room).then_some(Attendance::Away);
                 let who = &self.peer.who;
                 self.services
@@ -524,7 +525,7 @@ impl Session {
             } else {
                 None
             };
-            if from.is_some() && self.present {
+            if from.is_some() {
                 self.services
                     .backend
                     .presence(&self.peer.who, room, from, to);
@@ -611,11 +612,12 @@ impl Drop for Session {
         self.services.meters.subscriptions.decrement(live);
         for topic in self.subs.keys() {
             self.services.broker.unsubscribe(*topic, self.conn);
-            if let (Topic::Room(room), true) = (topic, self.present) {
-                let here = Some(Attendance::Here);
-                self.services
-                    .backend
-                    .presence(&self.peer.who, *room, here, None);
+            if let Topic::Room(room) = topic {
+                let (who, backend) = (&self.peer.who, &self.services.backend);
+                match self.linger {
+                    None => backend.presence(who, *room, Some(Attendance::Here), None),
+                    Some(linger) => backend.linger(who, *room, linger),
+                }
             }
         }
         for room in &self.resting {

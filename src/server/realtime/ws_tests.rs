@@ -116,6 +116,8 @@ impl super::super::backend::Backend for NoBackend {
     ) {
     }
 
+    fn linger(&self, _: &crate::server::accounts::Principal, _: i64, _: std::time::Duration) {}
+
     async fn typing(
         &self,
         _: &crate::server::accounts::Principal,

@@ -153,6 +153,8 @@ impl Backend for Fake {
     ) {
     }
 
+    fn linger(&self, _: &crate::server::accounts::Principal, _: i64, _: std::time::Duration) {}
+
     async fn typing(
         &self,
         _: &crate::server::accounts::Principal,
