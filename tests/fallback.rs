@@ -712,8 +712,9 @@ fn lacks(f: &ServerFrame, name: &str) -> bool {
 
 #[tokio::test]
 async fn a_poller_is_present_while_its_polls_go_on_and_types_over_http() {
-    // A poll lists its account while it waits and for twice short-poll-ms
-    // after it ends (0.6 s here); a long poll waits up to 3 s here.
+    // A poll lists its account while it waits and for three times
+    // short-poll-ms after it ends (0.9 s here); a long poll waits up to 3 s
+    // here.
     let server = TestServer::with(|s| {
         s.short_poll_ms = 300;
         s.long_poll_ms = 3_000;
@@ -744,13 +745,20 @@ async fn a_poller_is_present_while_its_polls_go_on_and_types_over_http() {
             break;
         }
     }
-    // His polls stop: he leaves when the last one's lingering ends.
+    // His polls stop: he leaves when the last one's lingering ends, not
+    // before.
+    let stopped = std::time::Instant::now();
     waiting.abort();
     loop {
         if lacks(&sse.frame().await.0, "bob") {
             break;
         }
     }
+    assert!(
+        stopped.elapsed() >= Duration::from_millis(900),
+        "listed until his last poll's lingering ended: {:?}",
+        stopped.elapsed()
+    );
     // Typing is a write: an anonymous caller is refused.
     let (status, _) = Http::new(&server).post("typing", &[("room_id", "1")]).await;
     assert_eq!(status, 401);

@@ -12,7 +12,7 @@
 //!   ghosts. Access tokens (bots, load tools) are never listed.
 //! - A **poll** (the polling rungs) counts as a connection while it is
 //!   served and waits, and keeps its account listed for a while after it
-//!   ends (`linger`, twice the short-polling interval): the next poll,
+//!   ends (`linger`, three short-polling intervals): the next poll,
 //!   within that, renews it, so an account on a polling rung is listed
 //!   steadily and leaves when its polls stop.
 //! - **Typing** lasts `TYPING_MS` after the account's last `typing` frame in
@@ -163,7 +163,8 @@ impl PresenceBoard {
 
     /// A poll of `user` in `room` ends (one connection leaves `Here`): the
     /// account stays listed for `linger` more, unless a later poll says
-    /// otherwise.
+    /// otherwise. `Duration::ZERO` ends any lingering at once (the room was
+    /// lost, the credentials revoked).
     pub fn linger(self: &Arc<Self>, room: i64, user: &User, linger: Duration) {
         let until = Instant::now() + linger;
         self.change(room, |r| {
@@ -172,7 +173,10 @@ impl PresenceBoard {
             };
             let before = entry.shown();
             entry.here = entry.here.saturating_sub(1);
-            entry.lingers_until = entry.lingers_until.max(Some(until));
+            entry.lingers_until = match linger.is_zero() {
+                true => None,
+                false => entry.lingers_until.max(Some(until)),
+            };
             before != entry.shown()
         });
     }
@@ -516,5 +520,25 @@ mod tests {
         tokio::time::sleep(Duration::from_secs(30)).await;
         assert!(rx.try_recv().is_none());
         assert!(!board.board.lock().unwrap().flushing);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_poll_that_loses_the_room_or_its_credentials_leaves_without_lingering() {
+        let logs = Arc::new(EphemeralLogs::new(8, 8));
+        let broker = Arc::new(LocalBroker::default());
+        let board = PresenceBoard::new(logs, broker.clone());
+        let (outbox, mut rx) = Outbox::new(16);
+        broker.subscribe(Topic::presence(1), 1, outbox);
+        let ann = user(2, "ann");
+        board.connection(1, &ann, None, Some(Here));
+        board.linger(1, &ann, Duration::from_secs(4));
+        assert_eq!(listed(&*rx.recv().await), [("ann".into(), false)]);
+        // Her next poll is told she lost the room (or was logged out).
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        board.connection(1, &ann, None, Some(Here));
+        let lost = Instant::now();
+        board.linger(1, &ann, Duration::ZERO);
+        assert_eq!(listed(&*rx.recv().await), []);
+        assert!(Instant::now() - lost <= COALESCE * 2, "at once, not in 4 s");
     }
 }

@@ -70,6 +70,26 @@ impl Kicks {
     pub fn try_recv(&mut self) -> Option<Kick> {
         self.0.try_pop()
     }
+
+    /// Whether no kick is waiting (see `pending`).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// A handle that tells whether kicks are waiting, for a task that
+    /// reads them through a stream (`realtime::sse`).
+    pub fn pending(&self) -> Pending {
+        Pending(self.0.clone())
+    }
+}
+
+/// Whether a connection's kicks are waiting (`Kicks::pending`).
+pub struct Pending(Arc<Mailbox<Kick>>);
+
+impl Pending {
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
 }
 
 /// Where a connection's kicks go: its task's queue, and, over a wire, the
@@ -156,10 +176,10 @@ impl LiveConnections {
         let conns = pick(&r);
         for conn in &conns {
             if let Some(kickee) = r.conns.get(conn) {
-                if let Some(wire) = &kickee.wire {
-                    wire.halt();
+                match &kickee.wire {
+                    Some(wire) => wire.halt(|| kickee.tx.send(kick)),
+                    None => kickee.tx.send(kick),
                 }
-                kickee.tx.send(kick);
             }
         }
         conns.len()

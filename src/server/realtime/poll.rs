@@ -26,9 +26,10 @@
 //!
 //! Presence: a poll counts as one connection of its account in each room
 //! it subscribes while it is served and waits, and keeps the account listed
-//! for twice `short-poll-ms` after it ends (`PresenceBoard::linger`), which
-//! the next poll renews: an account on a polling rung is listed steadily
-//! and leaves within that long after its polls stop.
+//! for three times `short-poll-ms` after it ends (`PresenceBoard::linger`;
+//! a poll may be late or lost once), which the next poll renews: an account
+//! on a polling rung is listed steadily and leaves within that long after
+//! its polls stop.
 
 use super::frame::{Frame, Frames};
 use super::rungs::{self, Rung};
@@ -85,7 +86,7 @@ pub async fn poll(
         registration: _registration,
         conn: _,
     } = super::ws::open_session(&state, peer, resolved_at, None).await;
-    let linger = Duration::from_millis(state.settings.short_poll_ms.saturating_mul(2));
+    let linger = Duration::from_millis(state.settings.short_poll_ms.saturating_mul(3));
     let mut session = session.lingering(linger);
     let mut out = Frames::new();
     let listed = wants.len();
@@ -100,6 +101,7 @@ pub async fn poll(
     // topics subscribed (`open_session` re-reads them if one may have).
     while let Some(kick) = kicks.try_recv() {
         if kick == Kick::Credentials {
+            session.stop_lingering();
             return rungs::refuse_revoked();
         }
         session.on_kick(kick, &mut out);
@@ -167,6 +169,7 @@ async fn wait(
             }
             kick = kicks.recv() => match kick {
                 Kick::Credentials => {
+                    session.stop_lingering();
                     let msg = "credentials revoked".to_owned();
                     super::session::push_error(out, ErrorCode::Unauthenticated, msg, None);
                 }

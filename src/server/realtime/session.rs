@@ -166,6 +166,14 @@ impl Session {
         self
     }
 
+    /// A poll whose credentials were revoked: its rooms let its account go
+    /// when it ends, without lingering.
+    pub fn stop_lingering(&mut self) {
+        if self.linger.is_some() {
+            self.linger = Some(Duration::ZERO);
+        }
+    }
+
     pub fn hello(&self, out: &mut Frames) {
         let s = &self.services.settings;
         frame::push(
@@ -525,10 +533,13 @@ impl Session {
             } else {
                 None
             };
-            if from.is_some() {
-                self.services
-                    .backend
-                    .presence(&self.peer.who, room, from, to);
+            let (who, backend) = (&self.peer.who, &self.services.backend);
+            match (from, self.linger) {
+                (None, _) => {}
+                // A poll's room ends (a lost membership, a reset): no
+                // lingering either.
+                (Some(_), Some(_)) => backend.linger(who, room, Duration::ZERO),
+                (Some(_), None) => backend.presence(who, room, from, to),
             }
         }
         self.services.broker.unsubscribe(topic, self.conn);

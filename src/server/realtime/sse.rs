@@ -227,6 +227,7 @@ async fn drive(
         }
     }
     // Revocations as a stream, so that one wait lasts across steps.
+    let unheard = kicks.pending();
     let kicks = futures::stream::unfold(kicks, |mut k| async move { Some((k.recv().await, k)) });
     tokio::pin!(kicks);
     loop {
@@ -263,7 +264,9 @@ async fn drive(
             }
         }
         // Nothing to do: the broker may send the next events itself.
-        let parked = out.is_empty() && batch.is_empty() && session.park(|| inbox.is_empty());
+        let parked = out.is_empty()
+            && batch.is_empty()
+            && session.park(|| inbox.is_empty() && unheard.is_empty());
         let wake = tokio::select! {
             biased;
             _ = &mut stop => Wake::Shutdown,

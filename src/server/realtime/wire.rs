@@ -230,8 +230,8 @@ impl Wire {
     }
 
     /// Parks the task: hands over its versions if nothing waits to be
-    /// written and `idle()` (its outbox is empty) holds under the lock;
-    /// otherwise gives them back.
+    /// written and `idle()` (its outbox and its revocations are empty)
+    /// holds under the lock; otherwise gives them back.
     pub fn park(&self, versions: Versions, idle: impl FnOnce() -> bool) -> Result<(), Versions> {
         let mut st = self.lock();
         if !st.unsent.is_empty() || !idle() {
@@ -252,11 +252,15 @@ impl Wire {
         Some((versions, std::mem::take(&mut st.wrote)))
     }
 
-    /// Stops the broker's writes until the task parks again: called before
-    /// the task is told of a revocation, so that nothing the revocation
-    /// forbids is written meanwhile (`accounts::live`).
-    pub fn halt(&self) {
-        self.lock().parked = false;
+    /// Stops the broker's writes until the task parks again, and runs
+    /// `tell` (which queues a revocation for the task) under the wire's
+    /// lock: so nothing the revocation forbids is written once it is
+    /// queued, and a task that parks checks its revocations under the same
+    /// lock (its `idle`) and cannot park past one (`accounts::live`).
+    pub fn halt(&self, tell: impl FnOnce()) {
+        let mut st = self.lock();
+        st.parked = false;
+        tell();
     }
 
     /// Bytes are waiting for the task to write them.

@@ -353,3 +353,37 @@ async fn a_full_or_closed_stream_hands_the_event_to_the_task_with_the_version_un
     assert!(!wrote);
     assert_eq!(back.get(&room), Some(&Version::new(1, 5)));
 }
+
+/// A revocation that comes while the task is busy (not parked) is queued
+/// under the wire's lock: the task cannot park past it, so the broker
+/// writes nothing until the task has heard it.
+#[tokio::test]
+async fn a_task_cannot_park_past_a_kick_it_has_not_heard() {
+    use crate::server::accounts::live::{Kick, LiveConnections};
+    use crate::server::accounts::{Principal, User};
+    let (wire, _client) = pair(None, false).await;
+    let live = LiveConnections::default();
+    let who = Principal::Session {
+        user: User {
+            id: 7,
+            name: "u7".into(),
+        },
+        session_id: 70,
+        expires_at: i64::MAX,
+    };
+    let (_registration, mut kicks) = live.register_wired(1, &who, Some(wire.clone()));
+    let room = Topic::room(1);
+    assert_eq!(live.lost_access(7, room), 1);
+    let at = versions(&[(room, Version::new(1, 0))]);
+    let back = wire
+        .park(at, || kicks.is_empty())
+        .expect_err("a kick is waiting");
+    assert_eq!(
+        wire.offer(&message(1, 1, 1, "x"), || {}),
+        Offer::Queued,
+        "nothing written"
+    );
+    assert_eq!(kicks.try_recv(), Some(Kick::Topic(room)));
+    assert!(kicks.pending().is_empty());
+    assert!(wire.park(back, || kicks.is_empty()).is_ok(), "heard: parks");
+}

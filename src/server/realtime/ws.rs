@@ -420,7 +420,7 @@ where
                 && batch.is_empty()
                 && !armed
                 && link.flusher.is_none()
-                && session.park(|| link.inbox.is_empty());
+                && session.park(|| link.inbox.is_empty() && link.kicks.is_empty());
             let wake = tokio::select! {
                 biased;
                 _ = signal.wait() => Wake::Shutdown,
