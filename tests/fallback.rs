@@ -437,7 +437,12 @@ async fn a_reader_that_changes_rungs_mid_conversation_loses_and_doubles_nothing(
 async fn a_stream_that_falls_behind_is_caught_up_from_the_log_in_order() {
     // A tiny outbox: deliveries past it are dropped and the session reads
     // them from the room's log instead (the gap rule), on this rung too.
-    let server = TestServer::with(|s| s.outbox_capacity = 1).await;
+    let server = TestServer::with(|s| {
+        s.outbox_capacity = 1;
+        // bob's 40 sends at once, over HTTP.
+        s.messages_burst = 100;
+    })
+    .await;
     let ann = server.user("ann").await;
     let bob = server.user("bob").await;
     let v = head(&ann, &server, "room:1").await;

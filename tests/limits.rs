@@ -198,3 +198,57 @@ async fn behind_a_trusted_proxy_each_client_address_has_its_own_limits() {
     );
     assert_eq!(upgrade(&server, Some("203.0.113.1")).await.err(), Some(429));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chat_writes_over_http_are_limited_per_account() {
+    let server = TestServer::with(|s| {
+        s.messages_per_second = 1;
+        s.messages_burst = 3;
+    })
+    .await;
+    let ann = server.user("ann").await;
+    let bob = server.user("bob").await;
+    let mut seqs = Vec::new();
+    for i in 0..3 {
+        let (status, event) = ann.send(1, &cid(), &format!("within {i}")).await;
+        assert_eq!(status, 200, "{event}");
+        seqs.push(event["version"]["seq"].as_u64().unwrap());
+    }
+    // Past the burst: refused, typed, with when to try again; nothing stored.
+    let r = ann
+        .client
+        .post(server.url("/api/send_message"))
+        .form(&[
+            ("room_id", "1"),
+            ("client_id", &cid()[..]),
+            ("body", "too fast"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
+    assert!(r.headers().contains_key("retry-after"));
+    let err: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(err["code"], "limit", "{err}");
+    let edit = [
+        ("room_id", "1"),
+        ("client_id", &cid()[..]),
+        ("target", &seqs[0].to_string()[..]),
+        ("body", "edited"),
+    ];
+    let (status, err) = ann.post("edit_message", &edit).await;
+    assert_eq!(
+        (status, err["code"].as_str()),
+        (429, Some("limit")),
+        "edits count too"
+    );
+    // Another account is not held back by ann's rate, and sees nothing of
+    // the refused writes.
+    let (status, event) = bob.send(1, &cid(), "bob's turn").await;
+    assert_eq!(status, 200, "{event}");
+    assert_eq!(
+        event["version"]["seq"].as_u64(),
+        Some(seqs[2] + 1),
+        "the refused send stored nothing"
+    );
+}

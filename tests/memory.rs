@@ -54,7 +54,13 @@ async fn stalled_subscriber(server: &TestServer, frame: &ClientFrame) -> common:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn non_reading_subscribers_pin_one_page_each_and_their_memory_is_reused() {
-    let server = TestServer::with(|s| s.page_bytes = PAGE_BYTES).await;
+    let server = TestServer::with(|s| {
+        s.page_bytes = PAGE_BYTES;
+        // ann fills the room over HTTP, 50 sends at a time.
+        s.messages_per_second = 100_000;
+        s.messages_burst = 100_000;
+    })
+    .await;
     let ann = server.user("ann").await;
     let (_, room) = ann.post("create_room", &[("name", "long")]).await;
     let id = room["id"].as_i64().unwrap();

@@ -199,7 +199,12 @@ async fn a_stale_or_foreign_version_gets_a_reset() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_bursts_arrive_complete_and_in_order_with_a_tiny_outbox() {
-    let server = TestServer::with(|s| s.outbox_capacity = 1).await;
+    let server = TestServer::with(|s| {
+        s.outbox_capacity = 1;
+        // ann's 30 sends at once, over HTTP.
+        s.messages_burst = 100;
+    })
+    .await;
     let ann = server.user("ann").await;
     let mut ws = server.ws().await;
     let v = subscribe(&mut ws, room(1), None).await;

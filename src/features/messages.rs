@@ -34,7 +34,10 @@ pub async fn send_message(room_id: i64, client_id: Uuid, body: String) -> Result
     let state = crate::server::app_state()?;
     let who = crate::server::principal()?;
     let topic = crate::protocol::Topic::room(room_id);
-    let sent = crate::server::chat::post_message(&state, &who, topic, client_id, &body).await;
+    let sent = match crate::server::write_allowed(&state, &who) {
+        Ok(()) => crate::server::chat::post_message(&state, &who, topic, client_id, &body).await,
+        Err(e) => Err(e),
+    };
     // A plain form (no JavaScript) lands back in the room, with a fixed
     // message for a refusal.
     crate::server::redirect_form_post(&match &sent {
@@ -81,6 +84,7 @@ pub async fn edit_message(
 ) -> Result<Event, AppError> {
     let state = crate::server::app_state()?;
     let who = crate::server::principal()?;
+    crate::server::write_allowed(&state, &who)?;
     let topic = crate::protocol::Topic::room(room_id);
     let write = crate::protocol::ChatWrite::Edit { target, body };
     crate::server::chat::write(&state, &who, topic, client_id, write).await
@@ -92,6 +96,7 @@ pub async fn edit_message(
 pub async fn delete_message(room_id: i64, client_id: Uuid, target: u64) -> Result<Event, AppError> {
     let state = crate::server::app_state()?;
     let who = crate::server::principal()?;
+    crate::server::write_allowed(&state, &who)?;
     let topic = crate::protocol::Topic::room(room_id);
     let write = crate::protocol::ChatWrite::Delete { target };
     crate::server::chat::write(&state, &who, topic, client_id, write).await

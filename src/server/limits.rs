@@ -59,12 +59,12 @@ fn check_direct(limiter: &DefaultDirectRateLimiter, what: &'static str) -> Resul
     })
 }
 
-fn check_keyed(
-    limiter: &DefaultKeyedRateLimiter<IpAddr>,
-    ip: IpAddr,
+fn check_keyed<K: std::hash::Hash + Eq + Clone>(
+    limiter: &DefaultKeyedRateLimiter<K>,
+    key: K,
     what: &'static str,
 ) -> Result<(), Exceeded> {
-    limiter.check_key(&ip).map_err(|not_until| Exceeded {
+    limiter.check_key(&key).map_err(|not_until| Exceeded {
         what,
         retry_after: not_until.wait_time_from(clock().now()),
     })
@@ -77,6 +77,8 @@ pub struct PerIp {
     polls: DefaultKeyedRateLimiter<IpAddr>,
     backfills: DefaultKeyedRateLimiter<IpAddr>,
     rooms: DefaultKeyedRateLimiter<IpAddr>,
+    /// Chat writes over HTTP, per account.
+    writes: DefaultKeyedRateLimiter<i64>,
     open: Mutex<OpenCounts>,
     max_open: usize,
     max_open_per_ip: usize,
@@ -101,6 +103,10 @@ impl PerIp {
                     .allow_burst(nonzero(s.backfills_burst)),
             ),
             rooms: RateLimiter::keyed(Quota::per_hour(nonzero(s.rooms_per_hour))),
+            writes: RateLimiter::keyed(
+                Quota::per_second(nonzero(s.messages_per_second))
+                    .allow_burst(nonzero(s.messages_burst)),
+            ),
             open: Mutex::new(OpenCounts::default()),
             max_open: s.max_ws_connections,
             max_open_per_ip: s.max_ws_connections_per_ip,
@@ -152,6 +158,13 @@ impl PerIp {
         check_keyed(&self.rooms, ip, "rooms created per hour")
     }
 
+    /// One chat write (a message, an edit, a deletion) over HTTP by
+    /// `account`: the WebSocket's `messages-per-second` and
+    /// `messages-burst`, for the account across all its requests.
+    pub fn write(&self, account: i64) -> Result<(), Exceeded> {
+        check_keyed(&self.writes, account, "chat writes per second")
+    }
+
     /// Takes a place for an open WebSocket of `ip`; the place is given back
     /// when the returned guard drops.
     pub fn open(self: &Arc<Self>, ip: IpAddr) -> Result<OpenSocket, Exceeded> {
@@ -178,6 +191,7 @@ impl PerIp {
         self.polls.retain_recent();
         self.backfills.retain_recent();
         self.rooms.retain_recent();
+        self.writes.retain_recent();
     }
 }
 
