@@ -21,8 +21,10 @@ trap cleanup EXIT
 if port_open "$PORT"; then log "port $PORT is in use"; exit 1; fi
 
 # Snapshots of up to 2,000 messages (so 2,000 rows are on screen at once);
-# the bench creates rooms and accounts from one address.
+# the bench creates rooms and accounts from one address, and fills rooms
+# over HTTP as one account.
 TANDEM_DATABASE_URL="sqlite://$work/c.db" RUST_LOG=warn TANDEM_HISTORY_PAGE=2000 \
+  TANDEM_WRITES_PER_MINUTE=100000000 TANDEM_WRITES_BURST=10000000 \
   TANDEM_ROOMS_PER_HOUR=1000 TANDEM_SIGNUPS_PER_HOUR=1000 TANDEM_LOGIN_IP_BURST=1000 \
   TANDEM_METRICS_ADDR=127.0.0.1:9467 \
   LEPTOS_SITE_ADDR="127.0.0.1:$PORT" LEPTOS_SITE_ROOT=target/site \

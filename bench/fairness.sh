@@ -28,12 +28,14 @@ if port_open "$PORT"; then log "port $PORT is in use"; exit 1; fi
 
 : > "$work/runs.jsonl"
 for flood in backfill send; do
-  # A fresh server per flood, with every limit at its default.
+  # A fresh server per flood, with every limit at its default but the
+  # per-account HTTP write rate: the load tool fills its long room (1,000
+  # messages) over HTTP as one account before the flood starts.
   rm -f "$work"/f.db*
   # The load tool signs up `bench` and uses its access token (`publishers`
   # only matters for the `publish` scope it asks for).
   TANDEM_DATABASE_URL="sqlite://$work/f.db" TANDEM_METRICS_ADDR="" RUST_LOG=warn \
-    TANDEM_PUBLISHERS='["bench"]' \
+    TANDEM_PUBLISHERS='["bench"]' TANDEM_WRITES_PER_MINUTE=100000000 TANDEM_WRITES_BURST=10000000 \
     LEPTOS_SITE_ADDR="127.0.0.1:$PORT" LEPTOS_SITE_ROOT=target/site \
     taskset -c "$SERVER_CPU" target/release/tandem >"$work/server.log" 2>&1 &
   pid=$!

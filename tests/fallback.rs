@@ -440,7 +440,7 @@ async fn a_stream_that_falls_behind_is_caught_up_from_the_log_in_order() {
     let server = TestServer::with(|s| {
         s.outbox_capacity = 1;
         // bob's 40 sends at once, over HTTP.
-        s.messages_burst = 100;
+        s.writes_burst = 100;
     })
     .await;
     let ann = server.user("ann").await;

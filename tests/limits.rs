@@ -201,13 +201,26 @@ async fn behind_a_trusted_proxy_each_client_address_has_its_own_limits() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chat_writes_over_http_are_limited_per_account() {
+    // One write a minute after a burst of 3: nothing refills during the test.
     let server = TestServer::with(|s| {
-        s.messages_per_second = 1;
-        s.messages_burst = 3;
+        s.writes_per_minute = 1;
+        s.writes_burst = 3;
     })
     .await;
     let ann = server.user("ann").await;
     let bob = server.user("bob").await;
+    // A caller refused anyway spends nothing: a read-only token of ann's.
+    let reader = server.token("ann", "read").await;
+    for _ in 0..5 {
+        let r = reqwest::Client::new()
+            .post(server.url("/api/send_message"))
+            .bearer_auth(&reader)
+            .form(&[("room_id", "1"), ("client_id", &cid()[..]), ("body", "no")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403);
+    }
     let mut seqs = Vec::new();
     for i in 0..3 {
         let (status, event) = ann.send(1, &cid(), &format!("within {i}")).await;

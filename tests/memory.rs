@@ -57,8 +57,8 @@ async fn non_reading_subscribers_pin_one_page_each_and_their_memory_is_reused() 
     let server = TestServer::with(|s| {
         s.page_bytes = PAGE_BYTES;
         // ann fills the room over HTTP, 50 sends at a time.
-        s.messages_per_second = 100_000;
-        s.messages_burst = 100_000;
+        s.writes_per_minute = 1_000_000;
+        s.writes_burst = 100_000;
     })
     .await;
     let ann = server.user("ann").await;

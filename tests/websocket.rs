@@ -202,7 +202,7 @@ async fn concurrent_bursts_arrive_complete_and_in_order_with_a_tiny_outbox() {
     let server = TestServer::with(|s| {
         s.outbox_capacity = 1;
         // ann's 30 sends at once, over HTTP.
-        s.messages_burst = 100;
+        s.writes_burst = 100;
     })
     .await;
     let ann = server.user("ann").await;

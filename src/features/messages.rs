@@ -34,10 +34,8 @@ pub async fn send_message(room_id: i64, client_id: Uuid, body: String) -> Result
     let state = crate::server::app_state()?;
     let who = crate::server::principal()?;
     let topic = crate::protocol::Topic::room(room_id);
-    let sent = match crate::server::write_allowed(&state, &who) {
-        Ok(()) => crate::server::chat::post_message(&state, &who, topic, client_id, &body).await,
-        Err(e) => Err(e),
-    };
+    let write = crate::protocol::ChatWrite::Message { body };
+    let sent = crate::server::chat::write_over_http(&state, &who, topic, client_id, write).await;
     // A plain form (no JavaScript) lands back in the room, with a fixed
     // message for a refusal.
     crate::server::redirect_form_post(&match &sent {
@@ -84,10 +82,9 @@ pub async fn edit_message(
 ) -> Result<Event, AppError> {
     let state = crate::server::app_state()?;
     let who = crate::server::principal()?;
-    crate::server::write_allowed(&state, &who)?;
     let topic = crate::protocol::Topic::room(room_id);
     let write = crate::protocol::ChatWrite::Edit { target, body };
-    crate::server::chat::write(&state, &who, topic, client_id, write).await
+    crate::server::chat::write_over_http(&state, &who, topic, client_id, write).await
 }
 
 /// Deletes message `target` (the caller's own, or any in a room the caller
@@ -96,10 +93,9 @@ pub async fn edit_message(
 pub async fn delete_message(room_id: i64, client_id: Uuid, target: u64) -> Result<Event, AppError> {
     let state = crate::server::app_state()?;
     let who = crate::server::principal()?;
-    crate::server::write_allowed(&state, &who)?;
     let topic = crate::protocol::Topic::room(room_id);
     let write = crate::protocol::ChatWrite::Delete { target };
-    crate::server::chat::write(&state, &who, topic, client_id, write).await
+    crate::server::chat::write_over_http(&state, &who, topic, client_id, write).await
 }
 
 /// Records that the caller had the room's messages up to `seq` on screen

@@ -27,22 +27,9 @@ impl From<StoreError> for AppError {
     }
 }
 
-/// Persists a chat message by `who`'s account. The store publishes it once
-/// committed, even if this call is cancelled; a retry (same `client_id`)
-/// returns the original event and publishes nothing new.
-pub async fn post_message(
-    state: &AppState,
-    who: &Principal,
-    topic: Topic,
-    client_id: Uuid,
-    body: &str,
-) -> Result<Event, AppError> {
-    let body = body.to_owned();
-    write(state, who, topic, client_id, ChatWrite::Message { body }).await
-}
-
 /// A chat write by `who`: a new message, or an edit or a deletion of an
-/// earlier one (a new event that refers to it by seq).
+/// earlier one (a new event that refers to it by seq). The store publishes
+/// it once committed, even if this call is cancelled.
 ///
 /// Rules: writing needs `write` access to the room; only a message's author
 /// edits it; its author or the room's owner deletes it; a deleted message
@@ -56,11 +43,42 @@ pub async fn write(
     client_id: Uuid,
     write: ChatWrite,
 ) -> Result<Event, AppError> {
+    write_as(state, who, topic, client_id, write, false).await
+}
+
+/// `write`, over HTTP (a server function): counted against the account's
+/// `writes-per-minute` once it is authorized (a caller refused anyway
+/// spends nothing), refused past it with `limit`. A socket's writes are
+/// limited per connection instead (`Budget`).
+pub async fn write_over_http(
+    state: &AppState,
+    who: &Principal,
+    topic: Topic,
+    client_id: Uuid,
+    write: ChatWrite,
+) -> Result<Event, AppError> {
+    write_as(state, who, topic, client_id, write, true).await
+}
+
+async fn write_as(
+    state: &AppState,
+    who: &Principal,
+    topic: Topic,
+    client_id: Uuid,
+    write: ChatWrite,
+    per_account: bool,
+) -> Result<Event, AppError> {
     authorize(state, who, topic, Access::Write).await?;
     let Topic::Room(room_id) = topic else {
         return Err(AppError::Validation(format!("{topic} is not a chat room")));
     };
     let user = who.require_user()?;
+    if per_account {
+        state
+            .limits
+            .write(user.id)
+            .map_err(crate::server::limited)?;
+    }
     let max = state.settings.max_message_chars;
     let now = super::store::now_ms();
     let data = match write {

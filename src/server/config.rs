@@ -56,6 +56,10 @@ pub struct Settings {
     pub page_bytes: usize,
     pub messages_per_second: u32,
     pub messages_burst: u32,
+    /// Chat writes over HTTP per account (`send_message`, `edit_message`,
+    /// `delete_message`), per minute, and the burst.
+    pub writes_per_minute: u32,
+    pub writes_burst: u32,
     pub resumes_per_second: u32,
     pub resumes_burst: u32,
     pub max_refusals: u32,
@@ -120,6 +124,8 @@ impl Default for Settings {
             page_bytes: 256 * 1024,
             messages_per_second: 10,
             messages_burst: 30,
+            writes_per_minute: 600,
+            writes_burst: 30,
             resumes_per_second: 10,
             resumes_burst: 128,
             max_refusals: 100,
@@ -284,6 +290,9 @@ impl Settings {
             || self.long_poll_ms + 1000 > self.request_timeout_ms
         {
             return fail("long-poll-ms must be 1 to 30000 and at least a second below request-timeout-ms (the reference client gives a long poll 40 s)");
+        }
+        if self.writes_per_minute == 0 || self.writes_burst == 0 {
+            return fail("writes-per-minute and writes-burst must be positive");
         }
         if self.short_poll_ms == 0 || self.polls_per_minute == 0 || self.polls_burst == 0 {
             return fail("short-poll-ms, polls-per-minute and polls-burst must be positive");

@@ -104,8 +104,8 @@ impl PerIp {
             ),
             rooms: RateLimiter::keyed(Quota::per_hour(nonzero(s.rooms_per_hour))),
             writes: RateLimiter::keyed(
-                Quota::per_second(nonzero(s.messages_per_second))
-                    .allow_burst(nonzero(s.messages_burst)),
+                Quota::per_minute(nonzero(s.writes_per_minute))
+                    .allow_burst(nonzero(s.writes_burst)),
             ),
             open: Mutex::new(OpenCounts::default()),
             max_open: s.max_ws_connections,
@@ -159,10 +159,10 @@ impl PerIp {
     }
 
     /// One chat write (a message, an edit, a deletion) over HTTP by
-    /// `account`: the WebSocket's `messages-per-second` and
-    /// `messages-burst`, for the account across all its requests.
+    /// `account` (`writes-per-minute`, `writes-burst`), across all its
+    /// requests.
     pub fn write(&self, account: i64) -> Result<(), Exceeded> {
-        check_keyed(&self.writes, account, "chat writes per second")
+        check_keyed(&self.writes, account, "chat writes per minute")
     }
 
     /// Takes a place for an open WebSocket of `ip`; the place is given back

@@ -329,18 +329,6 @@ pub fn limited(exceeded: limits::Exceeded) -> crate::error::AppError {
     crate::error::AppError::Limit(format!("too many requests: {}", exceeded.what))
 }
 
-/// The per-account rate of chat writes over HTTP (`PerIp::write`): `Ok`
-/// for a caller with no account, whom the write's own rules refuse.
-pub fn write_allowed(
-    state: &AppState,
-    who: &accounts::Principal,
-) -> Result<(), crate::error::AppError> {
-    match who.require_user() {
-        Ok(user) => state.limits.write(user.id).map_err(limited),
-        Err(_) => Ok(()),
-    }
-}
-
 /// Who the request acts for, inside a server function or a page (resolved
 /// once per request by `accounts::attach`). An invalid bearer token is
 /// `Unauthenticated`.

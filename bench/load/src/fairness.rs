@@ -121,8 +121,8 @@ async fn normal_client(o: &Options, room: i64, salt: u64) -> anyhow::Result<(His
     Ok((h, failures))
 }
 
-/// Fills room 2 with 1,000 messages of 8 KB (over HTTP, which is not
-/// rate-limited per connection) and returns its epoch.
+/// Fills room 2 with 1,000 messages of 8 KB (over HTTP: `bench/fairness.sh`
+/// lifts the per-account write rate for it) and returns its epoch.
 async fn long_room(target: &str, token: &str) -> anyhow::Result<u64> {
     let http = reqwest::Client::new();
     let body = "😀".repeat(2000);
