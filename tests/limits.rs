@@ -19,6 +19,14 @@ fn send(i: usize) -> ClientFrame {
     }
 }
 
+/// A server function's refusal by a rate limit: 429, `Retry-After`, typed.
+async fn refused_for_rate(r: reqwest::Response) {
+    assert_eq!(r.status(), 429);
+    assert!(r.headers().contains_key("retry-after"));
+    let err: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(err["code"], "limit", "{err}");
+}
+
 async fn upgrade(server: &TestServer, forwarded: Option<&str>) -> Result<Ws, u16> {
     let mut req = format!("ws://{}/ws", server.addr)
         .into_client_request()
@@ -170,10 +178,7 @@ async fn backfills_and_room_creations_are_limited_per_address() {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 429);
-    assert!(r.headers().contains_key("retry-after"));
-    let err: serde_json::Value = r.json().await.unwrap();
-    assert_eq!(err["code"], "limit");
+    refused_for_rate(r).await;
     for i in 0..2 {
         let (status, _) = http
             .post("create_room", &[("name", &format!("r{i}-{}", cid()))])
@@ -239,10 +244,7 @@ async fn chat_writes_over_http_are_limited_per_account() {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 429);
-    assert!(r.headers().contains_key("retry-after"));
-    let err: serde_json::Value = r.json().await.unwrap();
-    assert_eq!(err["code"], "limit", "{err}");
+    refused_for_rate(r).await;
     let edit = [
         ("room_id", "1"),
         ("client_id", &cid()[..]),

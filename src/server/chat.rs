@@ -27,6 +27,18 @@ impl From<StoreError> for AppError {
     }
 }
 
+/// How a chat write came.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Via {
+    /// A socket's `send`, `edit` or `delete`: limited per connection
+    /// (`limits::Budget`).
+    Socket,
+    /// A server function: counted against the account's
+    /// `writes-per-minute` once it is authorized (a caller refused anyway
+    /// spends nothing), refused past it with `limit`.
+    Http,
+}
+
 /// A chat write by `who`: a new message, or an edit or a deletion of an
 /// earlier one (a new event that refers to it by seq). The store publishes
 /// it once committed, even if this call is cancelled.
@@ -42,38 +54,14 @@ pub async fn write(
     topic: Topic,
     client_id: Uuid,
     write: ChatWrite,
-) -> Result<Event, AppError> {
-    write_as(state, who, topic, client_id, write, false).await
-}
-
-/// `write`, over HTTP (a server function): counted against the account's
-/// `writes-per-minute` once it is authorized (a caller refused anyway
-/// spends nothing), refused past it with `limit`. A socket's writes are
-/// limited per connection instead (`Budget`).
-pub async fn write_over_http(
-    state: &AppState,
-    who: &Principal,
-    topic: Topic,
-    client_id: Uuid,
-    write: ChatWrite,
-) -> Result<Event, AppError> {
-    write_as(state, who, topic, client_id, write, true).await
-}
-
-async fn write_as(
-    state: &AppState,
-    who: &Principal,
-    topic: Topic,
-    client_id: Uuid,
-    write: ChatWrite,
-    per_account: bool,
+    via: Via,
 ) -> Result<Event, AppError> {
     authorize(state, who, topic, Access::Write).await?;
     let Topic::Room(room_id) = topic else {
         return Err(AppError::Validation(format!("{topic} is not a chat room")));
     };
     let user = who.require_user()?;
-    if per_account {
+    if via == Via::Http {
         state
             .limits
             .write(user.id)

@@ -330,6 +330,16 @@ mod tests {
         }
     }
 
+    /// A board, and a subscriber of room 1's presence.
+    fn watched_board() -> (Arc<PresenceBoard>, crate::server::broker::Inbox) {
+        let logs = Arc::new(EphemeralLogs::new(8, 8));
+        let broker = Arc::new(LocalBroker::default());
+        let board = PresenceBoard::new(logs, broker.clone());
+        let (outbox, rx) = Outbox::new(16);
+        broker.subscribe(Topic::presence(1), 1, outbox);
+        (board, rx)
+    }
+
     /// The accounts a presence delivery lists.
     fn users(d: &crate::server::broker::Delivery) -> Vec<Present> {
         match serde_json::from_str::<ServerFrame>(d.frame.as_str()).unwrap() {
@@ -356,12 +366,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn each_account_once_typing_expires_and_changes_are_coalesced() {
-        let logs = Arc::new(EphemeralLogs::new(8, 8));
-        let broker = Arc::new(LocalBroker::default());
-        let board = PresenceBoard::new(logs, broker.clone());
-        let topic = Topic::presence(1);
-        let (outbox, mut rx) = Outbox::new(16);
-        broker.subscribe(topic, 1, outbox);
+        let (board, mut rx) = watched_board();
         let (ann, bob) = (user(2, "ann"), user(3, "bob"));
         let start = Instant::now();
 
@@ -408,11 +413,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn an_account_whose_tabs_all_rest_shows_away_until_one_comes_back() {
-        let logs = Arc::new(EphemeralLogs::new(8, 8));
-        let broker = Arc::new(LocalBroker::default());
-        let board = PresenceBoard::new(logs, broker.clone());
-        let (outbox, mut rx) = Outbox::new(16);
-        broker.subscribe(Topic::presence(1), 1, outbox);
+        let (board, mut rx) = watched_board();
         let (ann, bob) = (user(2, "ann"), user(3, "bob"));
 
         // ann in two tabs, bob in one.
@@ -462,11 +463,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_poller_stays_listed_between_polls_and_leaves_when_they_stop() {
-        let logs = Arc::new(EphemeralLogs::new(8, 8));
-        let broker = Arc::new(LocalBroker::default());
-        let board = PresenceBoard::new(logs, broker.clone());
-        let (outbox, mut rx) = Outbox::new(16);
-        broker.subscribe(Topic::presence(1), 1, outbox);
+        let (board, mut rx) = watched_board();
         let (ann, bob) = (user(2, "ann"), user(3, "bob"));
         let linger = Duration::from_secs(4);
         let poll = |board: &Arc<PresenceBoard>| {
@@ -524,11 +521,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_poll_that_loses_the_room_or_its_credentials_leaves_without_lingering() {
-        let logs = Arc::new(EphemeralLogs::new(8, 8));
-        let broker = Arc::new(LocalBroker::default());
-        let board = PresenceBoard::new(logs, broker.clone());
-        let (outbox, mut rx) = Outbox::new(16);
-        broker.subscribe(Topic::presence(1), 1, outbox);
+        let (board, mut rx) = watched_board();
         let ann = user(2, "ann");
         board.connection(1, &ann, None, Some(Here));
         board.linger(1, &ann, Duration::from_secs(4));

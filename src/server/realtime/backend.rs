@@ -97,7 +97,8 @@ impl Backend for AppState {
         client_id: Uuid,
         write: ChatWrite,
     ) -> Result<Event, AppError> {
-        crate::server::chat::write(self, who, topic, client_id, write).await
+        let via = crate::server::chat::Via::Socket;
+        crate::server::chat::write(self, who, topic, client_id, write, via).await
     }
 
     fn presence(

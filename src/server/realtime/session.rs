@@ -301,11 +301,14 @@ impl Session {
         match kick {
             Kick::Credentials => Verdict::Close(CloseCode::Unauthenticated, "credentials revoked"),
             Kick::Topic(topic) => {
-                // Losing a room loses who is in it too.
+                // Losing a room loses who is in it too; a poll's account
+                // does not linger in a room it lost.
                 let presence = match topic {
                     Topic::Room(id) => Some(Topic::presence(id)),
                     _ => None,
                 };
+                let linger = self.linger;
+                self.stop_lingering();
                 for t in std::iter::once(topic).chain(presence) {
                     if self.subs.contains_key(&t) {
                         self.untrack(t);
@@ -313,6 +316,7 @@ impl Session {
                         push_error(out, e.code(), e.to_string(), Some(t));
                     }
                 }
+                self.linger = linger;
                 // Resting from it: gone from its presence (the client
                 // learns when it subscribes again).
                 if let Topic::Room(id) = topic {
@@ -536,9 +540,9 @@ impl Session {
             let (who, backend) = (&self.peer.who, &self.services.backend);
             match (from, self.linger) {
                 (None, _) => {}
-                // A poll's room ends (a lost membership, a reset): no
-                // lingering either.
-                (Some(_), Some(_)) => backend.linger(who, room, Duration::ZERO),
+                // A poll's room ends (a reset, say): it lingers as when the
+                // poll ends, unless the room was lost (`on_kick`).
+                (Some(_), Some(linger)) => backend.linger(who, room, linger),
                 (Some(_), None) => backend.presence(who, room, from, to),
             }
         }

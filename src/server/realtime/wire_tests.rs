@@ -4,6 +4,8 @@
 
 use super::*;
 use crate::protocol::{ChatMessage, Event, EventData, Tick};
+use crate::server::accounts::live::{Kick, Kicks, LiveConnections, Registration};
+use crate::server::accounts::{Principal, User};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -258,14 +260,8 @@ async fn a_full_socket_hands_over_to_the_task_without_splitting_or_reordering() 
     assert_eq!(got[n - 1].1, own, "the task's frame after the wire's");
 }
 
-/// A revocation halts the wire before the task hears of it: from then on
-/// the broker queues, and the task reads the kick before any delivery.
-#[tokio::test]
-async fn a_kick_halts_the_wire_before_the_task_hears_of_it() {
-    use crate::server::accounts::live::{Kick, LiveConnections};
-    use crate::server::accounts::{Principal, User};
-    let (wire, _client) = pair(None, false).await;
-    let live = LiveConnections::default();
+/// Registers connection 1, signed in as account 7 over `wire`.
+fn signed_in(live: &LiveConnections, wire: &Arc<Wire>) -> (Registration, Kicks) {
     let who = Principal::Session {
         user: User {
             id: 7,
@@ -274,7 +270,16 @@ async fn a_kick_halts_the_wire_before_the_task_hears_of_it() {
         session_id: 70,
         expires_at: i64::MAX,
     };
-    let (_registration, mut kicks) = live.register_wired(1, &who, Some(wire.clone()));
+    live.register_wired(1, &who, Some(wire.clone()))
+}
+
+/// A revocation halts the wire before the task hears of it: from then on
+/// the broker queues, and the task reads the kick before any delivery.
+#[tokio::test]
+async fn a_kick_halts_the_wire_before_the_task_hears_of_it() {
+    let (wire, _client) = pair(None, false).await;
+    let live = LiveConnections::default();
+    let (_registration, mut kicks) = signed_in(&live, &wire);
     let room = Topic::room(1);
     assert!(wire
         .park(versions(&[(room, Version::new(1, 0))]), || true)
@@ -359,19 +364,9 @@ async fn a_full_or_closed_stream_hands_the_event_to_the_task_with_the_version_un
 /// writes nothing until the task has heard it.
 #[tokio::test]
 async fn a_task_cannot_park_past_a_kick_it_has_not_heard() {
-    use crate::server::accounts::live::{Kick, LiveConnections};
-    use crate::server::accounts::{Principal, User};
     let (wire, _client) = pair(None, false).await;
     let live = LiveConnections::default();
-    let who = Principal::Session {
-        user: User {
-            id: 7,
-            name: "u7".into(),
-        },
-        session_id: 70,
-        expires_at: i64::MAX,
-    };
-    let (_registration, mut kicks) = live.register_wired(1, &who, Some(wire.clone()));
+    let (_registration, mut kicks) = signed_in(&live, &wire);
     let room = Topic::room(1);
     assert_eq!(live.lost_access(7, room), 1);
     let at = versions(&[(room, Version::new(1, 0))]);
