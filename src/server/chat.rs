@@ -34,8 +34,8 @@ pub enum Via {
     /// (`limits::Budget`).
     Socket,
     /// A server function: counted against the account's
-    /// `writes-per-minute` once it is authorized (a caller refused anyway
-    /// spends nothing), refused past it with `limit`.
+    /// `writes-per-minute` once it is authorized (a caller without write
+    /// access spends nothing), refused past it with `limit`.
     Http,
 }
 

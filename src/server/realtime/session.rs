@@ -542,8 +542,8 @@ impl Session {
                 (None, _) => {}
                 // A poll's room ends (a reset, say): it lingers as when the
                 // poll ends, unless the room was lost (`on_kick`).
-                (Some(_), Some(linger)) => backend.linger(who, room, linger),
-                (Some(_), None) => backend.presence(who, room, from, to),
+                (Some(Attendance::Here), Some(linger)) => backend.linger(who, room, linger),
+                (Some(_), _) => backend.presence(who, room, from, to),
             }
         }
         self.services.broker.unsubscribe(topic, self.conn);

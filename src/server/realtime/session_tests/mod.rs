@@ -6,6 +6,7 @@
 
 mod limits;
 mod ordering;
+mod presence;
 
 use super::*;
 use crate::model::Backfill;
@@ -22,6 +23,8 @@ pub(super) const EPOCH: u32 = 7;
 pub(super) struct Fake {
     logs: Mutex<HashMap<Topic, Vec<Event>>>,
     broken: AtomicBool,
+    /// The presence calls made, in order (`presence`, `linger`).
+    attendance: Mutex<Vec<String>>,
 }
 
 impl Fake {
@@ -147,13 +150,18 @@ impl Backend for Fake {
     fn presence(
         &self,
         _: &crate::server::accounts::Principal,
-        _: i64,
-        _: Option<crate::server::presence::Attendance>,
-        _: Option<crate::server::presence::Attendance>,
+        room: i64,
+        from: Option<crate::server::presence::Attendance>,
+        to: Option<crate::server::presence::Attendance>,
     ) {
+        let call = format!("room {room}: {from:?} -> {to:?}");
+        self.attendance.lock().unwrap().push(call);
     }
 
-    fn linger(&self, _: &crate::server::accounts::Principal, _: i64, _: std::time::Duration) {}
+    fn linger(&self, _: &crate::server::accounts::Principal, room: i64, linger: Duration) {
+        let call = format!("room {room}: lingers {linger:?}");
+        self.attendance.lock().unwrap().push(call);
+    }
 
     async fn typing(
         &self,
