@@ -328,13 +328,24 @@ async fn goodbye(tx: &mpsc::Sender<Bytes>, writer: &mut Writer, limits: Limits) 
 /// for a parked stream, `wire`).
 pub(super) fn message(id: &str, json: &[u8]) -> Bytes {
     let mut buf = Vec::with_capacity(id.len() + json.len() + 13);
+    put_id(&mut buf, id);
+    put_data(&mut buf, json);
+    Bytes::from(buf)
+}
+
+/// An `id:` line (ends no message by itself).
+fn put_id(buf: &mut Vec<u8>, id: &str) {
     buf.extend_from_slice(b"id: ");
     buf.extend_from_slice(id.as_bytes());
     buf.push(b'\n');
+}
+
+/// A `data:` line that ends a message. Frame JSON is one line (serde_json
+/// escapes newlines in strings).
+fn put_data(buf: &mut Vec<u8>, json: &[u8]) {
     buf.extend_from_slice(b"data: ");
     buf.extend_from_slice(json);
     buf.extend_from_slice(b"\n\n");
-    Bytes::from(buf)
 }
 
 /// Encodes SSE messages.
@@ -366,11 +377,9 @@ impl Writer {
         self.buf.reserve_exact(len + id_len);
         for (i, frame) in out.drain(..).enumerate() {
             if i == last && new_id {
-                self.buf.extend_from_slice(b"id: ");
-                self.buf.extend_from_slice(self.next_id.as_bytes());
-                self.buf.push(b'\n');
+                put_id(&mut self.buf, &self.next_id);
             }
-            self.data(frame.bytes());
+            put_data(&mut self.buf, frame.bytes());
         }
         if new_id {
             std::mem::swap(&mut self.id, &mut self.next_id);
@@ -380,15 +389,8 @@ impl Writer {
     /// `frames` without an id.
     fn plain(&mut self, out: &mut Frames) {
         for frame in out.drain(..) {
-            self.data(frame.bytes());
+            put_data(&mut self.buf, frame.bytes());
         }
-    }
-
-    fn data(&mut self, json: &[u8]) {
-        // Frame JSON is one line (serde_json escapes newlines in strings).
-        self.buf.extend_from_slice(b"data: ");
-        self.buf.extend_from_slice(json);
-        self.buf.extend_from_slice(b"\n\n");
     }
 
     fn comment(&mut self) {
@@ -403,7 +405,7 @@ impl Writer {
     fn close(&mut self, code: u16, reason: &str) {
         let data = serde_json::json!({ "code": code, "reason": reason });
         self.buf.extend_from_slice(b"event: close\n");
-        self.data(data.to_string().as_bytes());
+        put_data(&mut self.buf, data.to_string().as_bytes());
     }
 
     fn take(&mut self) -> Bytes {
