@@ -26,6 +26,17 @@ const probe = () => {
       window.__live = performance.now();
     }
   };
+  // The page's WebSocket: made, open, and its first frame (the server's
+  // `hello`), as marks beside the page's own.
+  const Native = window.WebSocket;
+  window.WebSocket = class extends Native {
+    constructor(...args) {
+      super(...args);
+      performance.mark('socket-made');
+      this.addEventListener('open', () => performance.mark('socket-open'), { once: true });
+      this.addEventListener('message', () => performance.mark('socket-hello'), { once: true });
+    }
+  };
   new MutationObserver(seen).observe(document, {
     subtree: true,
     childList: true,

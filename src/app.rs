@@ -24,6 +24,8 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta name="viewport" content="width=device-width, initial-scale=1" />
                 <link rel="icon" href="/favicon.svg" type="image/svg+xml" />
                 <AutoReload options=options.clone() />
+                // Opens the page's WebSocket while the wasm loads (`sync::early`).
+                <script nonce=leptos::nonce::use_nonce()>{crate::sync::early::boot_script()}</script>
                 {site_head(options)}
                 <MetaTags />
             </head>

@@ -59,7 +59,7 @@ for (const rung of RUNGS) {
     for (const seen of [aliceSeen, bobSeen]) {
       const sockets = seen.filter((s) => s.startsWith('ws '));
       if (rung.name === 'websocket') {
-        expect(sockets.length, 'the page opened its WebSocket').toBeGreaterThan(0);
+        expect(sockets.length, 'one WebSocket: the early one, taken over').toBe(1);
         expect(seen.filter((s) => !s.startsWith('ws ')), 'and no HTTP rung').toEqual([]);
       } else {
         expect(sockets, 'no WebSocket on a forced lower rung').toEqual([]);
@@ -72,6 +72,34 @@ for (const rung of RUNGS) {
   });
 }
 
+test('the page opens its WebSocket while it loads and the app takes that one over', async ({ newUser, request }) => {
+  const room = await createRoom(request);
+  const dave = await newUser(uniqueName('da'));
+  // Every socket the page makes, with the document's state at that moment:
+  // the early socket is made while the head is parsed ("loading"); the app
+  // alone would make its socket after hydrating.
+  await dave.page.addInitScript(() => {
+    const Native = window.WebSocket;
+    const made: string[] = [];
+    (window as unknown as { madeSockets: string[] }).madeSockets = made;
+    window.WebSocket = class extends Native {
+      constructor(url: string | URL, protocols?: string | string[]) {
+        super(url, protocols);
+        made.push(document.readyState);
+      }
+    };
+  });
+  await dave.open(room.id);
+  await expect(dave.page.getByTestId('link-rung')).toHaveAttribute('data-rung', 'websocket');
+  const text = `over the early socket ${uid()}`;
+  await dave.sendAndConfirm(text);
+  await expect(dave.bodies).toHaveText([text]);
+  const made = await dave.page.evaluate(() => (window as unknown as { madeSockets: string[] }).madeSockets);
+  expect(made, 'one socket, made before the page had loaded, and used by the app').toEqual(['loading']);
+  expect(await dave.page.evaluate(() => 'tandemEarlySocket' in window), 'taken').toBe(false);
+  expect(dave.failures).toEqual([]);
+});
+
 test('the account setting forces a rung in this browser until set back', async ({ newUser, request }) => {
   const room = await createRoom(request);
   const carol = await newUser(uniqueName('ca'));
@@ -81,10 +109,13 @@ test('the account setting forces a rung in this browser until set back', async (
   await expect(setting).toHaveValue('auto');
   await Promise.all([carol.page.waitForEvent('load'), setting.selectOption('long-poll')]);
   await expect(carol.page.getByTestId('transport-setting')).toHaveValue('long-poll');
+  const sockets: string[] = [];
+  carol.page.on('websocket', (ws) => sockets.push(ws.url()));
   await carol.open(room.id);
   await expect(carol.page.getByTestId('link-rung')).toHaveAttribute('data-rung', 'long-poll');
   const text = `over long polling by setting ${uid()}`;
   await carol.sendAndConfirm(text);
+  expect(sockets, 'no WebSocket, not even the early one, while the setting says long polling').toEqual([]);
   await carol.page.goto('/account');
   await carol.waitLive();
   await expect(carol.page.getByTestId('transport-setting')).toHaveValue('long-poll');

@@ -15,6 +15,8 @@
 //! - `ladder` (pure) decides the transport: WebSocket, SSE, long polling or
 //!   short polling, stepping down when a rung is blocked on the way and
 //!   climbing back when it works again.
+//! - `early` opens the page's WebSocket from an inline script while the
+//!   wasm loads; the live link takes it over.
 //! - `live` owns the tab's live link on the ladder's rung: connecting,
 //!   heartbeats, reconnecting with backoff, resubscribing every topic from
 //!   its handler's current version, and routing frames to handlers. In the server build
@@ -23,6 +25,7 @@
 
 pub mod backoff;
 pub mod cursor;
+pub mod early;
 pub mod ladder;
 pub mod latest;
 pub mod outbox;

@@ -49,6 +49,14 @@ pub(super) enum Outcome {
 pub(super) async fn run(inner: Rc<Inner>, mut woken: mpsc::UnboundedReceiver<Wake>) {
     let mut backoff = Backoff::default();
     let mut first = true;
+    // The page script's socket (`sync::early`): the first WebSocket attempt
+    // takes it over; starting on another rung, it is closed.
+    let mut early = crate::sync::early::take();
+    if inner.ladder.borrow().rung() != Rung::WebSocket {
+        if let Some((socket, _)) = early.take() {
+            let _ = socket.close_with_code(1000);
+        }
+    }
     loop {
         if !first {
             inner.status.try_set(down_status(&backoff));
@@ -57,7 +65,9 @@ pub(super) async fn run(inner: Rc<Inner>, mut woken: mpsc::UnboundedReceiver<Wak
         let rung = inner.ladder.borrow().rung();
         inner.rung.try_set(rung);
         let (outcome, ended) = match rung {
-            Rung::WebSocket => super::ws::attempt(&inner, &mut backoff, &mut woken).await,
+            Rung::WebSocket => {
+                super::ws::attempt(&inner, &mut backoff, &mut woken, early.take()).await
+            }
             Rung::Sse => super::sse::attempt(&inner, &mut backoff, &mut woken).await,
             Rung::LongPoll | Rung::ShortPoll => {
                 let long = rung == Rung::LongPoll;

@@ -27,6 +27,7 @@ mod sse;
 mod wake;
 mod ws;
 
+use super::early::{RUNG_KEY, TRANSPORT_KEY, TRANSPORT_PARAM};
 use super::ladder::{Ladder, Rung};
 use super::{LinkStatus, TopicHandler};
 use crate::error::AppError;
@@ -106,16 +107,12 @@ pub(crate) struct Inner {
     /// The rung the link is on, for the page.
     rung: RwSignal<Rung>,
     ladder: RefCell<Ladder>,
+    /// `went_live` has marked the page's first live moment.
+    marked_live: Cell<bool>,
 }
 
 /// `hidden_tab_ms` until the server says (the server's default).
 const DEFAULT_HIDDEN_TAB_MS: f64 = 60_000.0;
-
-/// Where the tab remembers the last rung that worked (`sessionStorage`).
-const RUNG_KEY: &str = "tandem.rung";
-/// The setting that forces a rung (`localStorage`); the URL parameter
-/// `transport` does the same for one page.
-const TRANSPORT_KEY: &str = "tandem.transport";
 
 /// The rung forced by `?transport=` or the setting, if any.
 pub fn forced_rung() -> Option<Rung> {
@@ -124,7 +121,7 @@ pub fn forced_rung() -> Option<Rung> {
         .search()
         .ok()
         .and_then(|q| web_sys::UrlSearchParams::new_with_str(&q).ok())
-        .and_then(|p| p.get("transport"));
+        .and_then(|p| p.get(TRANSPORT_PARAM));
     from_url
         .and_then(|n| Rung::parse(&n))
         .or_else(transport_setting)
@@ -153,7 +150,7 @@ pub fn set_transport_setting(rung: Option<Rung>) {
 }
 
 /// The rung to start on: forced, or the last that worked in this tab, or
-/// the top.
+/// the top. The early socket's script (`sync::early`) decides the same way.
 fn start_rung() -> (Rung, bool) {
     if let Some(r) = forced_rung() {
         return (r, true);
@@ -195,6 +192,7 @@ pub fn provide_live_client() -> LiveClient {
         topics_changed: Cell::new(false),
         rung,
         ladder: RefCell::new(Ladder::new(start, forced, now_ms(), random())),
+        marked_live: Cell::new(false),
     });
     let client = LiveClient {
         status,
@@ -473,6 +471,19 @@ impl Inner {
     }
 
     /// Ends the live phase: no queue, every waiting send fails.
+    /// The link is up (whatever the rung). The first time in the page,
+    /// also a performance mark, `tandem:live`, beside the boot script's
+    /// `tandem:wasm-ready` and `tandem:hydrated` (`bench/first_load.mjs`,
+    /// real-user monitoring).
+    fn went_live(&self) {
+        self.status.try_set(LinkStatus::Live);
+        if !self.marked_live.replace(true) {
+            if let Some(p) = window().performance() {
+                let _ = p.mark("tandem:live");
+            }
+        }
+    }
+
     fn went_down(&self) {
         self.out.borrow_mut().take();
         let waiting: Vec<_> = self.acks.borrow_mut().drain().collect();

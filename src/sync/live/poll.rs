@@ -19,11 +19,9 @@ use crate::protocol::{ServerFrame, PROTOCOL_VERSION};
 use crate::sync::backoff::Backoff;
 use crate::sync::document_visible;
 use crate::sync::ladder::Ended;
-use crate::sync::LinkStatus;
 use futures::channel::mpsc;
 use futures::{FutureExt, StreamExt};
 use gloo_timers::future::{IntervalStream, TimeoutFuture};
-use leptos::prelude::*;
 use std::rc::Rc;
 
 /// How often short polling polls (the server's `short-poll-ms` default).
@@ -123,7 +121,7 @@ pub(super) async fn attempt(
                     worked = true;
                     backoff.connected(now_ms());
                     inner.ladder.borrow_mut().working(now_ms(), super::random());
-                    inner.status.try_set(LinkStatus::Live);
+                    inner.went_live();
                 }
                 for frame in answer.frames {
                     if let Some(outcome) = handle(inner, frame) {

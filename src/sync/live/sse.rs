@@ -16,11 +16,9 @@ use crate::protocol::{ServerFrame, PROTOCOL_VERSION};
 use crate::sync::backoff::Backoff;
 use crate::sync::document_visible;
 use crate::sync::ladder::Ended;
-use crate::sync::LinkStatus;
 use futures::channel::mpsc;
 use futures::{FutureExt, StreamExt};
 use gloo_timers::future::{IntervalStream, TimeoutFuture};
-use leptos::prelude::*;
 use std::rc::Rc;
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::JsCast;
@@ -152,7 +150,7 @@ pub(super) async fn attempt(
         }
     };
     backoff.connected(hello_at);
-    inner.status.try_set(LinkStatus::Live);
+    inner.went_live();
     let mut heard = hello_at;
     let mut proven = false;
     let mut watchdog = IntervalStream::new(1000).fuse();

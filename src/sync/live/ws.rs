@@ -14,7 +14,6 @@ use crate::protocol::{ClientFrame, ServerFrame, PROTOCOL_VERSION};
 use crate::sync::backoff::Backoff;
 use crate::sync::document_visible;
 use crate::sync::ladder::Ended;
-use crate::sync::LinkStatus;
 use futures::channel::mpsc;
 use futures::{FutureExt, SinkExt, StreamExt};
 use gloo_net::websocket::{futures::WebSocket, Message, WebSocketError};
@@ -28,44 +27,73 @@ const HELLO_TIMEOUT_MS: u32 = 10_000;
 const PROBE_MS: f64 = 3_000.0;
 
 /// One attempt: how it ended, and whether the socket worked (said `hello`).
+/// `early` is the page script's socket with the text frames it received
+/// before the app took it (`sync::early`), for the first attempt.
 pub(super) async fn attempt(
     inner: &Rc<Inner>,
     backoff: &mut Backoff,
     woken: &mut mpsc::UnboundedReceiver<Wake>,
+    early: Option<(web_sys::WebSocket, Vec<String>)>,
 ) -> (Outcome, Ended) {
     let retry = Outcome::Retry { window_ms: None };
-    let Ok(ws) = WebSocket::open(&socket_url()) else {
-        return (retry, Ended::Failed);
+    let adopted = early.and_then(|(raw, frames)| Some((WebSocket::try_from(raw).ok()?, frames)));
+    let (ws, early_frames) = match adopted {
+        Some(adopted) => adopted,
+        None => match WebSocket::open(&socket_url()) {
+            Ok(ws) => (ws, Vec::new()),
+            Err(_) => return (retry, Ended::Failed),
+        },
     };
+    let mut early_frames = early_frames.into_iter();
     let (mut sink, stream) = ws.split();
     let mut stream = stream.fuse();
 
-    // The server speaks first.
-    let timeout_ms = futures::select! {
-        first = stream.next() => match first {
-            Some(Ok(Message::Text(t))) => match serde_json::from_str::<ServerFrame>(&t) {
-                Ok(ServerFrame::Hello { heartbeat_timeout_ms, protocol, hidden_tab_ms, .. }) => {
-                    if protocol != PROTOCOL_VERSION {
-                        tracing::warn!(server = protocol, client = PROTOCOL_VERSION, "protocol versions differ");
-                    }
-                    inner.hidden_tab_ms.set(hidden_tab_ms as f64);
-                    heartbeat_timeout_ms as f64
+    // The server speaks first (the early socket may have heard it already).
+    let first = match early_frames.next() {
+        Some(text) => Some(Ok(Message::Text(text))),
+        None => futures::select! {
+            first = stream.next() => first,
+            _ = TimeoutFuture::new(HELLO_TIMEOUT_MS).fuse() => return (retry, Ended::Failed),
+        },
+    };
+    let timeout_ms = match first {
+        Some(Ok(Message::Text(t))) => match serde_json::from_str::<ServerFrame>(&t) {
+            Ok(ServerFrame::Hello {
+                heartbeat_timeout_ms,
+                protocol,
+                hidden_tab_ms,
+                ..
+            }) => {
+                if protocol != PROTOCOL_VERSION {
+                    tracing::warn!(
+                        server = protocol,
+                        client = PROTOCOL_VERSION,
+                        "protocol versions differ"
+                    );
                 }
-                _ => return (retry, Ended::Failed),
-            },
-            Some(Err(WebSocketError::ConnectionClose(e))) => return (closed(e.code), Ended::Failed),
+                inner.hidden_tab_ms.set(hidden_tab_ms as f64);
+                heartbeat_timeout_ms as f64
+            }
             _ => return (retry, Ended::Failed),
         },
-        _ = TimeoutFuture::new(HELLO_TIMEOUT_MS).fuse() => return (retry, Ended::Failed),
+        Some(Err(WebSocketError::ConnectionClose(e))) => return (closed(e.code), Ended::Failed),
+        _ => return (retry, Ended::Failed),
     };
 
     let (tx, mut rx) = mpsc::unbounded::<String>();
     *inner.out.borrow_mut() = Some(tx.clone());
     backoff.connected(now_ms());
     inner.ladder.borrow_mut().working(now_ms(), super::random());
-    inner.status.try_set(LinkStatus::Live);
+    inner.went_live();
     for frame in inner.resumes() {
         inner.queue(&frame);
+    }
+    // Whatever else the early socket heard came before anything the stream
+    // will give.
+    for text in early_frames {
+        if let Some(outcome) = dispatch(inner, &text) {
+            return (outcome, Ended::Worked);
+        }
     }
 
     let mut heard = now_ms();
@@ -133,6 +161,7 @@ pub(super) async fn attempt(
     }
 }
 
+/// The tab's socket URL on this page's host (`ws:` or `wss:` as the page).
 fn socket_url() -> String {
     let location = window().location();
     let proto = match location.protocol().as_deref() {
@@ -140,5 +169,5 @@ fn socket_url() -> String {
         _ => "ws:",
     };
     let host = location.host().unwrap_or_default();
-    format!("{proto}//{host}/ws?protocol={PROTOCOL_VERSION}&batch=1")
+    format!("{proto}//{host}{}", crate::sync::early::socket_path())
 }
