@@ -97,6 +97,13 @@ test('the page opens its WebSocket while it loads and the app takes that one ove
   const made = await dave.page.evaluate(() => (window as unknown as { madeSockets: string[] }).madeSockets);
   expect(made, 'one socket, made before the page had loaded, and used by the app').toEqual(['loading']);
   expect(await dave.page.evaluate(() => 'tandemEarlySocket' in window), 'taken').toBe(false);
+  // Again with a `transport` that names no rung (passed over, as the app
+  // does) and this tab's remembered rung (the WebSocket).
+  await dave.page.goto(`/rooms/${room.id}?transport=bogus`);
+  await dave.waitLive();
+  await expect(dave.page.getByTestId('link-rung')).toHaveAttribute('data-rung', 'websocket');
+  const again = await dave.page.evaluate(() => (window as unknown as { madeSockets: string[] }).madeSockets);
+  expect(again, 'the early socket again, and only it').toEqual(['loading']);
   expect(dave.failures).toEqual([]);
 });
 

@@ -11,13 +11,16 @@
 //! the socket and its frames (`take`, hydrate build) in one synchronous
 //! step, so no frame is lost or seen twice; `hello` is usually among them.
 //!
-//! The script decides as `live::start_rung` does: it opens nothing when the
-//! page's `?transport=`, the browser's transport setting or the tab's last
-//! working rung names another rung. Whatever the app does not take is
-//! closed: by the app when it starts on another rung, by the script if no
-//! app has taken it within `UNCLAIMED_MS` (a page whose wasm failed to
-//! load), and a socket that closed before it was taken is left alone (the
-//! app opens its own).
+//! The script decides as `live::start_rung` does (a value that names no
+//! rung is passed over there too): it opens nothing when the page's
+//! `?transport=`, the browser's transport setting or the tab's last working
+//! rung names another rung. Whatever the app does not take is closed: by
+//! the app when it starts on another rung, and by the script if no app has
+//! taken it within `UNCLAIMED_MS` (a page whose wasm failed to load), or
+//! when the app asks for it and it is already closing or closed (then the
+//! app opens its own). The server sends only text frames, which is all the
+//! script keeps; the socket's `binaryType` is set as the app sets it, so
+//! nothing is delivered in another form after the take.
 
 use super::ladder::Rung;
 use crate::protocol::PROTOCOL_VERSION;
@@ -32,8 +35,10 @@ pub(crate) const TRANSPORT_PARAM: &str = "transport";
 /// The global through which the app takes the script's socket (a function,
 /// callable once).
 pub(crate) const GLOBAL: &str = "tandemEarlySocket";
-/// How long the script keeps a socket that no app has taken.
-const UNCLAIMED_MS: u32 = 15_000;
+/// How long the script keeps a socket that no app has taken: well past a
+/// slow first visit's wasm (the end-to-end tests allow 30 s to go live),
+/// well within the server's idle limit for a socket that subscribes nothing.
+const UNCLAIMED_MS: u32 = 60_000;
 
 /// The path (and query) of the tab's WebSocket.
 pub fn socket_path() -> String {
@@ -49,18 +54,22 @@ pub fn socket_path() -> String {
 pub fn boot_script() -> String {
     let path = socket_path();
     let top = Rung::WebSocket.name();
+    let rungs: Vec<&str> = Rung::ALL.iter().map(|r| r.name()).collect();
     format!(
         "(()=>{{try{{\
-         const s=new URLSearchParams(location.search).get({TRANSPORT_PARAM:?})\
-         ||localStorage.getItem({TRANSPORT_KEY:?})||sessionStorage.getItem({RUNG_KEY:?});\
+         const rung=v=>{rungs:?}.includes(v)?v:null;\
+         const s=rung(new URLSearchParams(location.search).get({TRANSPORT_PARAM:?}))\
+         ||rung(localStorage.getItem({TRANSPORT_KEY:?}))||rung(sessionStorage.getItem({RUNG_KEY:?}));\
          if(s&&s!=={top:?})return;\
          const ws=new WebSocket((location.protocol===\"https:\"?\"wss://\":\"ws://\")+location.host+{path:?});\
+         ws.binaryType=\"arraybuffer\";\
          let frames=[];\
          const keep=e=>{{if(typeof e.data===\"string\")frames.push(e.data)}};\
          ws.addEventListener(\"message\",keep);\
-         const unclaimed=setTimeout(()=>{{delete window.{GLOBAL};frames=null;ws.close(1000)}},{UNCLAIMED_MS});\
-         window.{GLOBAL}=()=>{{delete window.{GLOBAL};clearTimeout(unclaimed);\
-         ws.removeEventListener(\"message\",keep);const f=frames;frames=null;\
+         const end=()=>{{delete window.{GLOBAL};clearTimeout(unclaimed);\
+         ws.removeEventListener(\"message\",keep);const f=frames;frames=null;return f}};\
+         const unclaimed=setTimeout(()=>{{end();ws.close(1000)}},{UNCLAIMED_MS});\
+         window.{GLOBAL}=()=>{{const f=end();\
          if(ws.readyState>1){{ws.close(1000);return null}}return[ws,f]}};\
          }}catch(e){{}}}})();"
     )
@@ -94,6 +103,10 @@ mod tests {
         assert!(socket_path().starts_with("/ws?protocol="));
         for name in [TRANSPORT_PARAM, TRANSPORT_KEY, RUNG_KEY, GLOBAL] {
             assert!(script.contains(name), "{name}");
+        }
+        // Only a rung's name counts, as `Rung::parse` has it.
+        for rung in Rung::ALL {
+            assert!(script.contains(&format!("{:?}", rung.name())), "{rung:?}");
         }
         // Inline in a <script>: nothing that could end the element.
         assert!(!script.contains("</"));

@@ -49,11 +49,12 @@ pub(super) enum Outcome {
 pub(super) async fn run(inner: Rc<Inner>, mut woken: mpsc::UnboundedReceiver<Wake>) {
     let mut backoff = Backoff::default();
     let mut first = true;
-    // The page script's socket (`sync::early`): the first WebSocket attempt
-    // takes it over; starting on another rung, it is closed.
-    let mut early = crate::sync::early::take();
+    // The page script's socket (`sync::early`): the first attempt takes it
+    // over if it is on the WebSocket rung; else it is closed now.
+    let mut early = true;
     if inner.ladder.borrow().rung() != Rung::WebSocket {
-        if let Some((socket, _)) = early.take() {
+        early = false;
+        if let Some((socket, _)) = crate::sync::early::take() {
             let _ = socket.close_with_code(1000);
         }
     }
@@ -66,7 +67,8 @@ pub(super) async fn run(inner: Rc<Inner>, mut woken: mpsc::UnboundedReceiver<Wak
         inner.rung.try_set(rung);
         let (outcome, ended) = match rung {
             Rung::WebSocket => {
-                super::ws::attempt(&inner, &mut backoff, &mut woken, early.take()).await
+                super::ws::attempt(&inner, &mut backoff, &mut woken, std::mem::take(&mut early))
+                    .await
             }
             Rung::Sse => super::sse::attempt(&inner, &mut backoff, &mut woken).await,
             Rung::LongPoll | Rung::ShortPoll => {

@@ -470,7 +470,6 @@ impl Inner {
         self.subs.borrow().keys().any(|t| keep_while_hidden(*t)) || !self.acks.borrow().is_empty()
     }
 
-    /// Ends the live phase: no queue, every waiting send fails.
     /// The link is up (whatever the rung). The first time in the page,
     /// also a performance mark, `tandem:live`, beside the boot script's
     /// `tandem:wasm-ready` and `tandem:hydrated` (`bench/first_load.mjs`,
@@ -484,6 +483,7 @@ impl Inner {
         }
     }
 
+    /// Ends the live phase: no queue, every waiting send fails.
     fn went_down(&self) {
         self.out.borrow_mut().take();
         let waiting: Vec<_> = self.acks.borrow_mut().drain().collect();

@@ -27,16 +27,29 @@ const HELLO_TIMEOUT_MS: u32 = 10_000;
 const PROBE_MS: f64 = 3_000.0;
 
 /// One attempt: how it ended, and whether the socket worked (said `hello`).
-/// `early` is the page script's socket with the text frames it received
-/// before the app took it (`sync::early`), for the first attempt.
+/// With `early` (the page's first attempt), it takes over the socket the
+/// page's script opened, if any, with the text frames that socket received
+/// (`sync::early`).
 pub(super) async fn attempt(
     inner: &Rc<Inner>,
     backoff: &mut Backoff,
     woken: &mut mpsc::UnboundedReceiver<Wake>,
-    early: Option<(web_sys::WebSocket, Vec<String>)>,
+    early: bool,
 ) -> (Outcome, Ended) {
     let retry = Outcome::Retry { window_ms: None };
-    let adopted = early.and_then(|(raw, frames)| Some((WebSocket::try_from(raw).ok()?, frames)));
+    // The take and gloo's listeners happen in one synchronous step (no
+    // await in between): no message event can fall between the script's
+    // listener and gloo's.
+    let adopted = early
+        .then(crate::sync::early::take)
+        .flatten()
+        .and_then(|(raw, frames)| match WebSocket::try_from(raw.clone()) {
+            Ok(ws) => Some((ws, frames)),
+            Err(_) => {
+                let _ = raw.close_with_code(1000);
+                None
+            }
+        });
     let (ws, early_frames) = match adopted {
         Some(adopted) => adopted,
         None => match WebSocket::open(&socket_url()) {
