@@ -51,9 +51,8 @@ pub(super) async fn run(inner: Rc<Inner>, mut woken: mpsc::UnboundedReceiver<Wak
     let mut first = true;
     // The page script's socket (`sync::early`): the first attempt takes it
     // over if it is on the WebSocket rung; else it is closed now.
-    let mut early = true;
-    if inner.ladder.borrow().rung() != Rung::WebSocket {
-        early = false;
+    let mut early = inner.ladder.borrow().rung() == Rung::WebSocket;
+    if !early {
         if let Some((socket, _)) = crate::sync::early::take() {
             let _ = socket.close_with_code(1000);
         }
