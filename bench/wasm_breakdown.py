@@ -8,8 +8,9 @@ WASM defaults to the release build's wasm before wasm-bindgen and wasm-opt
 one that still has function names. Each function is counted under the crate
 its name starts with; a generic function is attributed to the crate that
 defines it, whatever crate instantiated it (so `reactive_graph` and `tachys`
-include the app's own signals and views). wasm-bindgen's describe exports,
-which it removes, and the name section are left out. Prints JSON: bytes and
+include the app's own signals and views). wasm-bindgen's describe exports
+and the functions only they call, which wasm-bindgen removes, and the name
+section are left out. Prints JSON: bytes and
 share per crate, largest first.
 """
 import collections
@@ -23,9 +24,17 @@ import sys
 DEFAULT = "target/front/wasm32-unknown-unknown/wasm-release/tandem.wasm"
 
 
+# wasm-bindgen's describe functions (the `__wbindgen_describe_*` exports'
+# bodies and the `WasmDescribe`/`WasmClosure` `describe` impls they call):
+# wasm-bindgen runs them to learn the bindings' types, then removes them.
+DESCRIBE = re.compile(r"__wbindgen_describe|wasm_bindgen::describe|>::describe(::h[0-9a-f]+)?$")
+
+
 def crate_of(name: str) -> str | None:
     if name.startswith(("custom section", '"function names"', "export ")):
         return None  # removed by wasm-bindgen / not code
+    if DESCRIBE.search(name):
+        return None
     if name.startswith("data segment"):
         return "(data: strings, tables)"
     if re.match(r"(elem|type|import|global|table)\b", name):

@@ -9,8 +9,14 @@ use leptos::server_fn::codec::JsonEncoding;
 use leptos::server_fn::error::{FromServerFnError, ServerFnErrorErr};
 use serde::{Deserialize, Serialize};
 
+/// Read in one pass (`protocol::read`).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
-#[serde(tag = "code", content = "message", rename_all = "snake_case")]
+#[serde(
+    tag = "code",
+    content = "message",
+    rename_all = "snake_case",
+    try_from = "crate::protocol::read::AppErrorWire"
+)]
 pub enum AppError {
     /// The input was refused; the text says why.
     #[error("{0}")]

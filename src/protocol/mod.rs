@@ -14,6 +14,7 @@
 //! can add to them without breaking deployed clients.
 
 mod decode;
+pub(crate) mod read;
 mod topic;
 
 pub use topic::{Admit, Durability, Policy, Symbol, Topic, TopicError, TopicKind, Version};
@@ -35,9 +36,9 @@ pub struct Event {
     pub data: EventData,
 }
 
-/// What an event says, tagged by `kind`.
+/// What an event says, tagged by `kind`. Read in one pass (`read`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(tag = "kind", rename_all = "snake_case", try_from = "read::DataWire")]
 pub enum EventData {
     /// A chat message posted to a room.
     Message(ChatMessage),
@@ -55,7 +56,6 @@ pub enum EventData {
     Lobby(Lobby),
     /// A kind this build does not know (sent by a newer server): it still
     /// advances the topic's version, and shows nothing.
-    #[serde(other)]
     Unknown,
 }
 
@@ -305,9 +305,9 @@ pub enum ClientFrame {
     Pong {},
 }
 
-/// Frames the server sends.
+/// Frames the server sends. Read in one pass (`read`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[serde(tag = "type", rename_all = "snake_case", try_from = "read::FrameWire")]
 pub enum ServerFrame {
     /// First frame on every connection.
     Hello {
@@ -461,6 +461,22 @@ impl CloseCode {
             4429 => CloseCode::RateLimited,
             _ => return None,
         })
+    }
+
+    /// The close code an SSE stream's `event: close` message carries in its
+    /// data (`{"code":4401,"reason":"…"}`), or 1006 (closed abnormally) if
+    /// the data has none.
+    pub fn from_sse_close(data: &str) -> u16 {
+        // A struct, not `serde_json::Value`: that would bring a JSON tree
+        // and its map into the browser's wasm for one number.
+        #[derive(Deserialize)]
+        struct Close {
+            code: u64,
+        }
+        serde_json::from_str::<Close>(data)
+            .ok()
+            .and_then(|c| u16::try_from(c.code).ok())
+            .unwrap_or(1006)
     }
 
     /// Whether a client should reconnect after this close. Unknown codes

@@ -2,6 +2,7 @@
 //! refusals, and lenient reading of server frames.
 
 use super::*;
+use crate::error::AppError;
 
 #[test]
 fn client_frames_round_trip() {
@@ -221,6 +222,42 @@ fn server_frames_are_read_leniently() {
     ));
 }
 
+#[test]
+fn server_frames_lacking_what_their_type_needs_are_refused() {
+    let refused = |json: &str| {
+        serde_json::from_str::<ServerFrame>(json)
+            .unwrap_err()
+            .to_string()
+    };
+    assert!(refused(r#"{"type":"dance"}"#).contains("unknown variant `dance`"));
+    assert!(refused(r#"{"kind":"pong"}"#).contains("missing field `type`"));
+    assert!(refused(r#"{"type":"hello","conn_id":1}"#).contains("missing field `protocol`"));
+    assert!(
+        refused(r#"{"type":"event","topic":"room:1","version":{"epoch":1,"seq":2}}"#)
+            .contains("missing field `data`")
+    );
+    // `null` stands for nothing, as a missing member does.
+    assert!(refused(r#"{"type":"unsubscribed","topic":null}"#).contains("missing field `topic`"));
+    // A known event kind still needs its fields; a field of the wrong type is refused.
+    assert!(refused(
+        r#"{"type":"event","topic":"room:1","version":{"epoch":1,"seq":2},"data":{"kind":"edit","target":1}}"#
+    )
+    .contains("missing field `client_id`"));
+    assert!(
+        refused(r#"{"type":"reconnect","reason":"bye","window_ms":"soon"}"#)
+            .contains("invalid type")
+    );
+    assert!(refused(r#""hello""#).contains("invalid type"));
+    assert!(serde_json::from_str::<ServerFrame>("[]").is_err());
+    // `AppError`: an unknown code is refused, a message is needed but for `internal`.
+    assert!(serde_json::from_str::<AppError>(r#"{"code":"teapot","message":"x"}"#).is_err());
+    assert!(serde_json::from_str::<AppError>(r#"{"code":"limit"}"#).is_err());
+    assert_eq!(
+        serde_json::from_str::<AppError>(r#"{"code":"internal"}"#).unwrap(),
+        AppError::Internal
+    );
+}
+
 /// The server's build only: `ssr` turns on serde_json's `float_roundtrip`
 /// (the browser's wasm goes without it).
 #[cfg(feature = "ssr")]
@@ -246,6 +283,25 @@ fn close_code_ranges() {
     assert!(CloseCode::should_reconnect(1006));
     assert!(!CloseCode::should_reconnect(4400));
     assert_eq!(CloseCode::from_u16(4001), Some(CloseCode::SlowConsumer));
+}
+
+#[test]
+fn an_sse_close_carries_its_code() {
+    assert_eq!(
+        CloseCode::from_sse_close(r#"{"code":4401,"reason":"signed out"}"#),
+        4401
+    );
+    assert_eq!(CloseCode::from_sse_close(r#"{"code":1012}"#), 1012);
+    for broken in [
+        "",
+        "{}",
+        "nope",
+        r#"{"code":-1}"#,
+        r#"{"code":70000}"#,
+        r#"{"code":"4401"}"#,
+    ] {
+        assert_eq!(CloseCode::from_sse_close(broken), 1006, "{broken}");
+    }
 }
 
 #[test]

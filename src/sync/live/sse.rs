@@ -12,7 +12,7 @@
 
 use super::conn::{closed, dispatch, http_tick, http_wake, Outcome, Step};
 use super::{now_ms, Inner, Wake};
-use crate::protocol::{ServerFrame, PROTOCOL_VERSION};
+use crate::protocol::{CloseCode, ServerFrame, PROTOCOL_VERSION};
 use crate::sync::backoff::Backoff;
 use crate::sync::document_visible;
 use crate::sync::ladder::Ended;
@@ -91,15 +91,6 @@ impl Drop for Stream {
     }
 }
 
-/// The close code in an `event: close` message's data.
-fn close_code(data: &str) -> u16 {
-    serde_json::from_str::<serde_json::Value>(data)
-        .ok()
-        .and_then(|v| v["code"].as_u64())
-        .and_then(|c| u16::try_from(c).ok())
-        .unwrap_or(1006)
-}
-
 pub(super) async fn attempt(
     inner: &Rc<Inner>,
     backoff: &mut Backoff,
@@ -129,7 +120,7 @@ pub(super) async fn attempt(
                     }
                     _ => return (retry, Ended::Failed),
                 },
-                Some(Heard::Close(data)) => return (closed(close_code(&data)), Ended::Failed),
+                Some(Heard::Close(data)) => return (closed(CloseCode::from_sse_close(&data)), Ended::Failed),
                 Some(Heard::Error) | None => return (retry, Ended::Failed),
             },
             _ = hello_timer => return (retry, Ended::Failed),
@@ -164,7 +155,7 @@ pub(super) async fn attempt(
                         None => Step::Stay,
                     }
                 }
-                Some(Heard::Close(data)) => Step::Leave(closed(close_code(&data))),
+                Some(Heard::Close(data)) => Step::Leave(closed(CloseCode::from_sse_close(&data))),
                 Some(Heard::Error) | None => return (retry, broke(now_ms())),
             },
             wake = woken.next() => http_wake(inner, wake, &mut hidden_since),
