@@ -43,8 +43,19 @@ for (const c of CASES) {
       const room = await createRoom(request);
       const [alice, aliceName] = await userVia(browser, proxy, 'alice');
       const [bob, bobName] = await userVia(browser, proxy, 'bob');
+      // The WebSockets each page makes before it settles (the early one included).
+      const sockets = new Map<ChatPage, number>([
+        [alice, 0],
+        [bob, 0],
+      ]);
+      for (const p of [alice, bob]) p.page.on('websocket', () => sockets.set(p, sockets.get(p)! + 1));
       await Promise.all([alice.open(room.id), bob.open(room.id)]);
       await Promise.all([expectRung(alice, c.rung), expectRung(bob, c.rung)]);
+      if (c.mode === 'no-upgrade') {
+        // Two failed attempts step down a rung, and the page's early socket,
+        // refused before the app took it, is the first of them.
+        for (const p of [alice, bob]) expect(sockets.get(p), `[${p.label}] WebSockets before SSE`).toBe(2);
+      }
       // Each sees both in the room, on every rung (a poll keeps its account
       // listed between polls).
       for (const p of [alice, bob]) {

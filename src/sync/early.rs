@@ -16,9 +16,14 @@
 //! `?transport=`, the browser's transport setting or the tab's last working
 //! rung names another rung. Whatever the app does not take is closed: by
 //! the app when it starts on another rung, and by the script if no app has
-//! taken it within `UNCLAIMED_MS` (a page whose wasm failed to load), or
-//! when the app asks for it and it is already closing or closed (then the
-//! app opens its own). The server sends only text frames, which is all the
+//! taken it within `UNCLAIMED_MS` (a page whose wasm failed to load). A
+//! socket that is already closing or closed when the app asks for it is
+//! handed over as what it was: one that closed before hearing anything
+//! (blocked on the way, or the server was down) counts as the app's first
+//! failed WebSocket attempt on the transport ladder, so a network that
+//! refuses WebSockets costs the page two handshakes before it steps down,
+//! not three; one that heard `hello` and then closed counts for nothing,
+//! and the app opens its own. The server sends only text frames, which is all the
 //! script keeps; the socket's `binaryType` is set as the app sets it, so
 //! nothing is delivered in another form after the take.
 
@@ -48,9 +53,10 @@ pub fn socket_path() -> String {
 /// The inline script that opens the early socket (for the page's `<head>`,
 /// before the hydration scripts).
 ///
-/// `window[GLOBAL]()` returns `[socket, frames]` (the text frames received
-/// so far, in order) and stops keeping frames, or `null` when the socket
-/// is closing or closed (then closed for good); it removes itself.
+/// `window[GLOBAL]()` stops keeping frames, removes itself and returns
+/// `[socket, frames]` (the text frames received so far, in order) while the
+/// socket is connecting or open; once it is closing or closed (then closed
+/// for good), `[]` if it never heard a frame, else `null`.
 pub fn boot_script() -> String {
     let path = socket_path();
     let top = Rung::WebSocket.name();
@@ -70,26 +76,38 @@ pub fn boot_script() -> String {
          ws.removeEventListener(\"message\",keep);const f=frames;frames=null;return f}};\
          const unclaimed=setTimeout(()=>{{end();ws.close(1000)}},{UNCLAIMED_MS});\
          window.{GLOBAL}=()=>{{const f=end();\
-         if(ws.readyState>1){{ws.close(1000);return null}}return[ws,f]}};\
+         if(ws.readyState>1){{ws.close(1000);return f.length?null:[]}}return[ws,f]}};\
          }}catch(e){{}}}})();"
     )
 }
 
-/// Takes the early socket, if the page's script opened one and it is still
-/// connecting or open, with the text frames it has received.
+/// What the page's script hands over (`take`).
 #[cfg(feature = "hydrate")]
-pub(crate) fn take() -> Option<(web_sys::WebSocket, Vec<String>)> {
+pub(crate) enum Early {
+    /// Connecting or open, with the text frames it has received.
+    Socket(web_sys::WebSocket, Vec<String>),
+    /// Closed before it heard a frame: a failed attempt.
+    Failed,
+}
+
+/// Takes the early socket, if the page's script opened one and it has not
+/// closed after working (`boot_script`).
+#[cfg(feature = "hydrate")]
+pub(crate) fn take() -> Option<Early> {
     use wasm_bindgen::{JsCast, JsValue};
     let window = web_sys::window()?;
     let take = js_sys::Reflect::get(&window, &JsValue::from_str(GLOBAL)).ok()?;
     let take: js_sys::Function = take.dyn_into().ok()?;
     let pair: js_sys::Array = take.call0(&JsValue::UNDEFINED).ok()?.dyn_into().ok()?;
+    if pair.length() == 0 {
+        return Some(Early::Failed);
+    }
     let socket: web_sys::WebSocket = pair.get(0).dyn_into().ok()?;
     let frames = js_sys::Array::from(&pair.get(1))
         .iter()
         .filter_map(|f| f.as_string())
         .collect();
-    Some((socket, frames))
+    Some(Early::Socket(socket, frames))
 }
 
 #[cfg(test)]

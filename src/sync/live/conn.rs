@@ -53,7 +53,7 @@ pub(super) async fn run(inner: Rc<Inner>, mut woken: mpsc::UnboundedReceiver<Wak
     // over if it is on the WebSocket rung; else it is closed now.
     let mut early = inner.ladder.borrow().rung() == Rung::WebSocket;
     if !early {
-        if let Some((socket, _)) = crate::sync::early::take() {
+        if let Some(crate::sync::early::Early::Socket(socket, _)) = crate::sync::early::take() {
             let _ = socket.close_with_code(1000);
         }
     }

@@ -13,6 +13,7 @@ use super::{now_ms, Inner, Wake};
 use crate::protocol::{ClientFrame, ServerFrame, PROTOCOL_VERSION};
 use crate::sync::backoff::Backoff;
 use crate::sync::document_visible;
+use crate::sync::early::Early;
 use crate::sync::ladder::Ended;
 use futures::channel::mpsc;
 use futures::{FutureExt, SinkExt, StreamExt};
@@ -40,16 +41,19 @@ pub(super) async fn attempt(
     // The take and gloo's listeners happen in one synchronous step (no
     // await in between): no message event can fall between the script's
     // listener and gloo's.
-    let adopted = early
-        .then(crate::sync::early::take)
-        .flatten()
-        .and_then(|(raw, frames)| match WebSocket::try_from(raw.clone()) {
+    let adopted = match early.then(crate::sync::early::take).flatten() {
+        // The page's socket closed before hearing anything: this attempt
+        // has failed already (the ladder counts it), with no new handshake.
+        Some(Early::Failed) => return (retry, Ended::Failed),
+        Some(Early::Socket(raw, frames)) => match WebSocket::try_from(raw.clone()) {
             Ok(ws) => Some((ws, frames)),
             Err(_) => {
                 let _ = raw.close_with_code(1000);
                 None
             }
-        });
+        },
+        None => None,
+    };
     let (ws, early_frames) = match adopted {
         Some(adopted) => adopted,
         None => match WebSocket::open(&socket_url()) {
