@@ -20,10 +20,11 @@
 //! socket that is already closing or closed when the app asks for it is
 //! handed over as what it was: one that closed before hearing anything
 //! (blocked on the way, or the server was down) counts as the app's first
-//! failed WebSocket attempt on the transport ladder, so a network that
-//! refuses WebSockets costs the page two handshakes before it steps down,
-//! not three; one that heard `hello` and then closed counts for nothing,
-//! and the app opens its own. The server sends only text frames, which is all the
+//! failed WebSocket attempt on the transport ladder (judged by `/healthz`
+//! as any failed attempt is, and followed by the next attempt at once), so
+//! a network that refuses WebSockets costs the page two handshakes before
+//! it steps down, not three; one that heard `hello` and then closed counts
+//! for nothing, and the app opens its own. The server sends only text frames, which is all the
 //! script keeps; the socket's `binaryType` is set as the app sets it, so
 //! nothing is delivered in another form after the take.
 

@@ -43,8 +43,11 @@ pub(super) async fn attempt(
     // listener and gloo's.
     let adopted = match early.then(crate::sync::early::take).flatten() {
         // The page's socket closed before hearing anything: this attempt
-        // has failed already (the ladder counts it), with no new handshake.
-        Some(Early::Failed) => return (retry, Ended::Failed),
+        // has failed already, with no new handshake. The ladder counts it
+        // (if the server answers `/healthz` now), and the next attempt
+        // follows at once, with no backoff: the failure may be long past
+        // (a server that restarted while the page loaded is back by now).
+        Some(Early::Failed) => return (Outcome::Now, Ended::Failed),
         Some(Early::Socket(raw, frames)) => match WebSocket::try_from(raw.clone()) {
             Ok(ws) => Some((ws, frames)),
             Err(_) => {
