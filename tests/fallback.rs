@@ -260,13 +260,21 @@ async fn sse_heartbeats_while_the_client_never_speaks() {
 
 #[tokio::test]
 async fn long_polls_wait_for_news_and_short_polls_answer_at_once() {
-    let server = TestServer::with(|s| s.long_poll_ms = 1_500).await;
+    let server = TestServer::with(|s| {
+        s.long_poll_ms = 1_500;
+        s.short_poll_ms = 2_345;
+    })
+    .await;
     let ann = server.user("ann").await;
     let bob = server.user("bob").await;
 
     // No version: answered at once with where to poll from.
     let (status, answer) = poll(&ann, &server, "room:1", true).await;
     assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        answer["poll_ms"], 0,
+        "after a long poll, poll again at once"
+    );
     let resume = answer["resume"].as_str().unwrap().to_owned();
     let v = head(&ann, &server, "room:1").await;
     assert_eq!(resume, format!("room:1@{}.{}", v.epoch, v.seq));
@@ -275,6 +283,10 @@ async fn long_polls_wait_for_news_and_short_polls_answer_at_once() {
     let (_, answer) = poll(&ann, &server, &resume, false).await;
     assert_eq!(answer["frames"], serde_json::json!([]));
     assert_eq!(answer["resume"], resume.as_str());
+    assert_eq!(
+        answer["poll_ms"], 2_345,
+        "a short poll's answer says short-poll-ms"
+    );
 
     // A long poll waits; bob's message ends the wait.
     let waiting = spawn_long_poll(&ann, &server, &resume);

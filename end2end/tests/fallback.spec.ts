@@ -130,3 +130,37 @@ test('the account setting forces a rung in this browser until set back', async (
   await carol.open(room.id);
   await expect(carol.page.getByTestId('link-rung')).toHaveAttribute('data-rung', 'websocket');
 });
+
+test('short polling polls again when the answer says, not on a fixed beat', async ({ newUser, request }) => {
+  const room = await createRoom(request);
+  const dana = await newUser(uniqueName('sp'));
+  // In the page: count the polls it makes, and have every answer say
+  // `poll_ms` 30 s where this server says 2 s (its short-poll-ms).
+  await dana.page.addInitScript(() => {
+    const w = window as unknown as { __polls: number; fetch: typeof fetch };
+    const real = w.fetch.bind(window);
+    w.__polls = 0;
+    w.fetch = async (input: RequestInfo | URL, init?: RequestInit) => {
+      const url = new URL(input instanceof Request ? input.url : String(input), location.href);
+      if (url.pathname !== '/poll') return real(input, init);
+      w.__polls += 1;
+      const res = await real(input, init);
+      if (res.status !== 200) return res;
+      const answer = await res.json();
+      answer.poll_ms = 30_000;
+      return new Response(JSON.stringify(answer), { status: 200, headers: res.headers });
+    };
+  });
+  // The page's timers run on a clock the test moves.
+  await dana.page.clock.install();
+  await dana.page.goto(`/rooms/${room.id}?transport=short-poll`);
+  await dana.waitLive();
+  const polls = () => dana.page.evaluate(() => (window as unknown as { __polls: number }).__polls);
+  await dana.page.clock.pauseAt(await dana.page.evaluate(() => Date.now() + 10));
+  const before = await polls();
+  await dana.page.clock.runFor(25_000);
+  expect(await polls(), 'no poll within the 30 s the last answer said').toBe(before);
+  await dana.page.clock.runFor(10_000);
+  await expect.poll(polls, { message: 'the next poll after 30 s' }).toBe(before + 1);
+  expect(dana.failures, 'no page errors').toEqual([]);
+});

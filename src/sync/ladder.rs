@@ -91,6 +91,24 @@ pub const FIRST_PROBE_MS: f64 = 10_000.0;
 /// The longest delay before climbing back.
 pub const MAX_PROBE_MS: f64 = 300_000.0;
 
+/// How often short polling polls when the server's answer does not say
+/// (the server's `short-poll-ms` default).
+pub const SHORT_POLL_MS: u32 = 2_000;
+/// The bounds within which a client follows the server's `poll_ms`: a
+/// misconfigured server can neither make it poll in a tight loop nor stop.
+pub const SHORT_POLL_MIN_MS: u32 = 500;
+pub const SHORT_POLL_MAX_MS: u32 = 60_000;
+
+/// How long to wait before the next short poll, given the last answer's
+/// `poll_ms` (docs/PROTOCOL.md §15).
+pub fn short_poll_pause(advice: Option<u64>) -> u32 {
+    advice.map_or(SHORT_POLL_MS, |ms| {
+        u32::try_from(ms)
+            .unwrap_or(u32::MAX)
+            .clamp(SHORT_POLL_MIN_MS, SHORT_POLL_MAX_MS)
+    })
+}
+
 #[derive(Clone, Debug)]
 pub struct Ladder {
     rung: Rung,
@@ -205,6 +223,16 @@ impl Ladder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn short_polls_follow_the_servers_advice_within_bounds() {
+        assert_eq!(short_poll_pause(None), SHORT_POLL_MS);
+        assert_eq!(short_poll_pause(Some(5_000)), 5_000);
+        assert_eq!(short_poll_pause(Some(0)), SHORT_POLL_MIN_MS);
+        assert_eq!(short_poll_pause(Some(10)), SHORT_POLL_MIN_MS);
+        assert_eq!(short_poll_pause(Some(3_600_000)), SHORT_POLL_MAX_MS);
+        assert_eq!(short_poll_pause(Some(u64::MAX)), SHORT_POLL_MAX_MS);
+    }
 
     #[test]
     fn names_round_trip_and_rungs_are_ordered() {

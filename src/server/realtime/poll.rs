@@ -8,10 +8,11 @@
 //! `error`), and answers
 //!
 //! ```json
-//! {"resume":"presence:1@3.9,room:1@1.18","frames":[...]}
+//! {"resume":"presence:1@3.9,room:1@1.18","poll_ms":2000,"frames":[...]}
 //! ```
 //!
-//! `frames` are the frames the socket would have written (`event`,
+//! `poll_ms` is when to poll next: `short-poll-ms` after a short poll, 0
+//! (at once) after a long one. `frames` are the frames the socket would have written (`event`,
 //! `subscribed`, `reset`, `error`, `reconnect`); `resume` is the topic list
 //! for the next poll (`rungs::resume`). When every topic is listed at the
 //! version the server is at, there is no news and `frames` is empty (their
@@ -128,7 +129,12 @@ pub async fn poll(
         .await;
     }
     session.flush_meters();
-    answer(&rungs::resume(&session), &out)
+    let poll_ms = if long {
+        0
+    } else {
+        state.settings.short_poll_ms
+    };
+    answer(&rungs::resume(&session), poll_ms, &out)
 }
 
 /// Counts a long poll as waiting while it lives (the request may be
@@ -189,14 +195,15 @@ async fn wait(
     }
 }
 
-/// `{"resume":"...","frames":[...]}`, the frames' JSON copied, not re-encoded.
-fn answer(resume: &str, frames: &[Frame]) -> Response {
+/// `{"resume":"...","poll_ms":N,"frames":[...]}`, the frames' JSON copied,
+/// not re-encoded.
+fn answer(resume: &str, poll_ms: u64, frames: &[Frame]) -> Response {
     let resume = serde_json::to_string(resume).unwrap_or_else(|_| "\"\"".into());
     let len: usize = frames.iter().map(|f| f.bytes().len() + 1).sum();
-    let mut body = Vec::with_capacity(32 + resume.len() + len);
+    let mut body = Vec::with_capacity(64 + resume.len() + len);
     body.extend_from_slice(b"{\"resume\":");
     body.extend_from_slice(resume.as_bytes());
-    body.extend_from_slice(b",\"frames\":[");
+    body.extend_from_slice(format!(",\"poll_ms\":{poll_ms},\"frames\":[").as_bytes());
     for (i, f) in frames.iter().enumerate() {
         if i > 0 {
             body.push(b',');

@@ -1,7 +1,7 @@
 //! The polling rungs (hydrate build only): long polling (`GET /poll?wait=1`,
 //! answered when there is news or after the server's long-poll wait) and
-//! short polling (`GET /poll`, answered at once, repeated every
-//! `SHORT_POLL_MS`), each request naming the topics to follow and their
+//! short polling (`GET /poll`, answered at once, repeated after the
+//! answer's `poll_ms`: `ladder::short_poll_pause`), each request naming the topics to follow and their
 //! versions (docs/PROTOCOL.md §15).
 //!
 //! An attempt is a run of polls; it ends when a poll fails. A poll that is
@@ -18,14 +18,12 @@ use super::{now_ms, Inner, Wake};
 use crate::protocol::{ServerFrame, PROTOCOL_VERSION};
 use crate::sync::backoff::Backoff;
 use crate::sync::document_visible;
-use crate::sync::ladder::Ended;
+use crate::sync::ladder::{short_poll_pause, Ended};
 use futures::channel::mpsc;
 use futures::{FutureExt, StreamExt};
 use gloo_timers::future::{IntervalStream, TimeoutFuture};
 use std::rc::Rc;
 
-/// How often short polling polls (the server's `short-poll-ms` default).
-pub const SHORT_POLL_MS: u32 = 2_000;
 /// The longest a long poll may take (the server answers within its
 /// `long-poll-ms`: 25 s by default, at most 30 s).
 const LONG_POLL_LIMIT_MS: u32 = 40_000;
@@ -35,6 +33,9 @@ const SHORT_POLL_LIMIT_MS: u32 = 10_000;
 #[derive(serde::Deserialize)]
 struct Answer {
     frames: Vec<ServerFrame>,
+    /// When to poll next (absent from older servers).
+    #[serde(default)]
+    poll_ms: Option<u64>,
 }
 
 /// One poll's result: its status and body, or `None` if it did not answer
@@ -112,7 +113,7 @@ pub(super) async fn attempt(
                 }
             }
         };
-        match answered {
+        let pause_ms = match answered {
             Some((200, text)) => {
                 let Ok(answer) = serde_json::from_str::<Answer>(&text) else {
                     return (retry, Ended::Failed);
@@ -128,17 +129,18 @@ pub(super) async fn attempt(
                         return (outcome, Ended::Worked);
                     }
                 }
+                short_poll_pause(answer.poll_ms)
             }
             Some((401, _)) => return (Outcome::SignedOut, Ended::Worked),
             // The server's own refusals (a rate limit, a restart): no rung
             // is to blame.
             Some((429 | 503, _)) => return (retry, Ended::Unreachable),
             _ => return (retry, Ended::Failed),
-        }
+        };
         if long {
             continue;
         }
-        let mut pause = TimeoutFuture::new(SHORT_POLL_MS).fuse();
+        let mut pause = TimeoutFuture::new(pause_ms).fuse();
         loop {
             let step = futures::select! {
                 _ = pause => continue 'poll,

@@ -95,9 +95,11 @@ struct Hub {
 /// Events kept for polls that are behind.
 const RECENT: usize = 1024;
 
-/// A `200` poll answer: `{"resume":"ticker:BENCH@1.<seq>","frames":[...]}`.
+/// A `200` long-poll answer, as tandem writes it:
+/// `{"resume":"ticker:BENCH@1.<seq>","poll_ms":0,"frames":[...]}`.
 fn poll_answer(seq: u64, frames: &[&[u8]]) -> Vec<u8> {
-    let mut body = format!(r#"{{"resume":"ticker:BENCH@1.{seq}","frames":["#).into_bytes();
+    let mut body =
+        format!(r#"{{"resume":"ticker:BENCH@1.{seq}","poll_ms":0,"frames":["#).into_bytes();
     for (i, f) in frames.iter().enumerate() {
         if i > 0 {
             body.push(b',');

@@ -232,7 +232,7 @@ impl Subscriber for Poll {
 mod tests {
     #[test]
     fn reads_the_resume_list() {
-        let body = r#"{"resume":"ticker:BENCH@7.42","frames":[]}"#;
+        let body = r#"{"resume":"ticker:BENCH@7.42","poll_ms":0,"frames":[]}"#;
         assert_eq!(super::resume_of(body).as_deref(), Some("ticker:BENCH@7.42"));
         assert_eq!(super::resume_of("{}"), None);
     }
