@@ -39,6 +39,13 @@ fn need<T>(value: Option<T>, name: &'static str) -> Result<T, Missing> {
     value.ok_or(Missing(name))
 }
 
+/// `need!(w.field)`: the field's value, or `Missing` naming that field.
+macro_rules! need {
+    ($w:ident . $field:ident) => {
+        need($w.$field, stringify!($field))?
+    };
+}
+
 /// A server frame's `type`. Unknown types are an error, as before.
 #[derive(Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -87,38 +94,38 @@ impl TryFrom<FrameWire> for ServerFrame {
     fn try_from(w: FrameWire) -> Result<Self, Missing> {
         Ok(match w.kind {
             FrameType::Hello => ServerFrame::Hello {
-                conn_id: need(w.conn_id, "conn_id")?,
-                protocol: need(w.protocol, "protocol")?,
-                heartbeat_interval_ms: need(w.heartbeat_interval_ms, "heartbeat_interval_ms")?,
-                heartbeat_timeout_ms: need(w.heartbeat_timeout_ms, "heartbeat_timeout_ms")?,
-                max_frame_bytes: need(w.max_frame_bytes, "max_frame_bytes")?,
+                conn_id: need!(w.conn_id),
+                protocol: need!(w.protocol),
+                heartbeat_interval_ms: need!(w.heartbeat_interval_ms),
+                heartbeat_timeout_ms: need!(w.heartbeat_timeout_ms),
+                max_frame_bytes: need!(w.max_frame_bytes),
                 hidden_tab_ms: w.hidden_tab_ms.unwrap_or(0),
             },
             FrameType::Subscribed => ServerFrame::Subscribed {
-                topic: need(w.topic, "topic")?,
-                version: need(w.version, "version")?,
-                policy: need(w.policy, "policy")?,
+                topic: need!(w.topic),
+                version: need!(w.version),
+                policy: need!(w.policy),
             },
             FrameType::Unsubscribed => ServerFrame::Unsubscribed {
-                topic: need(w.topic, "topic")?,
+                topic: need!(w.topic),
             },
             FrameType::Event => ServerFrame::Event(Event {
-                topic: need(w.topic, "topic")?,
-                version: need(w.version, "version")?,
-                data: need(w.data, "data")?,
+                topic: need!(w.topic),
+                version: need!(w.version),
+                data: need!(w.data),
             }),
             FrameType::Reset => ServerFrame::Reset {
-                topic: need(w.topic, "topic")?,
-                version: need(w.version, "version")?,
-                reason: need(w.reason, "reason")?,
+                topic: need!(w.topic),
+                version: need!(w.version),
+                reason: need!(w.reason),
             },
             FrameType::Ack => ServerFrame::Ack {
-                client_id: need(w.client_id, "client_id")?,
-                event: need(w.event, "event")?,
+                client_id: need!(w.client_id),
+                event: need!(w.event),
             },
             FrameType::Error => ServerFrame::Error(ErrorFrame {
-                code: need(w.code, "code")?,
-                message: need(w.message, "message")?,
+                code: need!(w.code),
+                message: need!(w.message),
                 topic: w.topic,
                 client_id: w.client_id,
                 retry_after_ms: w.retry_after_ms,
@@ -126,11 +133,11 @@ impl TryFrom<FrameWire> for ServerFrame {
             FrameType::Ping => ServerFrame::Ping {},
             FrameType::Pong => ServerFrame::Pong {},
             FrameType::Reconnect => ServerFrame::Reconnect {
-                reason: need(w.reason, "reason")?,
-                window_ms: need(w.window_ms, "window_ms")?,
+                reason: need!(w.reason),
+                window_ms: need!(w.window_ms),
             },
             FrameType::Batch => ServerFrame::Batch {
-                frames: need(w.frames, "frames")?,
+                frames: need!(w.frames),
             },
         })
     }
@@ -183,44 +190,44 @@ impl TryFrom<DataWire> for EventData {
     fn try_from(w: DataWire) -> Result<Self, Missing> {
         Ok(match w.kind {
             DataKind::Message => EventData::Message(ChatMessage {
-                client_id: need(w.client_id, "client_id")?,
-                author: need(w.author, "author")?,
+                client_id: need!(w.client_id),
+                author: need!(w.author),
                 author_id: w.author_id.unwrap_or(0),
-                body: need(w.body, "body")?,
-                sent_at: need(w.sent_at, "sent_at")?,
+                body: need!(w.body),
+                sent_at: need!(w.sent_at),
                 edited_at: w.edited_at,
                 deleted: w.deleted.unwrap_or(false),
                 revised: w.revised.unwrap_or(0),
             }),
             DataKind::Edit => EventData::Edit(Edit {
-                client_id: need(w.client_id, "client_id")?,
-                target: need(w.target, "target")?,
-                body: need(w.body, "body")?,
-                author: need(w.author, "author")?,
-                author_id: need(w.author_id, "author_id")?,
-                edited_at: need(w.edited_at, "edited_at")?,
+                client_id: need!(w.client_id),
+                target: need!(w.target),
+                body: need!(w.body),
+                author: need!(w.author),
+                author_id: need!(w.author_id),
+                edited_at: need!(w.edited_at),
             }),
             DataKind::Delete => EventData::Delete(Delete {
-                client_id: need(w.client_id, "client_id")?,
-                target: need(w.target, "target")?,
-                by: need(w.by, "by")?,
-                by_id: need(w.by_id, "by_id")?,
-                deleted_at: need(w.deleted_at, "deleted_at")?,
+                client_id: need!(w.client_id),
+                target: need!(w.target),
+                by: need!(w.by),
+                by_id: need!(w.by_id),
+                deleted_at: need!(w.deleted_at),
             }),
             DataKind::Tick => EventData::Tick(Tick {
-                price: need(w.price, "price")?,
-                ts: need(w.ts, "ts")?,
+                price: need!(w.price),
+                ts: need!(w.ts),
             }),
             DataKind::Presence => EventData::Presence(Presence {
-                users: need(w.users, "users")?,
-                count: need(w.count, "count")?,
+                users: need!(w.users),
+                count: need!(w.count),
             }),
             DataKind::Unread => EventData::Unread(Unread {
-                rooms: need(w.rooms, "rooms")?,
-                total: need(w.total, "total")?,
+                rooms: need!(w.rooms),
+                total: need!(w.total),
             }),
             DataKind::Lobby => EventData::Lobby(Lobby {
-                newest_room: need(w.newest_room, "newest_room")?,
+                newest_room: need!(w.newest_room),
             }),
             DataKind::Unknown => EventData::Unknown,
         })
