@@ -1,6 +1,7 @@
 //! Rate limits and caps over real HTTP and WebSocket: messages and resumes
 //! per connection (typed `limit` errors with a wait, then 4429 for a
-//! flooder), connection attempts and open connections per address (429
+//! flooder), chat writes per account across its sockets and HTTP requests,
+//! connection attempts and open connections per address (429
 //! with Retry-After), backfills and room creations per address, and client
 //! addresses through a trusted proxy only.
 #![allow(clippy::unwrap_used)] // tests may unwrap
@@ -77,6 +78,79 @@ async fn messages_past_the_rate_are_refused_and_a_flooder_is_closed() {
         ws.send(&send(i)).await;
     }
     assert_eq!(ws.closed_with().await, 4429, "five refusals in a row");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_accounts_chat_writes_are_limited_across_its_sockets_and_http() {
+    // Three writes for the account, then one a minute (nothing refills
+    // during the test); each socket alone could send far more.
+    let server = TestServer::with(|s| {
+        s.writes_per_minute = 1;
+        s.writes_burst = 3;
+        s.messages_per_second = 100;
+        s.messages_burst = 100;
+    })
+    .await;
+    let ann = server.user("ann").await;
+    let mut one = server.ws_for(&ann).await;
+    let mut two = server.ws_for(&ann).await;
+    let mut other = server.ws_as("bob").await;
+    for i in 0..3 {
+        // Sockets one, two, one.
+        let ws = if i == 1 { &mut two } else { &mut one };
+        ws.send(&send(i)).await;
+        assert!(
+            matches!(ws.recv().await, ServerFrame::Ack { .. }),
+            "write {i}: within the account's burst"
+        );
+    }
+    // The account's fourth write, on a socket that has sent one: refused,
+    // typed, matched to its send, with when to retry; nothing stored.
+    let refused = tandem::sync::new_client_id();
+    two.send(&ClientFrame::Send {
+        topic: Topic::room(1),
+        client_id: refused,
+        body: "one too many".into(),
+    })
+    .await;
+    match two.recv().await {
+        ServerFrame::Error(e) => {
+            assert_eq!(e.code, ErrorCode::Limit);
+            assert_eq!(e.client_id, Some(refused));
+            assert!(
+                e.retry_after_ms.expect("says when") > 1_000,
+                "a minute's refill"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    // And over HTTP: the same bucket.
+    let r = ann
+        .client
+        .post(server.url("/api/send_message"))
+        .form(&[
+            ("room_id", "1"),
+            ("client_id", &cid()[..]),
+            ("body", "by http"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    refused_for_rate(r).await;
+    // Another account is not held back by ann's writes.
+    other.send(&send(9)).await;
+    assert!(matches!(other.recv().await, ServerFrame::Ack { .. }));
+    // Nothing refused was stored: the room holds the three, then bob's.
+    let (_, snapshot) = ann.get("room_snapshot", &[("room_id", "1")]).await;
+    let ours = ["m0", "m1", "m2", "m9", "one too many", "by http"];
+    let bodies: Vec<&str> = snapshot["log"]["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter_map(|e| e["data"]["body"].as_str())
+        .filter(|b| ours.contains(b))
+        .collect();
+    assert_eq!(bodies, ["m0", "m1", "m2", "m9"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

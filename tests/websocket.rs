@@ -445,7 +445,9 @@ async fn shutdown_tells_clients_to_reconnect_and_keeps_acknowledged_writes() {
 async fn with_a_flush_window_a_burst_reaches_every_subscriber_whole_and_in_order() {
     let server = TestServer::with(|s| {
         s.flush_window_ms = 30;
+        // One account's burst of 40: past both write bursts' defaults (30).
         s.messages_burst = 100;
+        s.writes_burst = 100;
     })
     .await;
     let (mut a, mut b) = (server.ws().await, server.ws().await);

@@ -30,8 +30,9 @@ impl From<StoreError> for AppError {
 /// How a chat write came.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Via {
-    /// A socket's `send`, `edit` or `delete`: limited per connection
-    /// (`limits::Budget`).
+    /// A socket's `send`, `edit` or `delete`: limited by the connection's
+    /// messages per second and its account's writes as the frame is read
+    /// (`limits::Budget::write`), before it gets here.
     Socket,
     /// A server function: counted against the account's
     /// `writes-per-minute` once it is authorized (a caller without write

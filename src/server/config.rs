@@ -56,8 +56,8 @@ pub struct Settings {
     pub page_bytes: usize,
     pub messages_per_second: u32,
     pub messages_burst: u32,
-    /// Chat writes over HTTP per account (`send_message`, `edit_message`,
-    /// `delete_message`), per minute, and the burst.
+    /// Chat writes per account, per minute, and the burst: one bucket for
+    /// all of its connections and HTTP requests (`PerIp::write`).
     pub writes_per_minute: u32,
     pub writes_burst: u32,
     pub resumes_per_second: u32,

@@ -5,6 +5,8 @@
 //! - per client IP (`PerIp`): WebSocket connection attempts per minute,
 //!   `events_since` calls per minute, rooms created per hour, and open
 //!   WebSockets; plus a cap on open WebSockets in all;
+//! - per account (`PerIp::write`): chat writes per minute, shared by all
+//!   of the account's connections and HTTP requests;
 //! - per connection (`Budget`): chat messages per second and resumes
 //!   (`subscribe` with `since`) per second; a connection that keeps going
 //!   after being refused `max-refusals` times in a row is closed.
@@ -77,7 +79,7 @@ pub struct PerIp {
     polls: DefaultKeyedRateLimiter<IpAddr>,
     backfills: DefaultKeyedRateLimiter<IpAddr>,
     rooms: DefaultKeyedRateLimiter<IpAddr>,
-    /// Chat writes over HTTP, per account.
+    /// Chat writes per account, over every transport.
     writes: DefaultKeyedRateLimiter<i64>,
     open: Mutex<OpenCounts>,
     max_open: usize,
@@ -158,9 +160,10 @@ impl PerIp {
         check_keyed(&self.rooms, ip, "rooms created per hour")
     }
 
-    /// One chat write (a message, an edit, a deletion) over HTTP by
-    /// `account` (`writes-per-minute`, `writes-burst`), across all its
-    /// requests.
+    /// One chat write (a message, an edit, a deletion) by `account`
+    /// (`writes-per-minute`, `writes-burst`), across all its requests and
+    /// connections: a server function checks it itself, a connection
+    /// through `Budget::write`.
     pub fn write(&self, account: i64) -> Result<(), Exceeded> {
         check_keyed(&self.writes, account, "chat writes per minute")
     }
@@ -262,6 +265,20 @@ impl Budget {
         self.counted(|b| check_direct(&b.messages, "messages per second"))
     }
 
+    /// One chat write on this connection: the connection's messages per
+    /// second, then its account's writes (`account`: `PerIp::write`, shared
+    /// with the account's other connections and its HTTP requests). Either
+    /// refusal counts towards `max-refusals`.
+    pub fn write(
+        &mut self,
+        account: impl FnOnce() -> Result<(), Exceeded>,
+    ) -> Result<(), Exceeded> {
+        self.counted(|b| {
+            check_direct(&b.messages, "messages per second")?;
+            account()
+        })
+    }
+
     pub fn resume(&mut self) -> Result<(), Exceeded> {
         self.counted(|b| check_direct(&b.resumes, "resumes per second"))
     }
@@ -319,6 +336,39 @@ mod tests {
         assert_eq!(b.flooding(), Flood::No);
         assert!(b.message().is_err());
         assert_eq!(b.flooding(), Flood::Yes, "two refusals in a row");
+    }
+
+    #[test]
+    fn a_write_takes_the_connections_budget_and_then_the_accounts() {
+        let mut b = Budget::new(&settings());
+        let account = |ok: bool| {
+            move || {
+                if ok {
+                    Ok(())
+                } else {
+                    Err(Exceeded {
+                        what: "chat writes per minute",
+                        retry_after: Duration::from_secs(30),
+                    })
+                }
+            }
+        };
+        assert!(b.write(account(true)).is_ok());
+        let refused = b.write(account(false)).unwrap_err();
+        assert_eq!(refused.what, "chat writes per minute");
+        assert_eq!(b.flooding(), Flood::No);
+        assert!(b.write(account(false)).is_err());
+        assert_eq!(b.flooding(), Flood::Yes, "the account's refusals count too");
+        // The connection's own budget (a burst of 3) is checked first: the
+        // account is not asked once it is spent.
+        let mut asked = 0;
+        assert!(b
+            .write(|| {
+                asked += 1;
+                Ok(())
+            })
+            .is_err());
+        assert_eq!(asked, 0);
     }
 
     #[test]

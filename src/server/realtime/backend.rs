@@ -7,6 +7,7 @@ use crate::error::AppError;
 use crate::model::Backfill;
 use crate::protocol::{ChatWrite, Event, Tick, Topic, Version};
 use crate::server::accounts::{Access, Principal};
+use crate::server::limits::Exceeded;
 use crate::server::logs::TopicLog;
 use crate::server::presence::Attendance;
 use crate::server::state::AppState;
@@ -35,6 +36,11 @@ pub trait Backend: Send + Sync + 'static {
         topic: Topic,
         access: Access,
     ) -> Result<(), AppError>;
+    /// Takes one of `who`'s chat writes from its account's bucket, shared
+    /// by all its connections and HTTP requests (`PerIp::write`); a
+    /// principal without an account takes nothing (its write is refused
+    /// when authorized).
+    fn account_write(&self, who: &Principal) -> Result<(), Exceeded>;
     /// A chat write as `who` (see `chat::write`, which authorizes it).
     async fn write(
         &self,
@@ -88,6 +94,13 @@ impl Backend for AppState {
         access: Access,
     ) -> Result<(), AppError> {
         crate::server::accounts::authorize(self, who, topic, access).await
+    }
+
+    fn account_write(&self, who: &Principal) -> Result<(), Exceeded> {
+        match who.user() {
+            Some(user) => self.limits.write(user.id),
+            None => Ok(()),
+        }
     }
 
     async fn write(

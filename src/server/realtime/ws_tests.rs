@@ -98,6 +98,10 @@ impl super::super::backend::Backend for NoBackend {
     ) -> Result<(), crate::error::AppError> {
         Ok(())
     }
+    fn account_write(&self, _who: &Principal) -> Result<(), crate::server::limits::Exceeded> {
+        Ok(())
+    }
+
     async fn write(
         &self,
         _: &crate::server::accounts::Principal,

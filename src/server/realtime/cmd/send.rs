@@ -1,7 +1,9 @@
 //! `send`, `edit` and `delete`: a chat write as the connection's account
 //! (authorized by the service: `write`, and authorship for changes).
 //! Answered by `ack` (the stored event, or the original for a retried
-//! `client_id`) or `error` carrying the same `client_id`. The event reaches
+//! `client_id`) or `error` carrying the same `client_id`. Limited by the
+//! connection's messages per second and by its account's chat writes, which
+//! the account's other connections and HTTP requests share. The event reaches
 //! subscribers through the store's feed, not from here.
 
 use crate::protocol::{ChatWrite, ErrorFrame, ServerFrame, Topic};
@@ -16,10 +18,11 @@ pub async fn run(
     write: ChatWrite,
     out: &mut Frames,
 ) {
-    if let Err(exceeded) = session.budget.message() {
+    let backend = session.services.backend.clone();
+    let who = &session.peer.who;
+    if let Err(exceeded) = session.budget.write(|| backend.account_write(who)) {
         return frame::push(out, limit_error(&exceeded, Some(topic), Some(client_id)));
     }
-    let backend = session.services.backend.clone();
     let sent = backend
         .write(&session.peer.who, topic, client_id, write)
         .await;

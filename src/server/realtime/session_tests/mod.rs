@@ -137,6 +137,13 @@ impl Backend for Fake {
         Ok(())
     }
 
+    fn account_write(
+        &self,
+        _who: &crate::server::accounts::Principal,
+    ) -> Result<(), crate::server::limits::Exceeded> {
+        Ok(())
+    }
+
     async fn write(
         &self,
         _who: &crate::server::accounts::Principal,
