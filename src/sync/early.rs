@@ -24,9 +24,10 @@
 //! as any failed attempt is, and followed by the next attempt at once), so
 //! a network that refuses WebSockets costs the page two handshakes before
 //! it steps down, not three; one that heard `hello` and then closed counts
-//! for nothing, and the app opens its own. The server sends only text frames, which is all the
-//! script keeps; the socket's `binaryType` is set as the app sets it, so
-//! nothing is delivered in another form after the take.
+//! for nothing, and the app opens its own. The server sends only text
+//! frames, which is all the script keeps; the socket's `binaryType` is set
+//! as the app sets it, so nothing is delivered in another form after the
+//! take.
 
 use super::ladder::Rung;
 use crate::protocol::PROTOCOL_VERSION;

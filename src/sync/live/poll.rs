@@ -1,8 +1,8 @@
 //! The polling rungs (hydrate build only): long polling (`GET /poll?wait=1`,
 //! answered when there is news or after the server's long-poll wait) and
 //! short polling (`GET /poll`, answered at once, repeated after the
-//! answer's `poll_ms`: `ladder::short_poll_pause`), each request naming the topics to follow and their
-//! versions (docs/PROTOCOL.md §15).
+//! answer's `poll_ms`: `ladder::short_poll_pause`), each request naming the
+//! topics to follow and their versions (docs/PROTOCOL.md §15).
 //!
 //! An attempt is a run of polls; it ends when a poll fails. A poll that is
 //! cut or answered with an error by something on the way (a proxy's 502 or
