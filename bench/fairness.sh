@@ -29,8 +29,10 @@ if port_open "$PORT"; then log "port $PORT is in use"; exit 1; fi
 : > "$work/runs.jsonl"
 for flood in backfill send; do
   # A fresh server per flood, with every limit at its default but the
-  # per-account HTTP write rate: the load tool fills its long room (1,000
-  # messages) over HTTP as one account before the flood starts.
+  # per-account write rate: the load tool fills its long room (1,000
+  # messages) over HTTP as one account before the flood starts. (That rate
+  # covers the account's sockets too, so the send flood meets only its
+  # socket's own messages-per-second.)
   rm -f "$work"/f.db*
   # The load tool signs up `bench` and uses its access token (`publishers`
   # only matters for the `publish` scope it asks for).

@@ -24,7 +24,7 @@ wait_port() { for _ in $(seq 100); do port_open "$1" && return 0; sleep 0.1; don
 # The load comes from one address and sends far above a person's rate: the
 # per-address, per-connection and per-account limits are lifted for it
 # (README, "Benchmarks"). bench/fairness.sh keeps the defaults on purpose
-# (all but the per-account HTTP write rate, for filling its long room).
+# (all but the per-account write rate, for filling its long room over HTTP).
 LIFTED_LIMITS=(
   TANDEM_MESSAGES_PER_SECOND=10000000 TANDEM_MESSAGES_BURST=10000000
   TANDEM_WRITES_PER_MINUTE=100000000 TANDEM_WRITES_BURST=10000000

@@ -155,8 +155,10 @@ test('short polling polls again when the answer says, not on a fixed beat', asyn
   await dana.page.clock.install();
   await dana.page.goto(`/rooms/${room.id}?transport=short-poll`);
   await dana.waitLive();
+  // Settled: no request for 500 ms, so no poll for a change of topics is on its way.
+  await dana.page.waitForLoadState('networkidle');
   const polls = () => dana.page.evaluate(() => (window as unknown as { __polls: number }).__polls);
-  await dana.page.clock.pauseAt(await dana.page.evaluate(() => Date.now() + 10));
+  await dana.page.clock.pauseAt(await dana.page.evaluate(() => Date.now() + 1_000));
   const before = await polls();
   await dana.page.clock.runFor(25_000);
   expect(await polls(), 'no poll within the 30 s the last answer said').toBe(before);

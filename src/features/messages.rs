@@ -35,8 +35,9 @@ pub async fn send_message(room_id: i64, client_id: Uuid, body: String) -> Result
     let who = crate::server::principal()?;
     let topic = crate::protocol::Topic::room(room_id);
     let write = crate::protocol::ChatWrite::Message { body };
-    let via = crate::server::chat::Via::Http;
-    let sent = crate::server::chat::write(&state, &who, topic, client_id, write, via).await;
+    let sent = crate::server::chat::write(&state, &who, topic, client_id, write)
+        .await
+        .map_err(crate::server::chat::WriteError::into_app);
     // A plain form (no JavaScript) lands back in the room, with a fixed
     // message for a refusal.
     crate::server::redirect_form_post(&match &sent {
@@ -85,8 +86,9 @@ pub async fn edit_message(
     let who = crate::server::principal()?;
     let topic = crate::protocol::Topic::room(room_id);
     let write = crate::protocol::ChatWrite::Edit { target, body };
-    let via = crate::server::chat::Via::Http;
-    crate::server::chat::write(&state, &who, topic, client_id, write, via).await
+    crate::server::chat::write(&state, &who, topic, client_id, write)
+        .await
+        .map_err(crate::server::chat::WriteError::into_app)
 }
 
 /// Deletes message `target` (the caller's own, or any in a room the caller
@@ -97,8 +99,9 @@ pub async fn delete_message(room_id: i64, client_id: Uuid, target: u64) -> Resul
     let who = crate::server::principal()?;
     let topic = crate::protocol::Topic::room(room_id);
     let write = crate::protocol::ChatWrite::Delete { target };
-    let via = crate::server::chat::Via::Http;
-    crate::server::chat::write(&state, &who, topic, client_id, write, via).await
+    crate::server::chat::write(&state, &who, topic, client_id, write)
+        .await
+        .map_err(crate::server::chat::WriteError::into_app)
 }
 
 /// Records that the caller had the room's messages up to `seq` on screen

@@ -4,6 +4,7 @@
 //! and persists through the `Store`; the store's feed broadcasts.
 
 use super::accounts::{authorize, Access, Principal};
+use super::limits::Exceeded;
 use super::state::AppState;
 use super::store::StoreError;
 use super::validate;
@@ -27,17 +28,36 @@ impl From<StoreError> for AppError {
     }
 }
 
-/// How a chat write came.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Via {
-    /// A socket's `send`, `edit` or `delete`: limited by the connection's
-    /// messages per second and its account's writes as the frame is read
-    /// (`limits::Budget::write`), before it gets here.
-    Socket,
-    /// A server function: counted against the account's
-    /// `writes-per-minute` once it is authorized (a caller without write
-    /// access spends nothing), refused past it with `limit`.
-    Http,
+/// Why a chat write was not stored.
+#[derive(Debug)]
+pub enum WriteError {
+    /// Refused or failed: authorization, validation, authorship, storage.
+    App(AppError),
+    /// Authorized, but past the account's `writes-per-minute`, one bucket
+    /// for all of its connections and HTTP requests (`PerIp::write`).
+    Limited(Exceeded),
+}
+
+impl From<AppError> for WriteError {
+    fn from(e: AppError) -> Self {
+        WriteError::App(e)
+    }
+}
+
+impl From<StoreError> for WriteError {
+    fn from(e: StoreError) -> Self {
+        WriteError::App(e.into())
+    }
+}
+
+impl WriteError {
+    /// As a server function answers it (a limit with `Retry-After`).
+    pub fn into_app(self) -> AppError {
+        match self {
+            WriteError::App(e) => e,
+            WriteError::Limited(exceeded) => crate::server::limited(exceeded),
+        }
+    }
 }
 
 /// A chat write by `who`: a new message, or an edit or a deletion of an
@@ -49,25 +69,24 @@ pub enum Via {
 /// takes no more changes. The store checks the target again inside the
 /// write's transaction (a deletion that lands first wins), and a retry with
 /// the same `client_id` returns the original event.
+///
+/// Limit: once authorized, the write takes one from its account's
+/// `writes-per-minute` bucket, whatever it came through (a socket's frame
+/// or a server function); a caller refused anyway (a read-only token, a
+/// room it cannot write to) spends nothing.
 pub async fn write(
     state: &AppState,
     who: &Principal,
     topic: Topic,
     client_id: Uuid,
     write: ChatWrite,
-    via: Via,
-) -> Result<Event, AppError> {
+) -> Result<Event, WriteError> {
     authorize(state, who, topic, Access::Write).await?;
     let Topic::Room(room_id) = topic else {
-        return Err(AppError::Validation(format!("{topic} is not a chat room")));
+        return Err(AppError::Validation(format!("{topic} is not a chat room")).into());
     };
     let user = who.require_user()?;
-    if via == Via::Http {
-        state
-            .limits
-            .write(user.id)
-            .map_err(crate::server::limited)?;
-    }
+    state.limits.write(user.id).map_err(WriteError::Limited)?;
     let max = state.settings.max_message_chars;
     let now = super::store::now_ms();
     let data = match write {
@@ -83,9 +102,9 @@ pub async fn write(
             let body = validate::message_body(&body, max)?;
             let original = state.store.message(topic, target).await?;
             if original.author_id == 0 || original.author_id != user.id {
-                return Err(AppError::Forbidden(
-                    "only its author can edit a message".into(),
-                ));
+                return Err(
+                    AppError::Forbidden("only its author can edit a message".into()).into(),
+                );
             }
             EventData::Edit(Edit {
                 client_id,
@@ -103,7 +122,8 @@ pub async fn write(
                 if room.owner_id != user.id {
                     return Err(AppError::Forbidden(
                         "only its author or the room's owner can delete a message".into(),
-                    ));
+                    )
+                    .into());
                 }
             }
             EventData::Delete(Delete {

@@ -162,8 +162,7 @@ impl PerIp {
 
     /// One chat write (a message, an edit, a deletion) by `account`
     /// (`writes-per-minute`, `writes-burst`), across all its requests and
-    /// connections: a server function checks it itself, a connection
-    /// through `Budget::write`.
+    /// connections (`chat::write`, once the write is authorized).
     pub fn write(&self, account: i64) -> Result<(), Exceeded> {
         check_keyed(&self.writes, account, "chat writes per minute")
     }
@@ -265,20 +264,6 @@ impl Budget {
         self.counted(|b| check_direct(&b.messages, "messages per second"))
     }
 
-    /// One chat write on this connection: the connection's messages per
-    /// second, then its account's writes (`account`: `PerIp::write`, shared
-    /// with the account's other connections and its HTTP requests). Either
-    /// refusal counts towards `max-refusals`.
-    pub fn write(
-        &mut self,
-        account: impl FnOnce() -> Result<(), Exceeded>,
-    ) -> Result<(), Exceeded> {
-        self.counted(|b| {
-            check_direct(&b.messages, "messages per second")?;
-            account()
-        })
-    }
-
     pub fn resume(&mut self) -> Result<(), Exceeded> {
         self.counted(|b| check_direct(&b.resumes, "resumes per second"))
     }
@@ -336,39 +321,6 @@ mod tests {
         assert_eq!(b.flooding(), Flood::No);
         assert!(b.message().is_err());
         assert_eq!(b.flooding(), Flood::Yes, "two refusals in a row");
-    }
-
-    #[test]
-    fn a_write_takes_the_connections_budget_and_then_the_accounts() {
-        let mut b = Budget::new(&settings());
-        let account = |ok: bool| {
-            move || {
-                if ok {
-                    Ok(())
-                } else {
-                    Err(Exceeded {
-                        what: "chat writes per minute",
-                        retry_after: Duration::from_secs(30),
-                    })
-                }
-            }
-        };
-        assert!(b.write(account(true)).is_ok());
-        let refused = b.write(account(false)).unwrap_err();
-        assert_eq!(refused.what, "chat writes per minute");
-        assert_eq!(b.flooding(), Flood::No);
-        assert!(b.write(account(false)).is_err());
-        assert_eq!(b.flooding(), Flood::Yes, "the account's refusals count too");
-        // The connection's own budget (a burst of 3) is checked first: the
-        // account is not asked once it is spent.
-        let mut asked = 0;
-        assert!(b
-            .write(|| {
-                asked += 1;
-                Ok(())
-            })
-            .is_err());
-        assert_eq!(asked, 0);
     }
 
     #[test]

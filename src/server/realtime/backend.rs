@@ -7,7 +7,7 @@ use crate::error::AppError;
 use crate::model::Backfill;
 use crate::protocol::{ChatWrite, Event, Tick, Topic, Version};
 use crate::server::accounts::{Access, Principal};
-use crate::server::limits::Exceeded;
+use crate::server::chat::WriteError;
 use crate::server::logs::TopicLog;
 use crate::server::presence::Attendance;
 use crate::server::state::AppState;
@@ -36,19 +36,15 @@ pub trait Backend: Send + Sync + 'static {
         topic: Topic,
         access: Access,
     ) -> Result<(), AppError>;
-    /// Takes one of `who`'s chat writes from its account's bucket, shared
-    /// by all its connections and HTTP requests (`PerIp::write`); a
-    /// principal without an account takes nothing (its write is refused
-    /// when authorized).
-    fn account_write(&self, who: &Principal) -> Result<(), Exceeded>;
-    /// A chat write as `who` (see `chat::write`, which authorizes it).
+    /// A chat write as `who` (see `chat::write`, which authorizes it and
+    /// takes it from the account's write limit).
     async fn write(
         &self,
         who: &Principal,
         topic: Topic,
         client_id: Uuid,
         write: ChatWrite,
-    ) -> Result<Event, AppError>;
+    ) -> Result<Event, WriteError>;
     /// Publishes a tick (see `EphemeralLogs::publish_tick`).
     fn publish_tick(&self, topic: Topic, tick: Tick) -> Result<Event, AppError>;
     /// One live connection of `who` goes from `from` to `to` in room `room`
@@ -96,22 +92,14 @@ impl Backend for AppState {
         crate::server::accounts::authorize(self, who, topic, access).await
     }
 
-    fn account_write(&self, who: &Principal) -> Result<(), Exceeded> {
-        match who.user() {
-            Some(user) => self.limits.write(user.id),
-            None => Ok(()),
-        }
-    }
-
     async fn write(
         &self,
         who: &Principal,
         topic: Topic,
         client_id: Uuid,
         write: ChatWrite,
-    ) -> Result<Event, AppError> {
-        let via = crate::server::chat::Via::Socket;
-        crate::server::chat::write(self, who, topic, client_id, write, via).await
+    ) -> Result<Event, WriteError> {
+        crate::server::chat::write(self, who, topic, client_id, write).await
     }
 
     fn presence(

@@ -98,9 +98,6 @@ impl super::super::backend::Backend for NoBackend {
     ) -> Result<(), crate::error::AppError> {
         Ok(())
     }
-    fn account_write(&self, _who: &Principal) -> Result<(), crate::server::limits::Exceeded> {
-        Ok(())
-    }
 
     async fn write(
         &self,
@@ -108,8 +105,8 @@ impl super::super::backend::Backend for NoBackend {
         _: crate::protocol::Topic,
         _: uuid::Uuid,
         _: crate::protocol::ChatWrite,
-    ) -> Result<crate::protocol::Event, crate::error::AppError> {
-        Err(crate::error::AppError::Internal)
+    ) -> Result<crate::protocol::Event, crate::server::chat::WriteError> {
+        Err(crate::error::AppError::Internal.into())
     }
     fn presence(
         &self,

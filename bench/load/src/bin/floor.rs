@@ -95,7 +95,8 @@ struct Hub {
 /// Events kept for polls that are behind.
 const RECENT: usize = 1024;
 
-/// A `200` long-poll answer, as tandem writes it:
+/// A `200` poll answer, as tandem writes a long poll's (this server answers
+/// a short poll the same way):
 /// `{"resume":"ticker:BENCH@1.<seq>","poll_ms":0,"frames":[...]}`.
 fn poll_answer(seq: u64, frames: &[&[u8]]) -> Vec<u8> {
     let mut body =

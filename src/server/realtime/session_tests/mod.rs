@@ -137,21 +137,14 @@ impl Backend for Fake {
         Ok(())
     }
 
-    fn account_write(
-        &self,
-        _who: &crate::server::accounts::Principal,
-    ) -> Result<(), crate::server::limits::Exceeded> {
-        Ok(())
-    }
-
     async fn write(
         &self,
         _who: &crate::server::accounts::Principal,
         _topic: Topic,
         _client_id: Uuid,
         _write: crate::protocol::ChatWrite,
-    ) -> Result<Event, AppError> {
-        Err(AppError::Internal)
+    ) -> Result<Event, crate::server::chat::WriteError> {
+        Err(AppError::Internal.into())
     }
 
     fn presence(
