@@ -28,6 +28,16 @@ async fn refused_for_rate(r: reqwest::Response) {
     assert_eq!(err["code"], "limit", "{err}");
 }
 
+/// `send_message` to room 1 as `http`'s account, the raw response.
+async fn send_message(server: &TestServer, http: &common::Http, body: &str) -> reqwest::Response {
+    http.client
+        .post(server.url("/api/send_message"))
+        .form(&[("room_id", "1"), ("client_id", &cid()[..]), ("body", body)])
+        .send()
+        .await
+        .unwrap()
+}
+
 async fn upgrade(server: &TestServer, forwarded: Option<&str>) -> Result<Ws, u16> {
     let mut req = format!("ws://{}/ws", server.addr)
         .into_client_request()
@@ -146,18 +156,7 @@ async fn an_accounts_chat_writes_are_limited_across_its_sockets_and_http() {
         "still open"
     );
     // And over HTTP: the same bucket.
-    let r = ann
-        .client
-        .post(server.url("/api/send_message"))
-        .form(&[
-            ("room_id", "1"),
-            ("client_id", &cid()[..]),
-            ("body", "by http"),
-        ])
-        .send()
-        .await
-        .unwrap();
-    refused_for_rate(r).await;
+    refused_for_rate(send_message(&server, &ann, "by http").await).await;
     // Another account is not held back by ann's writes.
     other.send(&send(9)).await;
     assert!(matches!(other.recv().await, ServerFrame::Ack { .. }));
@@ -328,18 +327,7 @@ async fn chat_writes_over_http_are_limited_per_account() {
         seqs.push(event["version"]["seq"].as_u64().unwrap());
     }
     // Past the burst: refused, typed, with when to try again; nothing stored.
-    let r = ann
-        .client
-        .post(server.url("/api/send_message"))
-        .form(&[
-            ("room_id", "1"),
-            ("client_id", &cid()[..]),
-            ("body", "too fast"),
-        ])
-        .send()
-        .await
-        .unwrap();
-    refused_for_rate(r).await;
+    refused_for_rate(send_message(&server, &ann, "too fast").await).await;
     let edit = [
         ("room_id", "1"),
         ("client_id", &cid()[..]),
