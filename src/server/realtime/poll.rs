@@ -12,12 +12,12 @@
 //! ```
 //!
 //! `poll_ms` is when to poll next: `short-poll-ms` after a short poll, 0
-//! (at once) after a long one. `frames` are the frames the socket would have written (`event`,
-//! `subscribed`, `reset`, `error`, `reconnect`); `resume` is the topic list
-//! for the next poll (`rungs::resume`). When every topic is listed at the
-//! version the server is at, there is no news and `frames` is empty (their
-//! `subscribed` are left out); when anything is new, every topic's
-//! `subscribed` comes too. Credentials revoked meanwhile: 401.
+//! (at once) after a long one. `frames` are the frames the socket would
+//! have written (`event`, `subscribed`, `reset`, `error`, `reconnect`);
+//! `resume` is the topic list for the next poll (`rungs::resume`). When
+//! every topic is listed at the version the server is at, there is no news
+//! and `frames` is empty (their `subscribed` are left out); when anything
+//! is new, every topic's `subscribed` comes too. Credentials revoked meanwhile: 401.
 //!
 //! Short polls answer at once. Long polls answer at once when there is news
 //! (an event, a reset, an error, or a topic listed without a version, whose
@@ -42,6 +42,7 @@ use crate::server::state::AppState;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -203,7 +204,8 @@ fn answer(resume: &str, poll_ms: u64, frames: &[Frame]) -> Response {
     let mut body = Vec::with_capacity(64 + resume.len() + len);
     body.extend_from_slice(b"{\"resume\":");
     body.extend_from_slice(resume.as_bytes());
-    body.extend_from_slice(format!(",\"poll_ms\":{poll_ms},\"frames\":[").as_bytes());
+    // Written into the body itself: no string made per answer.
+    let _ = write!(body, ",\"poll_ms\":{poll_ms},\"frames\":[");
     for (i, f) in frames.iter().enumerate() {
         if i > 0 {
             body.push(b',');
