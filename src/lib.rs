@@ -10,6 +10,7 @@
 //!   `protocol/decode.rs` decodes client frames with typed refusals.
 //! - `model` — rooms, snapshots and backfills that server functions return.
 //! - `error` — `AppError`, the server-function error type.
+//! - `json` — the one JSON reader of the browser's code, and the resources' codec.
 //! - `validate` — input rules for names and messages.
 //! - `sync` — client state, both builds: `cursor` (the apply rule, by
 //!   policy), `timeline` (a room's state), `topic` (`TopicSync`: keeps any
@@ -30,6 +31,7 @@
 pub mod app;
 pub mod error;
 pub mod features;
+pub mod json;
 pub mod model;
 pub mod protocol;
 pub mod routes;

@@ -75,6 +75,10 @@ pub struct Snapshot {
 pub struct RoomSnapshot {
     pub room: Room,
     pub log: Snapshot,
+    /// A private room's members (as `room_members` lists them); empty for a
+    /// public room. The room page shows them without a second request.
+    #[serde(default)]
+    pub members: Vec<Member>,
 }
 
 /// The answer to `events_since(topic, version)`.

@@ -195,7 +195,10 @@ async fn log_in_is_slowed_then_locked_per_account_and_per_address() {
 async fn anonymous_visitors_read_public_rooms_and_write_nothing() {
     let server = TestServer::start().await;
     let anon = Http::new(&server);
-    assert_eq!(anon.get("room_snapshot", &[("room_id", "1")]).await.0, 200);
+    let (status, snapshot) = anon.get("room_snapshot", &[("room_id", "1")]).await;
+    assert_eq!(status, 200);
+    // A public room's snapshot lists no members.
+    assert_eq!(snapshot["members"], serde_json::json!([]));
     let (status, err) = anon.send(1, &cid(), "hi").await;
     assert_eq!(
         (status, err["code"].as_str()),
@@ -303,7 +306,25 @@ async fn a_private_room_is_not_found_for_non_members_on_every_path() {
         .post("invite_member", &[("room_id", &sid), ("name", "BOB")])
         .await;
     assert_eq!((status, member["name"].as_str()), (200, Some("bob")));
-    assert_eq!(bob.get("room_snapshot", &[("room_id", &sid)]).await.0, 200);
+    // The snapshot lists the members, as `room_members` does: the owner first.
+    let (status, snapshot) = bob.get("room_snapshot", &[("room_id", &sid)]).await;
+    assert_eq!(status, 200);
+    let names = |list: &serde_json::Value| -> Vec<(String, bool)> {
+        list.as_array()
+            .expect("a list")
+            .iter()
+            .map(|m| {
+                (
+                    m["name"].as_str().unwrap().to_owned(),
+                    m["owner"].as_bool().unwrap(),
+                )
+            })
+            .collect()
+    };
+    let expected = vec![("ann".to_owned(), true), ("bob".to_owned(), false)];
+    assert_eq!(names(&snapshot["members"]), expected);
+    let (_, listed) = bob.get("room_members", &[("room_id", &sid)]).await;
+    assert_eq!(names(&listed), expected);
     assert_eq!(bob.send(id, &cid(), "thanks").await.0, 200);
     let mut ws = server.ws_for(&bob).await;
     assert!(matches!(

@@ -94,12 +94,41 @@ test('a private room is invisible to a second account', async ({ newUser }) => {
   await expect(stranger.roomError).toHaveText(`room ${id} not found`);
   await expect(stranger.page.getByText(secret)).toHaveCount(0);
 
-  // Invited, the same account sees it.
+  // Invited, the same account sees it. The owner's page calls the server
+  // functions and redraws the list in place: it is not reloaded.
+  await owner.page.evaluate(() => ((window as unknown as { sameDocument: boolean }).sameDocument = true));
+  const members = owner.page.getByTestId('members');
   await owner.page.getByTestId('invite-name').fill(await stranger.displayName.innerText());
   await owner.page.getByTestId('invite').click();
   await expect(owner.page.getByTestId('member')).toHaveCount(2);
   await stranger.open(id);
   await stranger.expectMessage(secret);
+  // A name that is no account is refused, and said so.
+  await owner.page.getByTestId('invite-name').fill('nobody-here');
+  await owner.page.getByTestId('invite').click();
+  await expect(members.getByRole('alert')).toHaveText('account “nobody-here” not found');
+  await expect(owner.page.getByTestId('member')).toHaveCount(2);
+  // Removed, the stranger is out again.
+  await owner.page.getByTestId('remove-member').click();
+  await expect(owner.page.getByTestId('member')).toHaveCount(1);
+  await expect(members.getByRole('alert')).toHaveText('');
+  expect(await owner.page.evaluate(() => (window as unknown as { sameDocument?: boolean }).sameDocument)).toBe(true);
+  const again = await stranger.page.goto(`/rooms/${id}`);
+  expect(again?.status()).toBe(404);
+});
+
+test('an access token is created from the account page with the scopes ticked', async ({ newUser }) => {
+  const user = await newUser(accountName('tia'));
+  await user.page.goto('/account');
+  await user.waitLive();
+  const label = uniqueName('bot').slice(0, 32);
+  await user.page.getByTestId('token-label').fill(label);
+  await user.page.getByLabel('write', { exact: true }).check();
+  await user.page.getByTestId('create-token').click();
+  await expect(user.page.getByTestId('new-token')).toHaveText(/\S{20,}/);
+  const row = user.page.getByTestId('token').filter({ hasText: label });
+  await expect(row).toContainText('read,write');
+  await expect(row).not.toContainText('publish');
 });
 
 test('a cross-origin form on the same host cannot post or log out', async ({ newUser, request, baseURL }) => {

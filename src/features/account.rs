@@ -10,7 +10,9 @@
 //! Creating a token needs JavaScript: its secret is shown once, in the page,
 //! never in a URL.
 
+use super::forms;
 use crate::error::AppError;
+use crate::json::{self, Json};
 use crate::model::{Me, NewToken, SessionInfo, TokenInfo};
 use leptos::prelude::*;
 use leptos::server_fn::codec::GetUrl;
@@ -212,7 +214,8 @@ fn me_from_request() -> Option<Me> {
 }
 
 pub fn provide_identity() -> Identity {
-    let me = leptos::server::SharedValue::new(me_from_request).into_inner();
+    let me =
+        leptos::server::SharedValue::<_, Json>::new_with_encoding(me_from_request).into_inner();
     let identity = Identity { me };
     provide_context(identity.clone());
     identity
@@ -311,8 +314,8 @@ pub fn AccountPanel() -> impl IntoView {
         .into_any();
     };
     let create = ServerAction::<CreateToken>::new();
-    let sessions = Resource::new(|| (), |_| my_sessions());
-    let tokens = Resource::new(move || create.version().get(), |_| my_tokens());
+    let sessions = json::resource(|| (), |_| my_sessions());
+    let tokens = json::resource(move || create.version().get(), |_| my_tokens());
     let created = move || match create.value().get() {
         Some(Ok(t)) => Some(
             view! {
@@ -348,13 +351,16 @@ pub fn AccountPanel() -> impl IntoView {
                     <RevokeForm action="/api/revoke_token" id=t.id testid="revoke-token" />
                 </li>
             })}
-            <ActionForm action=create attr:class="create-token">
+            <form class="create-token" method="post" action={forms::url::<CreateToken>()}
+                on:submit={forms::submit(create, |f| CreateToken {
+                    label: f.text("label"), scopes: None, read: f.get("read"), write: f.get("write"), publish: f.get("publish"),
+                })}>
                 <input name="label" required maxlength="64" placeholder="token label" aria-label="Token label" data-testid="token-label" />
                 <label><input type="checkbox" name="read" checked /> " read"</label>
                 <label><input type="checkbox" name="write" /> " write"</label>
                 <label><input type="checkbox" name="publish" /> " publish"</label>
                 <button type="submit" data-testid="create-token">"Create token"</button>
-            </ActionForm>
+            </form>
             {created}
             <TransportSetting />
         </section>
@@ -391,7 +397,7 @@ fn TransportSetting() -> impl IntoView {
 
 /// A loaded list (`<ul class=class data-testid=class>` of `row`s), or its error.
 fn loaded_list<T, V>(
-    items: Resource<Result<Vec<T>, AppError>>,
+    items: Resource<Result<Vec<T>, AppError>, Json>,
     class: &'static str,
     row: fn(T) -> V,
 ) -> impl IntoView

@@ -140,6 +140,7 @@ struct RoomCtx {
 #[component]
 pub fn ChatRoom(snapshot: RoomSnapshot) -> impl IntoView {
     let room = snapshot.room.clone();
+    let members = snapshot.members.clone();
     let topic = Topic::room(room.id);
     let room_id = room.id;
     let sync = TopicSync::new(topic, timeline_of(snapshot), move || {
@@ -204,7 +205,7 @@ pub fn ChatRoom(snapshot: RoomSnapshot) -> impl IntoView {
             <h1 class="room-name">{room.name.clone()}
                 {private.then(|| view! { <span class="badge" data-testid="private-badge">"private"</span> })}
             </h1>
-            {private.then(|| view! { <Members room=room.clone() /> })}
+            {private.then(|| view! { <Members room=room.clone() members=members.clone() /> })}
             <PresenceBar presence />
             <p class="error" role="alert" data-testid="room-problem">{move || problem.get()}</p>
             <MessageList sync=sync.clone() room_id />

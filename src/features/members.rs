@@ -3,6 +3,7 @@
 //! their live subscriptions to the room at once.
 
 use super::account::use_identity;
+use super::forms;
 use crate::error::AppError;
 use crate::model::{Member, Room};
 use leptos::prelude::*;
@@ -35,57 +36,65 @@ pub async fn remove_member(room_id: i64, user_id: i64) -> Result<(), AppError> {
     Ok(())
 }
 
+/// The members of a private room, as the room's snapshot lists them, and
+/// for the owner an invite form and a remove button per member. Both call
+/// their server function directly and then read the list again (without
+/// JavaScript they are plain form posts, redirected back to the room): no
+/// resource or action per form, which kept two more sets of generic code
+/// out of the room page's wasm.
 #[component]
-pub fn Members(room: Room) -> impl IntoView {
+pub fn Members(room: Room, members: Vec<Member>) -> impl IntoView {
+    use futures::future::{FutureExt, LocalBoxFuture};
     let room_id = room.id;
     let owner = use_identity().me.is_some_and(|me| me.id == room.owner_id);
-    let invite = ServerAction::<InviteMember>::new();
-    let remove = ServerAction::<RemoveMember>::new();
-    let members = Resource::new(
-        move || (invite.version().get(), remove.version().get()),
-        move |_| room_members(room_id),
-    );
-    let error = move || {
-        let failed = |r: Option<Result<_, AppError>>| r.and_then(Result::err);
-        failed(invite.value().get().map(|r| r.map(|_| ())))
-            .or_else(|| failed(remove.value().get()))
-            .map(|e| e.to_string())
+    let list = RwSignal::new(members);
+    let error = RwSignal::new(None::<String>);
+    // A change, then the list as it now stands; or why not.
+    let change = move |call: LocalBoxFuture<'static, Result<(), AppError>>| {
+        leptos::task::spawn_local(async move {
+            let done = match call.await {
+                Ok(()) => room_members(room_id).await.map(|now| list.set(now)),
+                Err(e) => Err(e),
+            };
+            error.set(done.err().map(|e| e.to_string()));
+        });
+    };
+    let invite = move |f: &forms::Fields| {
+        let name = f.text("name");
+        change(async move { invite_member(room_id, name).await.map(drop) }.boxed_local());
     };
     view! {
         <aside class="members" data-testid="members">
             <h2>"Members (private room)"</h2>
-            <Suspense fallback=|| view! { <p>"Loading members…"</p> }>
-                {move || Suspend::new(async move {
-                    match members.await {
-                        Ok(list) => view! {
-                            <ul>
-                                {list.into_iter().map(|m| view! {
-                                    <li data-testid="member">
-                                        <span class="member-name">{m.name.clone()}</span>
-                                        {m.owner.then_some(" (owner)")}
-                                        {(owner && !m.owner).then(|| view! {
-                                            <ActionForm action=remove attr:class="inline">
-                                                <input type="hidden" name="room_id" value=room_id.to_string() />
-                                                <input type="hidden" name="user_id" value=m.user_id.to_string() />
-                                                <button type="submit" class="link" data-testid="remove-member">"remove"</button>
-                                            </ActionForm>
-                                        })}
-                                    </li>
-                                }).collect_view()}
-                            </ul>
-                        }.into_any(),
-                        Err(e) => view! { <p class="error">{e.to_string()}</p> }.into_any(),
+            <ul>
+                {move || list.get().into_iter().map(|m| {
+                    let user_id = m.user_id;
+                    let remove = move |_: &forms::Fields| change(remove_member(room_id, user_id).boxed_local());
+                    view! {
+                        <li data-testid="member">
+                            <span class="member-name">{m.name}</span>
+                            {m.owner.then_some(" (owner)")}
+                            {(owner && !m.owner).then(|| view! {
+                                <form class="inline" method="post" action={forms::url::<RemoveMember>()}
+                                    on:submit={forms::on_submit(remove)}>
+                                    <input type="hidden" name="room_id" value=room_id.to_string() />
+                                    <input type="hidden" name="user_id" value=user_id.to_string() />
+                                    <button type="submit" class="link" data-testid="remove-member">"remove"</button>
+                                </form>
+                            })}
+                        </li>
                     }
-                })}
-            </Suspense>
+                }).collect_view()}
+            </ul>
             {owner.then(|| view! {
-                <ActionForm action=invite attr:class="invite">
+                <form class="invite" method="post" action={forms::url::<InviteMember>()}
+                    on:submit={forms::on_submit(invite)}>
                     <input type="hidden" name="room_id" value=room_id.to_string() />
                     <input name="name" required maxlength="32" placeholder="account name" aria-label="Account name to invite" data-testid="invite-name" />
                     <button type="submit" data-testid="invite">"Invite"</button>
-                </ActionForm>
+                </form>
             })}
-            <p class="error" role="alert">{error}</p>
+            <p class="error" role="alert">{move || error.get()}</p>
         </aside>
     }
 }

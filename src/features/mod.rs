@@ -6,6 +6,7 @@ pub mod account;
 pub mod chat_room;
 pub mod chat_text;
 pub mod events;
+pub mod forms;
 pub mod members;
 pub mod messages;
 pub mod rooms;

@@ -4,7 +4,9 @@
 //! number of rooms. Creating a room works without JavaScript (a plain form
 //! post).
 
+use super::forms;
 use crate::error::AppError;
+use crate::json::{self, Json};
 use crate::model::{Room, RoomList};
 use leptos::prelude::*;
 use leptos::server_fn::codec::GetUrl;
@@ -37,7 +39,7 @@ pub async fn create_room(name: String, private: Option<String>) -> Result<Room, 
 /// Follows every listed room's topic from its head, and the lobby (new
 /// public rooms); any event there bumps `activity` (at most once a second),
 /// which refetches the list.
-fn follow_listed_rooms(rooms: Resource<Result<RoomList, AppError>>, activity: RwSignal<u64>) {
+fn follow_listed_rooms(rooms: Resource<Result<RoomList, AppError>, Json>, activity: RwSignal<u64>) {
     use crate::protocol::{ErrorFrame, Event, Topic, Version};
     use crate::sync::{use_live_client, SubId, TopicHandler};
     use std::collections::HashMap;
@@ -177,7 +179,7 @@ pub fn RoomList() -> impl IntoView {
     // for the data, the socket only for "something changed").
     let summary = crate::sync::summary::use_summary();
     let activity = RwSignal::new(0u64);
-    let rooms = Resource::new(
+    let rooms = json::resource(
         move || {
             (
                 create.version().get(),
@@ -221,7 +223,8 @@ pub fn RoomList() -> impl IntoView {
             </Transition>
             {if signed_in {
                 view! {
-                    <ActionForm action=create attr:class="create-room">
+                    <form class="create-room" method="post" action={forms::url::<CreateRoom>()}
+                        on:submit={forms::submit(create, |f| CreateRoom { name: f.text("name"), private: f.get("private") })}>
                         <input name="name" required maxlength="64" placeholder="new room name" aria-label="New room name" data-testid="room-name" />
                         <label class="private">
                             <input type="checkbox" name="private" data-testid="room-private" />
@@ -229,7 +232,7 @@ pub fn RoomList() -> impl IntoView {
                         </label>
                         <button type="submit">"Create room"</button>
                         <span class="error" role="alert">{error}</span>
-                    </ActionForm>
+                    </form>
                 }.into_any()
             } else {
                 view! {

@@ -473,7 +473,7 @@ impl CloseCode {
         struct Close {
             code: u64,
         }
-        serde_json::from_str::<Close>(data)
+        crate::json::read::<Close>(data)
             .ok()
             .and_then(|c| u16::try_from(c.code).ok())
             .unwrap_or(1006)

@@ -27,7 +27,7 @@ fn title_text(text: String) -> String {
 pub fn RoomPage() -> impl IntoView {
     let params = use_params_map();
     let room_id = move || params.read().get("id").and_then(|s| s.parse::<i64>().ok());
-    let snapshot = Resource::new(room_id, |id| async move {
+    let snapshot = crate::json::resource(room_id, |id| async move {
         match id {
             Some(id) => load_room(id).await,
             None => Err(AppError::NotFound("room".into())),

@@ -214,7 +214,12 @@ pub async fn room_snapshot(
         .store
         .page(topic, None, state.settings.history_page)
         .await?;
-    Ok(RoomSnapshot { room, log })
+    let members = if room.private {
+        state.accounts.members(room_id).await?
+    } else {
+        Vec::new()
+    };
+    Ok(RoomSnapshot { room, log, members })
 }
 
 /// Up to `history-page` messages before seq `before`.

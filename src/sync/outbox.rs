@@ -169,7 +169,7 @@ impl Outbox {
     /// An outbox read back from storage: what was in flight is sent again
     /// (same client ids, so nothing is stored twice). Unreadable: empty.
     pub fn from_json(json: &str) -> Self {
-        let mut outbox: Outbox = serde_json::from_str(json).unwrap_or_default();
+        let mut outbox: Outbox = crate::json::read(json).unwrap_or_default();
         for q in &mut outbox.items {
             if q.state == QueuedState::Sending {
                 q.state = QueuedState::Waiting;

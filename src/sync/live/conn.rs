@@ -183,7 +183,7 @@ pub(super) fn closed(code: u16) -> Outcome {
 
 /// Routes one server message; `Some` ends the connection.
 pub(super) fn dispatch(inner: &Inner, text: &str) -> Option<Outcome> {
-    match serde_json::from_str::<ServerFrame>(text) {
+    match crate::json::read::<ServerFrame>(text) {
         Ok(f) => handle(inner, f),
         Err(e) => {
             tracing::warn!(error = %e, "unreadable server frame; ignored");

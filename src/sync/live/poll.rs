@@ -115,7 +115,7 @@ pub(super) async fn attempt(
         };
         let pause_ms = match answered {
             Some((200, text)) => {
-                let Ok(answer) = serde_json::from_str::<Answer>(&text) else {
+                let Ok(answer) = crate::json::read::<Answer>(&text) else {
                     return (retry, Ended::Failed);
                 };
                 if !worked {

@@ -113,7 +113,7 @@ pub(super) async fn attempt(
     let timeout_ms = loop {
         futures::select! {
             heard = stream.heard.next() => match heard {
-                Some(Heard::Message(text)) => match serde_json::from_str::<ServerFrame>(&text) {
+                Some(Heard::Message(text)) => match crate::json::read::<ServerFrame>(&text) {
                     Ok(ServerFrame::Hello { heartbeat_timeout_ms, hidden_tab_ms, .. }) => {
                         inner.hidden_tab_ms.set(hidden_tab_ms as f64);
                         break heartbeat_timeout_ms as f64;

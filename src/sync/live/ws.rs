@@ -77,7 +77,7 @@ pub(super) async fn attempt(
         },
     };
     let timeout_ms = match first {
-        Some(Ok(Message::Text(t))) => match serde_json::from_str::<ServerFrame>(&t) {
+        Some(Ok(Message::Text(t))) => match crate::json::read::<ServerFrame>(&t) {
             Ok(ServerFrame::Hello {
                 heartbeat_timeout_ms,
                 protocol,
