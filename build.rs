@@ -5,7 +5,9 @@
 //! the CSS under `pkg/`, whose names carry their content hashes, and the
 //! files of `public/`) is embedded with memory-serve (brotli-compressed at
 //! build time) and `cfg(embedded_site)` is set; `TANDEM_SITE_JS`,
-//! `TANDEM_SITE_WASM` and `TANDEM_SITE_CSS` name the three hashed files.
+//! `TANDEM_SITE_WASM` and `TANDEM_SITE_CSS` name the three hashed files. A
+//! `--split` build's chunks are embedded with them, and its manifest too
+//! (`split_manifest`).
 //!
 //! cargo-leptos builds the front end first and the server after it because
 //! `hash-files` is on (Cargo.toml), so the site on disk is this build's. The
@@ -95,6 +97,7 @@ mod site {
             let var = format!("TANDEM_SITE_{}", kind.to_uppercase());
             println!("cargo::rustc-env={var}={pkg_url}/{name}");
         }
+        split_manifest(&hash_file, &pkg_dir);
         println!("cargo::rerun-if-changed={}", hash_file.display());
         // memory-serve reports each file as a cargo warning unless told not to.
         std::env::set_var("MEMORY_SERVE_QUIET", "1");
@@ -103,6 +106,47 @@ mod site {
             true,
         );
         println!("cargo::rustc-cfg=embedded_site");
+    }
+
+    /// A `--split` build's lazy-loading files: `TANDEM_SITE_SPLIT_JS` names
+    /// the loader (`__wasm_split.<hash>.js`), and `$OUT_DIR/split_manifest.json`
+    /// is the manifest of the chunks each lazy function needs (the server
+    /// names them in a page's preload links). A site built without `--split`
+    /// is refused: its JS imports a loader that does not exist.
+    fn split_manifest(hash_file: &Path, pkg_dir: &Path) {
+        let text = std::fs::read_to_string(hash_file).unwrap_or_default();
+        let hash = |kind: &str| {
+            text.lines()
+                .filter_map(|l| l.split_once(':'))
+                .find(|(k, _)| k.trim() == kind)
+                .map(|(_, h)| h.trim().to_owned())
+        };
+        let (js, manifest) = match (hash("split"), hash("manifest")) {
+            (Some(js), Some(manifest)) => {
+                let js = format!("__wasm_split.{js}.js");
+                let file = pkg_dir.join(format!("__wasm_split_manifest.{manifest}.json"));
+                let manifest = std::fs::read_to_string(&file).unwrap_or_else(|e| {
+                    panic!("{}: {e}: the site is not this build's", file.display())
+                });
+                if !pkg_dir.join(&js).is_file() {
+                    panic!(
+                        "{} has no {js}: the site is not this build's",
+                        pkg_dir.display()
+                    );
+                }
+                (js, manifest)
+            }
+            // The lazy routes' code imports the chunk loader, which only
+            // `--split` provides: without it, the pages would not hydrate.
+            _ => panic!(
+                "the site was built without `--split` (no split manifest in {}): run \
+                 `cargo leptos build --release --split`",
+                hash_file.display()
+            ),
+        };
+        println!("cargo::rustc-env=TANDEM_SITE_SPLIT_JS={js}");
+        let out = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
+        std::fs::write(out.join("split_manifest.json"), manifest).expect("OUT_DIR is writable");
     }
 
     /// The directory the binary is written to: `OUT_DIR` is

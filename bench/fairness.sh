@@ -16,7 +16,7 @@ log() { printf '\033[1m[fairness]\033[0m %s\n' "$*" >&2; }
 if [ "${1:-}" != --no-build ]; then
   log "building (release)"
   ./scripts/setup.sh build >&2
-  cargo leptos build --release >&2
+  cargo leptos build --release --split >&2
   cargo build --release --manifest-path bench/load/Cargo.toml --target-dir target >&2
 fi
 work=$(mktemp -d)

@@ -7,7 +7,9 @@
 #  - bench/first_load.mjs over HTTPS and over plain HTTP (Chromium offers
 #    brotli to both: loopback is a secure origin): bytes of a first and a
 #    repeat visit of a room page
-#    and the time from navigation to `live`, RUNS visits each (default 5).
+#    and the time from navigation to `live`, RUNS visits each (default 5);
+#    the same for the lobby (`/`, a lazy route: main wasm plus its chunks)
+#    over HTTPS.
 #   bench/first_load.sh [--no-build] [RUNS]
 # Writes bench/results/first-load-<UTC date>-<UTC time, to the second>.json.
 # BIN=<binary> measures another build (default target/release/tandem); with
@@ -75,7 +77,9 @@ done
 log "start times (ms): ${starts[*]}"
 
 serve https
-page=$(curl -sk "https://127.0.0.1:$PORT/rooms/1")
+# The files a room page and the lobby name (the lobby, a lazy route, also
+# names its chunks).
+page=$(curl -sk "https://127.0.0.1:$PORT/rooms/1" "https://127.0.0.1:$PORT/")
 files=$(grep -o '/pkg/[^"]*\.\(wasm\|js\|css\)' <<<"$page" | sort -u)
 : > "$work/files.jsonl"
 for f in $files; do
@@ -86,6 +90,8 @@ for f in $files; do
 done
 log "visits over HTTPS"
 SPKI="$spki" node bench/first_load.mjs "https://127.0.0.1:$PORT" /rooms/1 "$work/https.json" "$RUNS"
+log "visits of the lobby over HTTPS"
+SPKI="$spki" node bench/first_load.mjs "https://127.0.0.1:$PORT" / "$work/lobby.json" "$RUNS"
 stop
 serve http
 log "visits over HTTP"
@@ -109,6 +115,7 @@ result = {
     "wasm_by_crate": json.load(open(f"{work}/breakdown.json")),
     "https": json.load(open(f"{work}/https.json")),
     "http": json.load(open(f"{work}/http.json")),
+    "lobby_https": json.load(open(f"{work}/lobby.json")),
 }
 json.dump(result, open(out, "w"), indent=1)
 print(json.dumps({k: result[k] for k in ("binary_bytes", "start_ms", "files")}, indent=1))

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Pools bench/first_load.sh result files (e.g. two runs of one build,
-alternated with two of another) and prints, per scheme and visit, the
+alternated with two of another) and prints, per scheme and visit (a room
+page over HTTPS and HTTP, and the lobby over HTTPS), the
 median time to `live` (min-max), the median bytes on the wire and the
 median of each timing mark; then the start times and the files as served.
 
@@ -13,7 +14,9 @@ import sys
 
 def main() -> None:
     results = [json.load(open(f)) for f in sys.argv[1:]]
-    for scheme in ("https", "http"):
+    for scheme in ("https", "http", "lobby_https"):
+        if not all(scheme in r for r in results):
+            continue  # the lobby is measured since 2026-11-29
         for visit in ("first", "repeat"):
             live, sent, marks = [], [], {}
             for r in results:
@@ -24,7 +27,7 @@ def main() -> None:
                     for k, t in v["marks"].items():
                         marks.setdefault(k, []).append(t)
             timing = ", ".join(f"{k} {statistics.median(t):.0f}" for k, t in sorted(marks.items(), key=lambda kv: statistics.median(kv[1])))
-            print(f"{scheme:5} {visit:6} live {statistics.median(live):.0f} ms ({min(live):.0f}-{max(live):.0f}, n={len(live)}), "
+            print(f"{scheme:11} {visit:6} live {statistics.median(live):.0f} ms ({min(live):.0f}-{max(live):.0f}, n={len(live)}), "
                   f"{statistics.median(sent):.0f} B; marks (ms): {timing}")
     print("start (ms):", [r["start_ms"] for r in results])
     print("binary (B):", sorted({r["binary_bytes"] for r in results}))

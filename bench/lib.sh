@@ -17,7 +17,7 @@ build_for_browser() {
   [ "${1:-}" = --no-build ] && return
   printf '\033[1m[bench]\033[0m building (release)\n' >&2
   ./scripts/setup.sh test >&2
-  cargo leptos build --release >&2
+  cargo leptos build --release --split >&2
 }
 wait_port() { for _ in $(seq 100); do port_open "$1" && return 0; sleep 0.1; done; return 1; }
 

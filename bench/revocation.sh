@@ -17,7 +17,7 @@ log() { printf '\033[1m[revocation]\033[0m %s\n' "$*" >&2; }
 if [ "${1:-}" = --no-build ]; then shift; else
   log "building (release)"
   ./scripts/setup.sh build >&2
-  cargo leptos build --release >&2
+  cargo leptos build --release --split >&2
   cargo build --release --manifest-path bench/load/Cargo.toml --target-dir target >&2
 fi
 ROUNDS="${1:-50}"

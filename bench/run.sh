@@ -41,7 +41,7 @@ if [ "${2:-}" = --no-build ]; then
 else
   log "building (release)"
   ./scripts/setup.sh test >&2  # Chromium and Playwright: first_load.sh
-  cargo leptos build --release >&2
+  cargo leptos build --release --split >&2
   cargo build --release --manifest-path bench/load/Cargo.toml --target-dir target >&2
 fi
 if [ "$MODE" = first-load ]; then exec bench/first_load.sh --no-build; fi

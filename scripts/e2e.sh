@@ -25,7 +25,7 @@ log=target/e2e/output.log
 # the per-account chat-write rate.
 TANDEM_PUBLIC_ORIGINS='["http://127.0.0.1:3000","http://localhost:3000","http://127.0.0.1:3101","http://127.0.0.1:3102","http://127.0.0.1:3103","http://127.0.0.1:3104"]' \
 TANDEM_WRITES_PER_MINUTE=100000 TANDEM_WRITES_BURST=1000 TANDEM_ROOM_PAGE=200 TANDEM_MAX_SUBSCRIPTIONS=256 TANDEM_ROOMS_PER_HOUR=1000 TANDEM_SIGNUPS_PER_HOUR=1000 TANDEM_LOGIN_IP_BURST=1000 TANDEM_HIDDEN_TAB_MS=4000 \
-TANDEM_DATABASE_URL="sqlite://target/e2e/e2e.db" cargo leptos end-to-end 2>&1 | tee "$log"
+TANDEM_DATABASE_URL="sqlite://target/e2e/e2e.db" cargo leptos end-to-end --split 2>&1 | tee "$log"
 if grep -n "panicked" "$log"; then
   echo "the server panicked during the end-to-end run (see $log)" >&2
   exit 1

@@ -23,7 +23,7 @@ step "unit and integration tests"
 cargo test --features ssr
 
 step "the release binary as one file (cargo leptos build --release, tests/release_binary.rs)"
-cargo leptos build --release
+cargo leptos build --release --split
 cargo test --features ssr --test release_binary -- --ignored
 scripts/e2e_release.sh
 

@@ -7,7 +7,7 @@ use crate::sync::{provide_live_client, use_live_client};
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, Title};
 use leptos_router::components::{Route, Router, Routes};
-use leptos_router::{path, SsrMode};
+use leptos_router::{path, Lazy, SsrMode};
 
 /// The document around the app, rendered on the server.
 #[cfg(feature = "ssr")]
@@ -79,12 +79,13 @@ pub fn App() -> impl IntoView {
                 }>
                     // Async rendering: Suspense content is in the HTML where it
                     // belongs (pages read fine without JavaScript), and a missing room
-                    // can still answer 404.
-                    <Route path=path!("/") view=HomePage ssr=SsrMode::Async />
+                    // can still answer 404. All but the room page are lazy routes:
+                    // their code is in chunks of their own (`routes/account.rs`).
+                    <Route path=path!("/") view={Lazy::<HomePage>::new()} ssr=SsrMode::Async />
                     <Route path=path!("/rooms/:id") view=RoomPage ssr=SsrMode::Async />
-                    <Route path=path!("/login") view=LoginPage />
-                    <Route path=path!("/signup") view=SignupPage />
-                    <Route path=path!("/account") view=AccountPage ssr=SsrMode::Async />
+                    <Route path=path!("/login") view={Lazy::<LoginPage>::new()} />
+                    <Route path=path!("/signup") view={Lazy::<SignupPage>::new()} />
+                    <Route path=path!("/account") view={Lazy::<AccountPage>::new()} ssr=SsrMode::Async />
                 </Routes>
             </main>
         </Router>

@@ -49,5 +49,7 @@ pub fn hydrate() {
     // carries no tracing subscriber.
     #[cfg(debug_assertions)]
     tracing_wasm::set_as_global_default();
-    leptos::mount::hydrate_body(app::App);
+    // Lazy: the page's route may be a lazy route (`routes/`), whose code a
+    // `--split` build fetches before it can hydrate it.
+    leptos::mount::hydrate_lazy(app::App);
 }

@@ -6,7 +6,7 @@
 //! beside it is ignored. The files it serves are the ones cargo-leptos built
 //! with it: the names of its hash file and the bytes of `target/site`.
 //!
-//! It needs `target/release/tandem` from `cargo leptos build --release`, so
+//! It needs `target/release/tandem` from `cargo leptos build --release --split`, so
 //! it is `#[ignore]`d in a plain `cargo test`; `scripts/test.sh` builds the
 //! release and runs it with `--ignored`.
 #![allow(clippy::unwrap_used)] // tests may unwrap
@@ -27,7 +27,7 @@ fn release_binary() -> PathBuf {
     let exe = target_dir().join("release/tandem");
     assert!(
         exe.is_file(),
-        "{} is missing: run `cargo leptos build --release` first",
+        "{} is missing: run `cargo leptos build --release --split` first",
         exe.display()
     );
     exe
@@ -129,7 +129,7 @@ fn pkg_links(html: &str, attr: &str) -> Vec<String> {
 }
 
 #[tokio::test]
-#[ignore = "needs target/release/tandem from `cargo leptos build --release` (scripts/test.sh runs it)"]
+#[ignore = "needs target/release/tandem from `cargo leptos build --release --split` (scripts/test.sh runs it)"]
 async fn the_copied_release_binary_serves_its_embedded_site() {
     let server = Deployed::start();
     assert!(
@@ -262,4 +262,46 @@ async fn the_copied_release_binary_serves_its_embedded_site() {
     // `/pkg/tandem.wasm`, cannot get this build's wasm under it.
     let unhashed = get(&server, "/pkg/tandem.wasm", None).await;
     assert_eq!(unhashed.status(), 404);
+
+    // Built with `--split`: the lobby is a lazy route, and its page names
+    // its chunks (the ones the split manifest lists for it) in preload
+    // links, each served from the binary like the main wasm. A room page,
+    // not lazy, names none.
+    let chunks: Vec<&String> = links
+        .iter()
+        .filter(|l| l.ends_with(".wasm") && **l != wasm)
+        .collect();
+    assert!(
+        chunks.iter().any(|c| c.contains("split___home_page_view_")),
+        "the lobby's chunks are preloaded:\n{page}"
+    );
+    let split_js = hashes
+        .lines()
+        .find_map(|l| l.strip_prefix("split: "))
+        .expect("a --split build");
+    assert!(
+        links.contains(&format!("/pkg/__wasm_split.{split_js}.js")),
+        "{page}"
+    );
+    for chunk in chunks {
+        let res = get(&server, chunk, Some("br")).await;
+        assert_eq!(res.status(), 200, "{chunk}");
+        assert_eq!(header(&res, "content-encoding"), "br", "{chunk}");
+        assert_eq!(header(&res, "cache-control"), "max-age=31536000, immutable");
+        let mut body = Vec::new();
+        brotli::Decompressor::new(&res.bytes().await.unwrap()[..], 4096)
+            .read_to_end(&mut body)
+            .unwrap();
+        let built = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("target/site{chunk}"));
+        assert!(
+            body == std::fs::read(built).unwrap(),
+            "{chunk} is this build's"
+        );
+    }
+    let room = get(&server, "/rooms/1", None).await.text().await.unwrap();
+    let room_wasm: Vec<String> = pkg_links(&room, "href")
+        .into_iter()
+        .filter(|l| l.ends_with(".wasm"))
+        .collect();
+    assert_eq!(room_wasm, vec![wasm.clone()]);
 }

@@ -5,7 +5,9 @@ import { test, expect, type Page } from '@playwright/test';
  * it alone into an empty directory and starts it): a room page hydrates
  * and goes live with the scripts embedded in the binary, and a second visit
  * takes the hashed files from the browser's cache without asking the
- * server again.
+ * server again. The binary is built with `--split`: the lazy routes (the
+ * lobby, the account pages) are chunks of their own, which a room page
+ * never fetches.
  */
 
 /** Waits for the link status to say `live` (only the hydrated client sets it). */
@@ -49,6 +51,55 @@ test('the release binary hydrates from its own files, cached on the next visit',
   await page.goto('/rooms/1');
   await live(page);
   const repeat = await pkgTransfers(page);
-  expect(repeat).toEqual({ '/pkg/tandem.js': 0, '/pkg/tandem.wasm': 0, '/pkg/tandem.css': 0 });
+  expect(repeat).toEqual({
+    '/pkg/tandem.js': 0,
+    '/pkg/tandem.wasm': 0,
+    '/pkg/tandem.css': 0,
+    '/pkg/__wasm_split.js': 0,
+  });
+  expect(errors).toEqual([]);
+});
+
+/** The paths of the .wasm files `page` requests from now on. */
+function wasmRequests(page: Page): string[] {
+  const seen: string[] = [];
+  page.on('request', (r) => {
+    if (r.url().endsWith('.wasm')) seen.push(new URL(r.url()).pathname);
+  });
+  return seen;
+}
+
+test('a room page loads none of the lazy routes; the lobby and the sign-up page fetch their own chunks', async ({
+  browser,
+}) => {
+  // Each visit in a new context: an empty cache, so every file is asked for.
+  const room = await (await browser.newContext()).newPage();
+  const errors: string[] = [];
+  room.on('pageerror', (e) => errors.push(e.message));
+  const roomWasm = wasmRequests(room);
+  await room.goto('/rooms/1');
+  await live(room);
+  expect(roomWasm).toEqual([expect.stringMatching(/^\/pkg\/tandem\.[\w-]{22}\.wasm$/)]);
+
+  // The lobby is a lazy route: its page names its chunks in preload links,
+  // and the browser fetches each once, beside the main wasm.
+  const lobby = await (await browser.newContext()).newPage();
+  lobby.on('pageerror', (e) => errors.push(e.message));
+  const lobbyWasm = wasmRequests(lobby);
+  await lobby.goto('/');
+  await live(lobby);
+  await expect(lobby.getByTestId('room-list')).toBeVisible();
+  const preloaded = await lobby
+    .locator('link[rel=preload][href$=".wasm"]')
+    .evaluateAll((links) => links.map((l) => new URL((l as HTMLLinkElement).href).pathname));
+  expect(preloaded.some((p) => p.includes('home_page'))).toBe(true);
+  expect([...lobbyWasm].sort()).toEqual([...preloaded].sort());
+
+  // A page opened in the app loads its chunks then, and the router draws it.
+  lobbyWasm.length = 0;
+  await lobby.getByTestId('sign-up-link').click();
+  await expect(lobby).toHaveURL(/\/signup$/);
+  await expect(lobby.getByTestId('credentials-form')).toBeVisible();
+  expect(lobbyWasm.some((p) => p.includes('signup_page'))).toBe(true);
   expect(errors).toEqual([]);
 });

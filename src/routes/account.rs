@@ -1,21 +1,57 @@
 //! `/login`, `/signup`, `/account`: the account pages (see
 //! `features/account.rs`).
+//!
+//! Lazy routes: a release build made with `cargo leptos build --release
+//! --split` puts their code in chunks of their own, fetched when one of
+//! these pages is opened, so no other page's visitor downloads it. Any other
+//! build compiles them into the one wasm.
 
 use crate::features::account::{AccountPanel, CredentialsForm};
 use leptos::prelude::*;
 use leptos_meta::Title;
+use leptos_router::{lazy_route, LazyRoute};
 
-#[component]
-pub fn LoginPage() -> impl IntoView {
-    view! { <Title text="Log in · tandem" /> <CredentialsForm sign_up=false /> }
+pub struct LoginPage;
+
+#[lazy_route]
+impl LazyRoute for LoginPage {
+    fn data() -> Self {
+        #[cfg(feature = "ssr")]
+        crate::server::site::preload_lazy_route("login_page");
+        LoginPage
+    }
+
+    fn view(_this: Self) -> AnyView {
+        view! { <Title text="Log in · tandem" /> <CredentialsForm sign_up=false /> }.into_any()
+    }
 }
 
-#[component]
-pub fn SignupPage() -> impl IntoView {
-    view! { <Title text="Sign up · tandem" /> <CredentialsForm sign_up=true /> }
+pub struct SignupPage;
+
+#[lazy_route]
+impl LazyRoute for SignupPage {
+    fn data() -> Self {
+        #[cfg(feature = "ssr")]
+        crate::server::site::preload_lazy_route("signup_page");
+        SignupPage
+    }
+
+    fn view(_this: Self) -> AnyView {
+        view! { <Title text="Sign up · tandem" /> <CredentialsForm sign_up=true /> }.into_any()
+    }
 }
 
-#[component]
-pub fn AccountPage() -> impl IntoView {
-    view! { <Title text="Account · tandem" /> <AccountPanel /> }
+pub struct AccountPage;
+
+#[lazy_route]
+impl LazyRoute for AccountPage {
+    fn data() -> Self {
+        #[cfg(feature = "ssr")]
+        crate::server::site::preload_lazy_route("account_page");
+        AccountPage
+    }
+
+    fn view(_this: Self) -> AnyView {
+        view! { <Title text="Account · tandem" /> <AccountPanel /> }.into_any()
+    }
 }

@@ -2,15 +2,17 @@
 //! under `/pkg/`, the files of `public/` at the top, and the head elements
 //! that load them.
 //!
-//! A release binary built by `cargo leptos build --release` carries its site
-//! (`build.rs` sets `cfg(embedded_site)`): served from memory by
+//! A release binary built by `cargo leptos build --release --split` carries
+//! its site (`build.rs` sets `cfg(embedded_site)`): served from memory by
 //! memory-serve, brotli-compressed at build time and gzipped once at start,
 //! chosen by the request's `Accept-Encoding`, with an ETag. The `pkg/` names
 //! carry their content hashes (cargo-leptos `hash-files`), so they are cached
 //! for a year as `immutable`; `public/`'s files keep their names and are
 //! kept a week (memory-serve's `Medium`: `max-age=604800,
 //! stale-while-revalidate=86400`). Copying the binary is the whole deployment, and
-//! it can only serve the site it was built with.
+//! it can only serve the site it was built with. The lazy routes' wasm
+//! chunks (`--split`) are served the same way, and a page that renders a
+//! lazy route preloads its chunks (`preload_lazy_route`).
 //!
 //! Any other build (debug, or a release server built by plain `cargo build`)
 //! serves the site folder (`site-root`) from disk, for `cargo leptos watch`,
@@ -59,6 +61,19 @@ pub fn router(options: &LeptosOptions) -> Router<AppState> {
     from_disk(&options.site_root)
 }
 
+/// Preload links, in the page's `<head>`, for the chunks of lazy route
+/// `route` (its type's name in snake case: `#[lazy_route]` names its view
+/// `__<route>_view_<hash>` in the split manifest). Called from the route's
+/// `data()`, which runs on the server as the page renders it. Without it
+/// the browser would learn of the chunks only once the main wasm runs, and
+/// fetch them after it. Nothing in a build that serves the site folder.
+pub fn preload_lazy_route(route: &str) {
+    #[cfg(embedded_site)]
+    embedded::preload_lazy_route(route);
+    #[cfg(not(embedded_site))]
+    let _ = route;
+}
+
 /// The stylesheet and the hydration scripts, for the document's `<head>`.
 #[cfg(embedded_site)]
 pub fn site_head(_: LeptosOptions) -> impl IntoView {
@@ -82,6 +97,7 @@ mod embedded {
     use axum::Router;
     use leptos::prelude::*;
     use memory_serve::CacheControl;
+    use std::collections::HashMap;
     use std::sync::OnceLock;
 
     /// The hashed files' paths (`/pkg/tandem.<hash>.js`...) and their
@@ -90,6 +106,10 @@ mod embedded {
     const JS: &str = env!("TANDEM_SITE_JS");
     const WASM: &str = env!("TANDEM_SITE_WASM");
     const CSS: &str = env!("TANDEM_SITE_CSS");
+    /// The chunk loader of the `--split` build (`__wasm_split.<hash>.js`).
+    const SPLIT_JS: &str = env!("TANDEM_SITE_SPLIT_JS");
+    /// Which chunks each lazy route needs.
+    const SPLIT_MANIFEST: &str = include_str!(concat!(env!("OUT_DIR"), "/split_manifest.json"));
 
     /// Built once per process: memory-serve decompresses each file and
     /// gzips it when its router is made, and keeps them for good.
@@ -127,7 +147,35 @@ mod embedded {
             <link id="leptos" rel="stylesheet" href=CSS />
             <link rel="modulepreload" href=JS />
             <link rel="preload" href=WASM r#as="fetch" r#type="application/wasm" crossorigin="" />
+            // The chunk loader, which the JS imports.
+            <link rel="modulepreload" href=format!("{PKG}/{SPLIT_JS}") />
             <script type="module" nonce=nonce>{boot}</script>
+        }
+    }
+
+    /// Which chunks each lazy route needs (`--split`), by its view's name.
+    fn split_manifest() -> &'static HashMap<String, Vec<String>> {
+        static MANIFEST: OnceLock<HashMap<String, Vec<String>>> = OnceLock::new();
+        MANIFEST.get_or_init(|| {
+            serde_json::from_str(SPLIT_MANIFEST)
+                .expect("cargo-leptos writes the split manifest as JSON")
+        })
+    }
+
+    pub fn preload_lazy_route(route: &str) {
+        use leptos_meta::Link;
+        let prefix = format!("__{route}_view_");
+        let chunks = split_manifest()
+            .iter()
+            .filter(|(view, _)| view.starts_with(&prefix))
+            .flat_map(|(_, chunks)| chunks);
+        // Rendering a `Link` on the server adds it to the page's head.
+        for chunk in chunks {
+            let _ = view! {
+                <Link rel="preload" href=format!("{PKG}/{chunk}.wasm") as_="fetch"
+                    type_="application/wasm" crossorigin="" />
+            }
+            .to_html();
         }
     }
 }
