@@ -49,7 +49,20 @@ pub fn hydrate() {
     // carries no tracing subscriber.
     #[cfg(debug_assertions)]
     tracing_wasm::set_as_global_default();
-    // Lazy: the page's route may be a lazy route (`routes/`), whose code a
-    // `--split` build fetches before it can hydrate it.
-    leptos::mount::hydrate_lazy(app::App);
+    // As `leptos::mount::hydrate_lazy`, which the lazy routes (`routes/`)
+    // need: the page's route may be in a chunk, fetched before it can be
+    // hydrated, so hydration finishes later than this function returns. It
+    // marks `tandem:hydrated` then (`bench/first_load.mjs`, real-user
+    // monitoring), after the boot script's `tandem:wasm-ready`.
+    let _ = any_spawner::Executor::init_wasm_bindgen();
+    leptos::task::spawn_local(async {
+        let body = leptos::prelude::document()
+            .body()
+            .expect("a page has a body");
+        let owner = leptos::mount::hydrate_from_async(body, app::App).await;
+        if let Some(p) = leptos::prelude::window().performance() {
+            let _ = p.mark("tandem:hydrated");
+        }
+        owner.forget();
+    });
 }

@@ -103,3 +103,36 @@ test('a room page loads none of the lazy routes; the lobby and the sign-up page 
   expect(lobbyWasm.some((p) => p.includes('signup_page'))).toBe(true);
   expect(errors).toEqual([]);
 });
+
+test('a private room page hydrates from a fresh load, its members panel too', async ({ browser }) => {
+  const owner = await browser.newContext();
+  const page = await owner.newPage();
+  const errors: string[] = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  await page.goto('/signup');
+  await page.getByTestId('account-name').fill(`own${Date.now()}`.slice(0, 32));
+  await page.getByTestId('account-password').fill('a long enough password');
+  await page.getByTestId('account-submit').click();
+  await expect(page.getByTestId('display-name')).toBeVisible();
+  await live(page);
+  await page.getByTestId('room-name').fill(`members ${Date.now()}`);
+  await page.getByTestId('room-private').check();
+  await page.getByRole('button', { name: 'Create room' }).click();
+  await expect(page).toHaveURL(/\/rooms\/\d+$/);
+  const url = page.url();
+
+  // A first visit of the room (same account, empty cache): only the main
+  // wasm, and the members panel hydrated with the page.
+  const visit = await (await browser.newContext({ storageState: await owner.storageState() })).newPage();
+  visit.on('pageerror', (e) => errors.push(e.message));
+  const fetched = wasmRequests(visit);
+  await visit.goto(url);
+  await live(visit);
+  await expect(visit.getByTestId('member')).toHaveCount(1);
+  expect(fetched).toEqual([expect.stringMatching(/^\/pkg\/tandem\.[\w-]{22}\.wasm$/)]);
+  await visit.getByTestId('invite-name').fill('nobody-at-all');
+  await visit.getByTestId('invite').click();
+  await expect(visit.getByTestId('members').getByRole('alert')).toHaveText('account “nobody-at-all” not found');
+  await expect(visit).toHaveURL(url);
+  expect(errors).toEqual([]);
+});

@@ -17,7 +17,7 @@ pub struct LoginPage;
 impl LazyRoute for LoginPage {
     fn data() -> Self {
         #[cfg(feature = "ssr")]
-        crate::server::site::preload_lazy_route("login_page");
+        crate::server::site::preload_lazy("__login_page_view");
         LoginPage
     }
 
@@ -32,7 +32,7 @@ pub struct SignupPage;
 impl LazyRoute for SignupPage {
     fn data() -> Self {
         #[cfg(feature = "ssr")]
-        crate::server::site::preload_lazy_route("signup_page");
+        crate::server::site::preload_lazy("__signup_page_view");
         SignupPage
     }
 
@@ -47,7 +47,7 @@ pub struct AccountPage;
 impl LazyRoute for AccountPage {
     fn data() -> Self {
         #[cfg(feature = "ssr")]
-        crate::server::site::preload_lazy_route("account_page");
+        crate::server::site::preload_lazy("__account_page_view");
         AccountPage
     }
 

@@ -16,7 +16,7 @@ pub struct HomePage;
 impl LazyRoute for HomePage {
     fn data() -> Self {
         #[cfg(feature = "ssr")]
-        crate::server::site::preload_lazy_route("home_page");
+        crate::server::site::preload_lazy("__home_page_view");
         HomePage
     }
 

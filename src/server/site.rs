@@ -12,7 +12,7 @@
 //! stale-while-revalidate=86400`). Copying the binary is the whole deployment, and
 //! it can only serve the site it was built with. The lazy routes' wasm
 //! chunks (`--split`) are served the same way, and a page that renders a
-//! lazy route preloads its chunks (`preload_lazy_route`).
+//! lazy route preloads its chunks (`preload_lazy`).
 //!
 //! Any other build (debug, or a release server built by plain `cargo build`)
 //! serves the site folder (`site-root`) from disk, for `cargo leptos watch`,
@@ -61,17 +61,19 @@ pub fn router(options: &LeptosOptions) -> Router<AppState> {
     from_disk(&options.site_root)
 }
 
-/// Preload links, in the page's `<head>`, for the chunks of lazy route
-/// `route` (its type's name in snake case: `#[lazy_route]` names its view
-/// `__<route>_view_<hash>` in the split manifest). Called from the route's
-/// `data()`, which runs on the server as the page renders it. Without it
-/// the browser would learn of the chunks only once the main wasm runs, and
-/// fetch them after it. Nothing in a build that serves the site folder.
-pub fn preload_lazy_route(route: &str) {
+/// Preload links, in the page's `<head>`, for the chunks of lazy function
+/// `name`: a `#[lazy]` function's name (the split manifest's key is
+/// `<name>_<hash>`), or `__<route>_view` for a lazy route's view
+/// (`#[lazy_route]` names it so; `<route>` is the type's name in snake
+/// case). Called where the page's server render runs it (a lazy route's
+/// `data()`, a lazy function's body). Without it the browser would learn
+/// of the chunks only once the main wasm runs, and fetch them after it.
+/// Nothing in a build that serves the site folder.
+pub fn preload_lazy(name: &str) {
     #[cfg(embedded_site)]
-    embedded::preload_lazy_route(route);
+    embedded::preload_lazy(name);
     #[cfg(not(embedded_site))]
-    let _ = route;
+    let _ = name;
 }
 
 /// The stylesheet and the hydration scripts, for the document's `<head>`.
@@ -131,17 +133,16 @@ mod embedded {
     }
 
     /// What Leptos's `HydrationScripts` and `HashedStylesheet` render, with
-    /// the embedded names: the wasm is fetched while the JS loads. Two
-    /// performance marks time the start (`tandem:wasm-ready` once the wasm
-    /// is instantiated, `tandem:hydrated` once the page is hydrated), for
+    /// the embedded names: the wasm is fetched while the JS loads. A
+    /// performance mark, `tandem:wasm-ready`, times the wasm's instantiation
+    /// (the wasm marks `tandem:hydrated` when the page is hydrated), for
     /// `bench/first_load.mjs` and any real-user monitoring.
     pub fn head() -> impl IntoView {
         let nonce = leptos::nonce::use_nonce();
         let boot = format!(
             "import init, {{ hydrate }} from {JS:?}; \
              init({{ module_or_path: {WASM:?} }}).then(() => {{ \
-             performance.mark(\"tandem:wasm-ready\"); hydrate(); \
-             performance.mark(\"tandem:hydrated\"); }});"
+             performance.mark(\"tandem:wasm-ready\"); hydrate(); }});"
         );
         view! {
             <link id="leptos" rel="stylesheet" href=CSS />
@@ -162,12 +163,16 @@ mod embedded {
         })
     }
 
-    pub fn preload_lazy_route(route: &str) {
+    pub fn preload_lazy(name: &str) {
         use leptos_meta::Link;
-        let prefix = format!("__{route}_view_");
+        let ours = |key: &str| {
+            key.strip_prefix(name)
+                .and_then(|rest| rest.strip_prefix('_'))
+                .is_some_and(|hash| !hash.is_empty() && hash.bytes().all(|b| b.is_ascii_digit()))
+        };
         let chunks = split_manifest()
             .iter()
-            .filter(|(view, _)| view.starts_with(&prefix))
+            .filter(|(key, _)| ours(key))
             .flat_map(|(_, chunks)| chunks);
         // Rendering a `Link` on the server adds it to the page's head.
         for chunk in chunks {

@@ -471,9 +471,8 @@ impl Inner {
     }
 
     /// The link is up (whatever the rung). The first time in the page,
-    /// also a performance mark, `tandem:live`, beside the boot script's
-    /// `tandem:wasm-ready` and `tandem:hydrated` (`bench/first_load.mjs`,
-    /// real-user monitoring).
+    /// also a performance mark, `tandem:live`, beside `tandem:wasm-ready`
+    /// and `tandem:hydrated` (`bench/first_load.mjs`, real-user monitoring).
     fn went_live(&self) {
         self.status.try_set(LinkStatus::Live);
         if !self.marked_live.replace(true) {
