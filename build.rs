@@ -1,6 +1,6 @@
 //! Build script: puts the site into the release server binary.
 //!
-//! In a release build of the server made by `cargo leptos build --release`,
+//! In a release build of the server made by `cargo leptos build --release --split`,
 //! the site that cargo-leptos has just built (the hydration JS, the wasm and
 //! the CSS under `pkg/`, whose names carry their content hashes, and the
 //! files of `public/`) is embedded with memory-serve (brotli-compressed at
@@ -57,7 +57,7 @@ mod site {
         let (Some(_), Some(site_root)) = (env("LEPTOS_BIN_DIR"), env("LEPTOS_SITE_ROOT")) else {
             println!(
                 "cargo::warning=release server built without cargo-leptos: it embeds no site \
-                 and its pages do not hydrate; `cargo leptos build --release` builds one file"
+                 and its pages do not hydrate; `cargo leptos build --release --split` builds one file"
             );
             return;
         };
@@ -75,7 +75,7 @@ mod site {
             if unhashed.exists() {
                 panic!(
                     "{} has no hash in its name: the site was rebuilt without hashing \
-                     (`cargo leptos watch`?); run `cargo leptos build --release`",
+                     (`cargo leptos watch`?); run `cargo leptos build --release --split`",
                     unhashed.display()
                 );
             }
@@ -89,7 +89,7 @@ mod site {
             if !pkg_dir.join(name).is_file() {
                 panic!(
                     "{} has no {name} ({kind} in {}): the site is not this build's; \
-                     run `cargo leptos build --release`",
+                     run `cargo leptos build --release --split`",
                     pkg_dir.display(),
                     hash_file.display()
                 );

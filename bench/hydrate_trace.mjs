@@ -1,7 +1,7 @@
 // Where a page's hydration time goes, from Chromium's own trace: for a
 // first visit (new browser context) and a repeat visit of PATH, the time on
-// the page's main thread between the boot script's marks `tandem:wasm-ready`
-// and `tandem:hydrated`, and how much of it V8 spent compiling wasm
+// the page's main thread between the marks `tandem:wasm-ready` (the boot
+// script's) and `tandem:hydrated` (the wasm's, once hydrated), and how much of it V8 spent compiling wasm
 // functions on their first call (`wasm.CompileLazy` trace events: V8
 // compiles a wasm function only when it is first called, on the calling
 // thread; a repeat visit gets compiled code from Chromium's code cache).

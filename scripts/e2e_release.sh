@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The Playwright specs of end2end/release against the release binary
 # deployed as one file: target/release/tandem (from `cargo leptos build
-# --release`) copied alone into an empty directory and started there on a
+# --release --split`) copied alone into an empty directory and started there on a
 # fresh database.
 set -euo pipefail
 cd "$(dirname "$0")/.."

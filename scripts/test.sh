@@ -22,7 +22,7 @@ cargo clippy --lib --no-default-features --features hydrate --target wasm32-unkn
 step "unit and integration tests"
 cargo test --features ssr
 
-step "the release binary as one file (cargo leptos build --release, tests/release_binary.rs)"
+step "the release binary as one file (cargo leptos build --release --split, tests/release_binary.rs)"
 cargo leptos build --release --split
 cargo test --features ssr --test release_binary -- --ignored
 scripts/e2e_release.sh

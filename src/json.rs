@@ -9,8 +9,8 @@
 //! the wasm. Everything the browser reads goes through `from_slice` now:
 //! frames, poll answers and the stored outbox through [`read`], resources
 //! through [`resource`] and the identity's `SharedValue` (the [`Json`]
-//! codec). That took about 4% off the
-//! wasm (README, "Page weight").
+//! codec). That took about 4% off the wasm (README, "Lazy routes, plain
+//! forms and one JSON reader").
 
 use leptos::prelude::*;
 use leptos::server::codee::{Decoder, Encoder};

@@ -22,7 +22,7 @@ fn target_dir() -> PathBuf {
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"))
 }
 
-/// The binary `cargo leptos build --release` writes.
+/// The binary `cargo leptos build --release --split` writes.
 fn release_binary() -> PathBuf {
     let exe = target_dir().join("release/tandem");
     assert!(

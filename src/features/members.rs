@@ -49,14 +49,27 @@ pub fn Members(room: Room, members: Vec<Member>) -> impl IntoView {
     let owner = use_identity().me.is_some_and(|me| me.id == room.owner_id);
     let list = RwSignal::new(members);
     let error = RwSignal::new(None::<String>);
-    // A change, then the list as it now stands; or why not.
+    // A change, then the list as it now stands; or why not. Only the newest
+    // change's answer is shown: the list an older one read may be stale.
+    let newest = StoredValue::new(0u64);
     let change = move |call: LocalBoxFuture<'static, Result<(), AppError>>| {
+        let mine = newest.get_value() + 1;
+        newest.set_value(mine);
         leptos::task::spawn_local(async move {
             let done = match call.await {
-                Ok(()) => room_members(room_id).await.map(|now| list.set(now)),
+                Ok(()) => room_members(room_id).await,
                 Err(e) => Err(e),
             };
-            error.set(done.err().map(|e| e.to_string()));
+            if newest.get_value() != mine {
+                return;
+            }
+            match done {
+                Ok(now) => {
+                    list.set(now);
+                    error.set(None);
+                }
+                Err(e) => error.set(Some(e.to_string())),
+            }
         });
     };
     let invite = move |f: &forms::Fields| {

@@ -39,14 +39,34 @@ pub fn prepare(options: &LeptosOptions) {
         );
     } else if cfg!(debug_assertions) {
         tracing::info!(site_root = %options.site_root, "serving the site folder");
+        if !split_site(&options.site_root, &options.site_pkg_dir) {
+            tracing::warn!(
+                site_root = %options.site_root,
+                "the site folder was built without `--split`: its JS imports a chunk loader \
+                 that does not exist, and its pages do not hydrate (`make run` and `make \
+                 watch` pass `--split`)"
+            );
+        }
     } else {
         tracing::warn!(
             site_root = %options.site_root,
             "this release binary carries no site (it was not built by `cargo leptos build \
-             --release`): serving the site folder, which may be from another build, and its \
-             pages do not hydrate"
+             --release --split`): serving the site folder, which may be from another build, \
+             and its pages do not hydrate"
         );
     }
+}
+
+/// Whether the site folder's front end was built with `--split` (it has a
+/// split manifest).
+fn split_site(site_root: &str, pkg_dir: &str) -> bool {
+    std::fs::read_dir(std::path::Path::new(site_root).join(pkg_dir)).is_ok_and(|files| {
+        files.flatten().any(|f| {
+            f.file_name()
+                .to_string_lossy()
+                .starts_with("__wasm_split_manifest")
+        })
+    })
 }
 
 /// The routes of the site's files.
