@@ -69,7 +69,13 @@ mod site {
         let pkg_dir = site_root.join(env("LEPTOS_SITE_PKG_DIR").unwrap_or_else(|| "pkg".into()));
         let output = env("LEPTOS_OUTPUT_NAME").expect("cargo-leptos sets LEPTOS_OUTPUT_NAME");
         let hash_file = exe_dir().join(env("LEPTOS_HASH_FILE_NAME").unwrap_or("hash.txt".into()));
-        let names = hashed_names(&hash_file, &output);
+        let hashes = std::fs::read_to_string(&hash_file).unwrap_or_else(|e| {
+            panic!(
+                "cannot read cargo-leptos's hash file {}: {e}",
+                hash_file.display()
+            )
+        });
+        let names = hashed_names(&hashes, &hash_file, &output);
         for ext in ["js", "wasm", "css"] {
             let unhashed = pkg_dir.join(format!("{output}.{ext}"));
             if unhashed.exists() {
@@ -97,7 +103,7 @@ mod site {
             let var = format!("TANDEM_SITE_{}", kind.to_uppercase());
             println!("cargo::rustc-env={var}={pkg_url}/{name}");
         }
-        split_manifest(&hash_file, &pkg_dir);
+        split_manifest(&hashes, &hash_file, &pkg_dir);
         println!("cargo::rerun-if-changed={}", hash_file.display());
         // memory-serve reports each file as a cargo warning unless told not to.
         std::env::set_var("MEMORY_SERVE_QUIET", "1");
@@ -113,15 +119,8 @@ mod site {
     /// is the manifest of the chunks each lazy function needs (the server
     /// names them in a page's preload links). A site built without `--split`
     /// is refused: its JS imports a loader that does not exist.
-    fn split_manifest(hash_file: &Path, pkg_dir: &Path) {
-        let text = std::fs::read_to_string(hash_file).unwrap_or_default();
-        let hash = |kind: &str| {
-            text.lines()
-                .filter_map(|l| l.split_once(':'))
-                .find(|(k, _)| k.trim() == kind)
-                .map(|(_, h)| h.trim().to_owned())
-        };
-        let (js, manifest) = match (hash("split"), hash("manifest")) {
+    fn split_manifest(hashes: &str, hash_file: &Path, pkg_dir: &Path) {
+        let (js, manifest) = match (hash_of(hashes, "split"), hash_of(hashes, "manifest")) {
             (Some(js), Some(manifest)) => {
                 let js = format!("__wasm_split.{js}.js");
                 let file = pkg_dir.join(format!("__wasm_split_manifest.{manifest}.json"));
@@ -161,23 +160,23 @@ mod site {
             .to_path_buf()
     }
 
+    /// The hash of `kind` in the text of cargo-leptos's hash file
+    /// (`js: <hash>` lines).
+    fn hash_of<'a>(hashes: &'a str, kind: &str) -> Option<&'a str> {
+        hashes
+            .lines()
+            .filter_map(|l| l.split_once(':'))
+            .find(|(k, _)| k.trim() == kind)
+            .map(|(_, h)| h.trim())
+    }
+
     /// `js`, `wasm` and `css` with their hashed file names, from the hash
-    /// file cargo-leptos writes (`js: <hash>` lines).
-    fn hashed_names(hash_file: &Path, output: &str) -> Vec<(&'static str, String)> {
-        let text = std::fs::read_to_string(hash_file).unwrap_or_else(|e| {
-            panic!(
-                "cannot read cargo-leptos's hash file {}: {e}",
-                hash_file.display()
-            )
-        });
+    /// file's text.
+    fn hashed_names(hashes: &str, hash_file: &Path, output: &str) -> Vec<(&'static str, String)> {
         ["js", "wasm", "css"]
             .into_iter()
             .map(|kind| {
-                let hash = text
-                    .lines()
-                    .filter_map(|l| l.split_once(':'))
-                    .find(|(k, _)| k.trim() == kind)
-                    .map(|(_, h)| h.trim())
+                let hash = hash_of(hashes, kind)
                     .unwrap_or_else(|| panic!("{} names no {kind} file", hash_file.display()));
                 (kind, format!("{output}.{hash}.{kind}"))
             })

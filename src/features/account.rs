@@ -16,6 +16,7 @@ use crate::json::{self, Json};
 use crate::model::{Me, NewToken, SessionInfo, TokenInfo};
 use leptos::prelude::*;
 use leptos::server_fn::codec::GetUrl;
+use leptos::server_fn::ServerFn;
 
 /// Creates an account and signs it in (sets the session cookie).
 #[server(endpoint = "sign_up")]
@@ -351,7 +352,7 @@ pub fn AccountPanel() -> impl IntoView {
                     <RevokeForm action="/api/revoke_token" id=t.id testid="revoke-token" />
                 </li>
             })}
-            <form class="create-token" method="post" action={forms::url::<CreateToken>()}
+            <form class="create-token" method="post" action={CreateToken::url()}
                 on:submit={forms::submit(create, |f| CreateToken {
                     label: f.text("label"), scopes: None, read: f.get("read"), write: f.get("write"), publish: f.get("publish"),
                 })}>

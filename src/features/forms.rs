@@ -50,11 +50,6 @@ impl Fields {
     }
 }
 
-/// The `method`/`action` of a form that posts to server function `S`.
-pub fn url<S: ServerFn>() -> &'static str {
-    S::url()
-}
-
 /// An `on:submit` handler: instead of the browser's post, `handle` gets
 /// the fields the form would have posted.
 pub fn on_submit(handle: impl Fn(&Fields) + 'static) -> impl Fn(leptos::ev::SubmitEvent) + 'static {
@@ -93,11 +88,11 @@ mod tests {
     #[test]
     fn forms_post_to_the_server_functions_url() {
         assert_eq!(
-            url::<crate::features::rooms::CreateRoom>(),
+            crate::features::rooms::CreateRoom::url(),
             "/api/create_room"
         );
         assert_eq!(
-            url::<crate::features::members::InviteMember>(),
+            crate::features::members::InviteMember::url(),
             "/api/invite_member"
         );
     }

@@ -8,6 +8,7 @@ use crate::error::AppError;
 use crate::model::{Member, Room};
 use leptos::prelude::*;
 use leptos::server_fn::codec::GetUrl;
+use leptos::server_fn::ServerFn;
 
 #[server(endpoint = "room_members", input = GetUrl)]
 pub async fn room_members(room_id: i64) -> Result<Vec<Member>, AppError> {
@@ -88,7 +89,7 @@ pub fn Members(room: Room, members: Vec<Member>) -> impl IntoView {
                             <span class="member-name">{m.name}</span>
                             {m.owner.then_some(" (owner)")}
                             {(owner && !m.owner).then(|| view! {
-                                <form class="inline" method="post" action={forms::url::<RemoveMember>()}
+                                <form class="inline" method="post" action={RemoveMember::url()}
                                     on:submit={forms::on_submit(remove)}>
                                     <input type="hidden" name="room_id" value=room_id.to_string() />
                                     <input type="hidden" name="user_id" value=user_id.to_string() />
@@ -100,7 +101,7 @@ pub fn Members(room: Room, members: Vec<Member>) -> impl IntoView {
                 }).collect_view()}
             </ul>
             {owner.then(|| view! {
-                <form class="invite" method="post" action={forms::url::<InviteMember>()}
+                <form class="invite" method="post" action={InviteMember::url()}
                     on:submit={forms::on_submit(invite)}>
                     <input type="hidden" name="room_id" value=room_id.to_string() />
                     <input name="name" required maxlength="32" placeholder="account name" aria-label="Account name to invite" data-testid="invite-name" />

@@ -10,6 +10,7 @@ use crate::json::{self, Json};
 use crate::model::{Room, RoomList};
 use leptos::prelude::*;
 use leptos::server_fn::codec::GetUrl;
+use leptos::server_fn::ServerFn;
 
 /// A page of rooms with an id above `after` (from the first if absent).
 #[server(endpoint = "list_rooms", input = GetUrl)]
@@ -223,7 +224,7 @@ pub fn RoomList() -> impl IntoView {
             </Transition>
             {if signed_in {
                 view! {
-                    <form class="create-room" method="post" action={forms::url::<CreateRoom>()}
+                    <form class="create-room" method="post" action={CreateRoom::url()}
                         on:submit={forms::submit(create, |f| CreateRoom { name: f.text("name"), private: f.get("private") })}>
                         <input name="name" required maxlength="64" placeholder="new room name" aria-label="New room name" data-testid="room-name" />
                         <label class="private">
